@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * softena wire program: every frame that reaches the wire interface goes to
+ * the AF_XDP socket of its receive queue, with RX metadata in front of it.
+ *
+ * The program is "xdp.frags" so it can be attached at jumbo MTUs; libxdp's
+ * built-in socket program is not, and fails above about 3.5 KB of MTU.
+ *
+ * Metadata: the wire driver's own RX hash and timestamp, read through the
+ * XDP metadata kfuncs when the program is loaded device-bound and the driver
+ * implements them. Drivers that do not answer leave the valid bits clear;
+ * softena then computes what it needs itself.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "softena_meta.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, SOFTENA_MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks_map SEC(".maps");
+
+/* The kfuncs are weak: the object still loads on a kernel without them. */
+extern int bpf_xdp_metadata_rx_hash(const struct xdp_md *ctx, __u32 *hash,
+				    __u32 *rss_type) __ksym __weak;
+extern int bpf_xdp_metadata_rx_timestamp(const struct xdp_md *ctx,
+					 __u64 *timestamp) __ksym __weak;
+
+static __always_inline int wire_rx(struct xdp_md *ctx, const int with_kfuncs)
+{
+	struct softena_rx_meta *meta;
+	__u32 qid = ctx->rx_queue_index;
+	void *data;
+
+	if (!bpf_map_lookup_elem(&xsks_map, &qid))
+		return XDP_PASS;
+
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)) == 0) {
+		meta = (void *)(long)ctx->data_meta;
+		data = (void *)(long)ctx->data;
+		if ((void *)(meta + 1) <= data) {
+			meta->magic = SOFTENA_META_MAGIC;
+			meta->flags = 0;
+			meta->rx_hash = 0;
+			meta->rx_hash_type = 0;
+			meta->rx_timestamp = 0;
+			if (with_kfuncs && bpf_xdp_metadata_rx_hash &&
+			    !bpf_xdp_metadata_rx_hash(ctx, &meta->rx_hash,
+						      &meta->rx_hash_type))
+				meta->flags |= SOFTENA_META_HASH;
+			if (with_kfuncs && bpf_xdp_metadata_rx_timestamp &&
+			    !bpf_xdp_metadata_rx_timestamp(ctx, &meta->rx_timestamp))
+				meta->flags |= SOFTENA_META_TIMESTAMP;
+		}
+	}
+	return bpf_redirect_map(&xsks_map, qid, XDP_PASS);
+}
+
+/* Native mode, loaded device-bound so the metadata kfuncs resolve. */
+SEC("xdp.frags")
+int softena_wire_rx(struct xdp_md *ctx)
+{
+	return wire_rx(ctx, 1);
+}
+
+/* Generic mode: device-bound programs cannot attach there, so no kfuncs. */
+SEC("xdp.frags")
+int softena_wire_rx_generic(struct xdp_md *ctx)
+{
+	return wire_rx(ctx, 0);
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,36 @@
+"""Build steps pyproject.toml cannot express: the cffi datapath and the XDP object."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+BPF_SOURCE = "bpf/softena_xdp.bpf.c"
+BPF_OBJECT = "softena/ports/softena_xdp.bpf.o"
+
+
+class BuildWithBpf(build_ext):
+    """Compile the wire's XDP program with clang next to the C datapath."""
+
+    def run(self) -> None:
+        super().run()
+        clang = shutil.which("clang")
+        if clang is None:
+            raise SystemExit("softena: clang is needed to build bpf/ (apt-get install clang)")
+        machine = subprocess.run(["gcc", "-dumpmachine"], capture_output=True,
+                                 text=True, check=True).stdout.strip()
+        out = BPF_OBJECT if self.inplace else os.path.join(self.build_lib, BPF_OBJECT)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        # Debian keeps asm/types.h under the multiarch include directory.
+        subprocess.run([clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{machine}",
+                        "-Ibpf", "-c", BPF_SOURCE, "-o", out], check=True)
+
+
+setup(
+    cffi_modules=["softena/datapath/build_native.py:ffibuilder"],
+    cmdclass={"build_ext": BuildWithBpf},
+)

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Packet parsing and the offload engines shared by the Tx and Rx paths. */
+#ifndef SN_PKT_H
+#define SN_PKT_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <linux/virtio_net.h>
+
+#include "softena_dp.h"
+
+/* The vnet header every tap fd of softena uses (TUNSETVNETHDRSZ). */
+#define SN_VNET_HDR_LEN		((int)sizeof(struct virtio_net_hdr_v1))
+/* Largest frame a tap hands over with GSO: 64 KiB of IP plus L2. */
+#define SN_MAX_FRAME		(65536 + 64)
+/* Most segments one GSO frame can turn into (64 KiB at an MSS of 88). */
+#define SN_MAX_SEGS		768
+
+struct sn_parsed {
+	uint16_t l3_off;	/* 0 when not IP */
+	uint16_t l4_off;	/* 0 when no TCP/UDP header to look at */
+	uint16_t l4_len;	/* L4 header + payload, from the IP header */
+	uint8_t ipver;		/* 4, 6 or 0 */
+	uint8_t l4_proto;	/* IPPROTO_TCP, IPPROTO_UDP or other */
+	uint8_t is_fragment;
+};
+
+int sn_parse(const uint8_t *f, size_t len, struct sn_parsed *p);
+
+/* One's-complement helpers, RFC 1071. Sums are kept in memory byte order. */
+uint32_t sn_csum_partial(const uint8_t *data, size_t len, uint32_t sum);
+uint16_t sn_csum_fold(uint32_t sum);
+uint32_t sn_pseudo_sum(const uint8_t *frame, const struct sn_parsed *p,
+		       uint32_t l4_len);
+
+/*
+ * Tx offload engine: turn one frame from the host (with its vnet header)
+ * into wire frames. Each output frame is asked of alloc(), filled, then
+ * reported with its length through commit(). Returns the number of wire
+ * frames, or a negative errno (-EINVAL malformed, -EMSGSIZE too big for the
+ * wire and not GSO, -ENOBUFS no buffer).
+ */
+struct sn_tx_sink {
+	uint8_t *(*alloc)(void *ctx, size_t need);
+	void (*commit)(void *ctx, uint8_t *buf, uint32_t len);
+	void *ctx;
+};
+
+struct sn_tx_result {
+	uint32_t wire_frames;
+	uint32_t wire_bytes;
+	uint8_t gso;		/* the frame was segmented */
+	uint8_t csum;		/* checksums were computed */
+};
+
+int sn_tx_process(const struct virtio_net_hdr_v1 *vh, const uint8_t *frame,
+		  size_t len, uint32_t mtu, int tso, int tx_csum,
+		  const struct sn_tx_sink *sink, struct sn_tx_result *res);
+
+/* Rx checksum check: 1 good, 0 nothing to check, -1 bad. */
+int sn_rx_csum(const uint8_t *frame, size_t len);
+
+#endif

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * softena datapath: the per-packet half of the device, called from Python
+ * once per NAPI batch with the GIL released.
+ *
+ * The interface is deliberately narrow, in the spirit of libxdp's xsk.h:
+ * create a device, attach each queue pair to its two ports, poll, wait.
+ * Counters live in plain structs that Python reads in place.
+ *
+ * Every declaration between the CDEF markers is also fed to cffi, so it must
+ * stay within what cffi's parser accepts (no macros with expressions).
+ */
+#ifndef SOFTENA_DP_H
+#define SOFTENA_DP_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+/* CDEF-BEGIN */
+#define SN_RSS_KEY_SIZE		40
+#define SN_RSS_INDIR_SIZE	128
+#define SN_MAX_QUEUES		64
+
+#define SN_WIRE_XSK		1
+#define SN_WIRE_TAP		2
+
+/* RSS hash field bits, as ethtool's RXH_* (ethtool -N rx-flow-hash). */
+#define SN_RXH_L2DA		2
+#define SN_RXH_VLAN		4
+#define SN_RXH_L3_PROTO		8
+#define SN_RXH_IP_SRC		16
+#define SN_RXH_IP_DST		32
+#define SN_RXH_L4_B_0_1		64
+#define SN_RXH_L4_B_2_3		128
+
+/* Flow types for sn_rss_config.fields[], as ethtool's flow types. */
+#define SN_FLOW_TCP4		0
+#define SN_FLOW_UDP4		1
+#define SN_FLOW_IP4		2
+#define SN_FLOW_TCP6		3
+#define SN_FLOW_UDP6		4
+#define SN_FLOW_IP6		5
+#define SN_FLOW_MAX		6
+
+/* Per-queue counters, named after the netdev family's qstats attributes. */
+struct sn_qstats {
+	uint64_t rx_packets;
+	uint64_t rx_bytes;
+	uint64_t rx_alloc_fail;
+	uint64_t rx_hw_drops;
+	uint64_t rx_hw_drop_overruns;
+	uint64_t rx_csum_complete;
+	uint64_t rx_csum_unnecessary;
+	uint64_t rx_csum_none;
+	uint64_t rx_csum_bad;
+	uint64_t rx_hw_gro_packets;
+	uint64_t rx_hw_gro_bytes;
+	uint64_t rx_hw_gro_wire_packets;
+	uint64_t rx_hw_gro_wire_bytes;
+	uint64_t tx_packets;
+	uint64_t tx_bytes;
+	uint64_t tx_hw_drops;
+	uint64_t tx_hw_drop_errors;
+	uint64_t tx_csum_none;
+	uint64_t tx_needs_csum;
+	uint64_t tx_hw_gso_packets;
+	uint64_t tx_hw_gso_bytes;
+	uint64_t tx_hw_gso_wire_packets;
+	uint64_t tx_hw_gso_wire_bytes;
+	uint64_t tx_stop;
+	uint64_t tx_wake;
+	/* softena's own: where Rx work went, and how the worker spent time */
+	uint64_t rx_wire_packets;	/* frames taken off the wire queue */
+	uint64_t rx_steered_out;	/* handed to another queue by RSS */
+	uint64_t rx_steered_in;		/* taken from other queues' handoff */
+	uint64_t napi_polls;
+	uint64_t napi_busy_polls;
+	uint64_t napi_sleeps;
+	uint64_t napi_wakeups;
+};
+
+/* Per-queue page pool counters, named after the page-pool-stats attributes. */
+struct sn_pp_stats {
+	uint64_t alloc_fast;
+	uint64_t alloc_slow;
+	uint64_t alloc_empty;
+	uint64_t alloc_refill;
+	uint64_t recycle_cached;
+	uint64_t recycle_cache_full;
+	uint64_t recycle_ring;
+	uint64_t recycle_ring_full;
+	uint64_t frames_total;		/* frames this pool owns */
+	uint64_t frames_free;		/* of which are in the pool now */
+};
+
+struct sn_dev_config {
+	uint32_t num_queues;
+	uint32_t wire_kind;		/* SN_WIRE_XSK or SN_WIRE_TAP */
+	uint32_t frame_size;		/* UMEM chunk; a power of two */
+	uint32_t frames_per_queue;	/* page pool size of each queue */
+	uint32_t ring_size;		/* xsk rx/tx/fill/comp ring entries */
+	uint32_t wire_mtu;		/* L3 MTU of the wire: TSO target */
+};
+
+struct sn_rss_config {
+	uint8_t key[40];
+	uint32_t indir[128];
+	uint32_t fields[6];		/* SN_RXH_* bits per SN_FLOW_* */
+};
+
+struct sn_offloads {
+	uint8_t tx_csum;		/* complete CHECKSUM_PARTIAL on Tx */
+	uint8_t tso;			/* segment GSO frames on Tx */
+	uint8_t rx_csum;		/* validate checksums on Rx */
+	uint8_t rxhash;			/* RSS spreads Rx (off: stay on wire queue) */
+};
+
+struct sn_dev;
+
+struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
+			     char *err, size_t errlen);
+void sn_dev_destroy(struct sn_dev *dev);
+void sn_dev_set_rss(struct sn_dev *dev, const struct sn_rss_config *rss);
+void sn_dev_set_offloads(struct sn_dev *dev, const struct sn_offloads *off);
+
+int sn_xdp_load(const char *obj_path, int ifindex, int native,
+		int *link_fd, int *xskmap_fd, char *err, size_t errlen);
+int sn_queue_attach_xsk(struct sn_dev *dev, uint32_t qid, int host_fd,
+			const char *ifname, int xskmap_fd,
+			char *err, size_t errlen);
+int sn_queue_attach_tap(struct sn_dev *dev, uint32_t qid, int host_fd,
+			int wire_fd, char *err, size_t errlen);
+int sn_queue_xsk_zerocopy(struct sn_dev *dev, uint32_t qid);
+
+int sn_napi_poll(struct sn_dev *dev, uint32_t qid, int budget);
+int sn_napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
+		 int timeout_ms);
+void sn_queue_kick(struct sn_dev *dev, uint32_t qid);
+
+struct sn_qstats *sn_queue_stats(struct sn_dev *dev, uint32_t qid);
+struct sn_pp_stats *sn_queue_pp_stats(struct sn_dev *dev, uint32_t qid);
+
+/* Packet routines, exported for tests against independent vectors. */
+uint32_t sn_toeplitz(const uint8_t *key, size_t keylen,
+		     const uint8_t *data, size_t len);
+uint16_t sn_inet_csum(const uint8_t *data, size_t len);
+int sn_rss_hash(const struct sn_rss_config *rss, const uint8_t *frame,
+		size_t len, uint32_t *hash);
+int sn_tx_offload(const uint8_t *vnet_hdr, const uint8_t *frame, size_t len,
+		  uint32_t mtu, uint8_t *out, size_t outlen,
+		  uint32_t *seg_lens, int max_segs);
+int sn_rx_csum_check(const uint8_t *frame, size_t len);
+/* CDEF-END */
+
+#endif
