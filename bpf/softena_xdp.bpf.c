@@ -23,9 +23,14 @@ struct {
 	__type(value, __u32);
 } xsks_map SEC(".maps");
 
+/* The kernel's enum; libbpf matches kfunc prototypes by kind and size. */
+enum xdp_rss_hash_type {
+	XDP_RSS_TYPE_NONE = 0,
+};
+
 /* The kfuncs are weak: the object still loads on a kernel without them. */
 extern int bpf_xdp_metadata_rx_hash(const struct xdp_md *ctx, __u32 *hash,
-				    __u32 *rss_type) __ksym __weak;
+				    enum xdp_rss_hash_type *rss_type) __ksym __weak;
 extern int bpf_xdp_metadata_rx_timestamp(const struct xdp_md *ctx,
 					 __u64 *timestamp) __ksym __weak;
 
@@ -49,7 +54,7 @@ static __always_inline int wire_rx(struct xdp_md *ctx, const int with_kfuncs)
 			meta->rx_timestamp = 0;
 			if (with_kfuncs && bpf_xdp_metadata_rx_hash &&
 			    !bpf_xdp_metadata_rx_hash(ctx, &meta->rx_hash,
-						      &meta->rx_hash_type))
+						      (enum xdp_rss_hash_type *)&meta->rx_hash_type))
 				meta->flags |= SOFTENA_META_HASH;
 			if (with_kfuncs && bpf_xdp_metadata_rx_timestamp &&
 			    !bpf_xdp_metadata_rx_timestamp(ctx, &meta->rx_timestamp))

@@ -249,12 +249,9 @@ void sn_dev_destroy(struct sn_dev *dev)
 	for (i = 0; i < nq; i++) {
 		struct sn_queue *q = &dev->q[i];
 
+		/* Tap fds belong to the Python ports; only the xsk is ours. */
 		if (q->xsk)
 			xsk_socket__delete(q->xsk);
-		else if (q->wire_fd >= 0)
-			close(q->wire_fd);
-		if (q->host_fd >= 0)
-			close(q->host_fd);
 		if (q->wake_fd > 0)
 			close(q->wake_fd);
 		free(q->free);

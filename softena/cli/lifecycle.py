@@ -1,0 +1,102 @@
+"""softena up / down: bring a device up in the background, take it down."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+from softena.control import ctlsock, daemon
+from softena.control.config import DeviceConfig, WireSpec, check_environment, parse_cpus
+from softena.control.device import clear_leftovers
+from softena.control.state import DeviceState, RUN_DIR, list_devices, log_path, pid_alive
+from softena.errors import SoftenaError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    up = sub.add_parser("up", help="bring a device up (default ena0 with a lab peer)")
+    up.add_argument("name", nargs="?", default="ena0", help="interface name (default ena0)")
+    up.add_argument("--queues", type=int, help="queue pairs (default: one per online CPU)")
+    up.add_argument("--cpus", type=parse_cpus, help="CPUs for the queue workers, e.g. 0,2-3")
+    up.add_argument("--wire", default="lab", help="lab (default), xdp:IFACE, tap or tap:NAME")
+    up.add_argument("--mtu", type=int, default=1500, help="MTU of the device and its wire")
+    up.add_argument("--foreground", action="store_true", help="stay attached (for supervisors)")
+    up.add_argument("--notify-fd", type=int, help=argparse.SUPPRESS)
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="take a device down and remove what it created")
+    down.add_argument("name", nargs="?", help="device (default: the only one, or ena0)")
+    down.set_defaults(func=cmd_down)
+
+
+def config_from_args(args: argparse.Namespace) -> DeviceConfig:
+    config = DeviceConfig(name=args.name, wire=WireSpec.parse(args.wire), mtu=args.mtu)
+    if args.queues is not None:
+        config.queues = args.queues
+    if args.cpus is not None:
+        config.cpus = args.cpus
+    config.validate()
+    return config
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if args.foreground:
+        return daemon.run(config, args.notify_fd)
+    check_environment(config)
+    return _spawn_background(args, config)
+
+
+def _spawn_background(args: argparse.Namespace, config: DeviceConfig) -> int:
+    """Start the device process detached and wait until it passes traffic."""
+    os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
+    rfd, wfd = os.pipe()
+    argv = [sys.executable, "-m", "softena", *sys.argv[1:], "--foreground", "--notify-fd", str(wfd)]
+    with open(log_path(config.name), "ab") as logf:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                pass_fds=(wfd,), start_new_session=True)
+    os.close(wfd)
+    with os.fdopen(rfd) as pipe:
+        line = pipe.readline().strip()
+    if line == "ready":
+        print(f"{config.name}: up, {config.queues} queue pairs, wire {config.wire.describe()}")
+        return 0
+    proc.wait(timeout=30)
+    # The device removed what it made; its log said no more than this line.
+    if os.path.exists(log_path(config.name)) and DeviceState.load(config.name) is None:
+        os.unlink(log_path(config.name))
+    if line.startswith("error "):
+        raise SoftenaError(line[len("error "):])
+    raise SoftenaError(f"{config.name}: the device process exited ({proc.returncode}); see its log")
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        raise SoftenaError("must be run as root")
+    name = args.name or _default_device()
+    state = DeviceState.load(name)
+    if state is None:
+        raise SoftenaError(f"{name}: no such device")
+    if not pid_alive(state.pid):
+        clear_leftovers(name)
+        print(f"{name}: cleared what a crashed device left behind")
+        return 0
+    try:
+        ctlsock.request(name, "shutdown")
+    except SoftenaError:
+        os.kill(state.pid, 15)
+    deadline = time.monotonic() + 20
+    while pid_alive(state.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid_alive(state.pid):
+        raise SoftenaError(f"{name}: device process {state.pid} did not stop within 20 s")
+    clear_leftovers(name)  # a no-op after a clean stop
+    print(f"{name}: down")
+    return 0
+
+
+def _default_device() -> str:
+    devices = list_devices()
+    return devices[0] if len(devices) == 1 else "ena0"

@@ -1,0 +1,80 @@
+"""softena status / stats: what the devices are doing, as tables or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from softena.control import ctlsock
+from softena.control.state import DeviceState, list_devices, pid_alive
+from softena.errors import SoftenaError
+
+# Columns of the default stats table; --all and --json show every counter.
+STATS_COLUMNS = ("rx-packets", "rx-bytes", "tx-packets", "tx-bytes", "rx-hw-drops", "tx-hw-drops",
+                 "rx-csum-unnecessary", "rx-csum-bad", "tx-hw-gso-packets", "tx-hw-gso-wire-packets",
+                 "rx-steered-out", "rx-steered-in")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    status = sub.add_parser("status", help="list devices: queues, CPUs, wire and its mode")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
+
+    stats = sub.add_parser("stats", help="per-queue counters of a device")
+    stats.add_argument("name", nargs="?", default="ena0")
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
+    stats.add_argument("--all", action="store_true", help="every counter, not the usual columns")
+    stats.set_defaults(func=cmd_stats)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    rows = []
+    for name in list_devices():
+        state = DeviceState.load(name)
+        if state is None:
+            continue
+        if not pid_alive(state.pid):
+            rows.append({"dev": name, "state": "crashed (run softena down to clear)", "pid": state.pid})
+            continue
+        try:
+            rows.append({"state": "up", **ctlsock.request(name, "status")})
+        except SoftenaError as exc:
+            rows.append({"dev": name, "state": f"not answering: {exc}", "pid": state.pid})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no softena devices")
+        return 0
+    table = Table(title="softena devices")
+    for col in ("device", "state", "pid", "queues", "CPUs", "wire", "mode", "MTU"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["dev"], r["state"], str(r.get("pid", "")), str(r.get("queues", "")),
+                      ",".join(map(str, r.get("cpus", []))),
+                      f"{r.get('wire', '')} {r.get('wire-ifname') or ''}".strip(),
+                      r.get("wire-mode", ""), str(r.get("mtu", "")))
+    Console().print(table)
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    stats = ctlsock.request(args.name, "stats")
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    queues = stats["queues"]
+    columns = [k for k in queues[0] if k != "queue-id"] if args.all else list(STATS_COLUMNS)
+    table = Table(title=f"{args.name} queue statistics")
+    table.add_column("queue")
+    for col in columns:
+        table.add_column(col, justify="right")
+    totals = {c: sum(q[c] for q in queues) for c in columns}
+    for q in queues:
+        table.add_row(str(q["queue-id"]), *(str(q[c]) for c in columns))
+    table.add_row("total", *(str(totals[c]) for c in columns), style="bold")
+    Console(width=max(120, 14 * (len(columns) + 1))).print(table)
+    return 0

@@ -1,0 +1,91 @@
+"""The device's bring-up configuration, validated before anything is created."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+
+from softena.device.features import DeviceAttributes
+from softena.errors import SoftenaError
+
+_IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,9}$")  # room for "-wire", "-peer"
+_ANY_IFNAME = re.compile(r"^[^\s/:]{1,15}$")  # what the kernel accepts
+
+
+@dataclass(frozen=True)
+class WireSpec:
+    """--wire: lab (veth to a peer namespace), xdp:IFACE, tap (in the lab) or tap:NAME."""
+
+    kind: str  # "xsk" or "tap"
+    iface: str | None  # existing interface (xdp:) or tap name (tap:NAME)
+    lab: bool  # the far end is eth0 in <dev>-peer
+
+    @classmethod
+    def parse(cls, text: str) -> WireSpec:
+        if text == "lab":
+            return cls("xsk", None, True)
+        if text == "tap":
+            return cls("tap", None, True)
+        kind, _, iface = text.partition(":")
+        if kind in ("xdp", "tap") and iface:
+            return cls("xsk" if kind == "xdp" else "tap", iface, False)
+        raise SoftenaError(f"invalid wire '{text}': use lab, xdp:IFACE, tap or tap:NAME")
+
+    def describe(self) -> str:
+        if self.lab:
+            return "lab veth (AF_XDP)" if self.kind == "xsk" else "lab tap"
+        return f"{'xdp' if self.kind == 'xsk' else 'tap'}:{self.iface}"
+
+
+@dataclass
+class DeviceConfig:
+    """Everything `softena up` was asked for."""
+
+    name: str = "ena0"
+    queues: int = field(default_factory=lambda: os.cpu_count() or 1)
+    cpus: list[int] = field(default_factory=lambda: sorted(os.sched_getaffinity(0)))
+    wire: WireSpec = field(default_factory=lambda: WireSpec.parse("lab"))
+    mtu: int = 1500
+    attrs: DeviceAttributes = field(default_factory=DeviceAttributes)
+
+    def validate(self) -> None:
+        """Refuse what cannot work, before any kernel object exists."""
+        if not _IFNAME.match(self.name):
+            raise SoftenaError(
+                f"invalid device name '{self.name}': 1-10 letters, digits, '_' or '.', starting with a letter")
+        self.attrs.check_queues(self.queues)
+        self.attrs.check_mtu(self.mtu)
+        allowed = os.sched_getaffinity(0)
+        bad = [c for c in self.cpus if c not in allowed]
+        if not self.cpus or bad:
+            raise SoftenaError(f"invalid --cpus: {bad or 'empty'} not among the allowed CPUs {sorted(allowed)}")
+        if self.wire.iface and not _ANY_IFNAME.match(self.wire.iface):
+            raise SoftenaError(f"invalid wire interface name '{self.wire.iface}'")
+
+
+def parse_cpus(text: str) -> list[int]:
+    """A CPU list as taskset takes it: '0,2-3'."""
+    cpus: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            cpus.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError as exc:
+        raise SoftenaError(f"invalid --cpus '{text}': expected a list such as 0,2-3") from exc
+    return sorted(set(cpus))
+
+
+def check_environment(config: DeviceConfig) -> None:
+    """Root, /dev/net/tun and the tools the chosen wire needs."""
+    if os.geteuid() != 0:
+        raise SoftenaError("must be run as root (CAP_NET_ADMIN and CAP_NET_RAW are needed)")
+    if not os.path.exists("/dev/net/tun"):
+        raise SoftenaError("/dev/net/tun is missing: load the tun module (modprobe tun)")
+    needed = {"ip": "iproute2"}
+    if config.wire.lab and config.wire.kind == "xsk":
+        needed["ethtool"] = "ethtool"
+    for tool, package in needed.items():
+        if shutil.which(tool) is None:
+            raise SoftenaError(f"missing dependency: {tool} (apt-get install {package})")

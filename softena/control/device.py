@@ -1,0 +1,280 @@
+"""One softena device: bring-up, running state and teardown, in order.
+
+This is the OS glue of the driver (ena_netdev.c's role): it creates the
+ports, the datapath and the workers, and takes them down in reverse order,
+also when bring-up fails half-way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import struct
+import time
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from softena.control.config import DeviceConfig, check_environment
+from softena.control.state import DeviceState, pid_alive, remove_files
+from softena.datapath.datapath import Datapath, DatapathConfig
+from softena.datapath.worker import NapiConfig, QueueWorker, cpu_for_queue
+from softena.device.rss import RssConfig
+from softena.errors import SoftenaError
+from softena.log import log
+from softena.ports import lab, tap, xsk
+
+
+def device_mac(name: str) -> str:
+    """A stable, locally administered unicast MAC derived from the device name."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, 0x5e, *digest[:4]))
+
+
+def icmp_echo(ident: int, seq: int) -> bytes:
+    """An ICMP echo request with its checksum."""
+    body = bytearray(struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"softena-up")
+    total = sum(int.from_bytes(body[i:i + 2], "big") for i in range(0, len(body), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    body[2:4] = (~total & 0xFFFF).to_bytes(2, "big")
+    return bytes(body)
+
+
+def link_exists(name: str) -> bool:
+    with IPRoute() as ipr:
+        return bool(ipr.link_lookup(ifname=name))
+
+
+class Device:
+    """A running softena device and everything it owns."""
+
+    def __init__(self, config: DeviceConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.lab_names = lab.LabNames(config.name)
+        self.rss = RssConfig(config.queues)
+        self.napi = NapiConfig()
+        self.offloads = {"tx_csum": True, "tso": True, "rx_csum": True, "rxhash": True}
+        self.state = DeviceState(config.name, os.getpid(), wire=config.wire.describe())
+        self.host_fds: list[int] = []
+        self.wire_fds: list[int] = []
+        self.xdp: xsk.XdpAttachment | None = None
+        self.datapath: Datapath | None = None
+        self.workers: list[QueueWorker] = []
+        self.ifindex = 0
+        self.wire_ifname: str | None = None
+        self.xdp_mode = "-"
+        self.started_at = 0.0
+
+    # ---- bring-up ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Bring the device up; on any failure, undo what was done and raise."""
+        cfg = self.config
+        cfg.validate()
+        check_environment(cfg)
+        clear_leftovers(self.name)
+        if link_exists(self.name):
+            raise SoftenaError(f"{self.name}: device name already taken")
+        if cfg.wire.kind == "xsk":
+            xsk.check_af_xdp()
+            xsk.bpf_object_path()
+        if cfg.wire.iface and cfg.wire.kind == "xsk" and not link_exists(cfg.wire.iface):
+            raise SoftenaError(f"{self.name}: wire interface {cfg.wire.iface} does not exist")
+        if cfg.wire.kind == "tap" and cfg.wire.iface and link_exists(cfg.wire.iface):
+            raise SoftenaError(f"{self.name}: wire tap name {cfg.wire.iface} already taken")
+        self.state.save()
+        try:
+            self._create_wire()
+            self._create_host_port()
+            self._create_datapath()
+            self._start_workers()
+            tap.set_carrier(self.host_fds[0], True)
+            if cfg.wire.kind == "tap":
+                tap.set_carrier(self.wire_fds[0], True)
+            if cfg.wire.lab:
+                self._wait_lab_reachable()
+        except (OSError, NetlinkError) as exc:
+            self.stop()
+            raise SoftenaError(f"{self.name}: bring-up failed: {exc}") from exc
+        except BaseException:
+            self.stop()
+            raise
+        self.started_at = time.monotonic()
+        log(self.name, "info", f"up: {cfg.queues} queue pairs on CPUs {self.cpu_list()}, "
+                               f"wire {cfg.wire.describe()} ({self.xdp_mode})")
+
+    def _create_wire(self) -> None:
+        cfg, names = self.config, self.lab_names
+        if cfg.wire.lab:
+            self.state.netns = names.netns
+            self.state.save()
+            lab.create_netns(names)
+        if cfg.wire.kind == "xsk":
+            if cfg.wire.lab:
+                self.state.links.append(names.wire)
+                self.state.save()
+                lab.create_veth(names, cfg.queues, cfg.mtu)
+                lab.configure_peer(names)
+                self.wire_ifname = names.wire
+            else:
+                self.wire_ifname = cfg.wire.iface
+            with IPRoute() as ipr:
+                index = ipr.link_lookup(ifname=self.wire_ifname)[0]
+                ipr.link("set", index=index, state="up")
+            self.xdp = xsk.attach(self.wire_ifname, index)
+            self.xdp_mode = self.xdp.mode
+            return
+        # A tap wire: our fds, the netdev in the peer namespace or on the host.
+        self.wire_ifname = cfg.wire.iface or names.wire
+        self.state.links.append(self.wire_ifname)
+        self.state.save()
+        self.wire_fds = tap.open_queues(self.wire_ifname, cfg.queues,
+                                        tap.offload_flags(tx_csum=True, tso=True))
+        self.xdp_mode = "tap, vnet headers"
+        with IPRoute() as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname=self.wire_ifname)[0], mtu=cfg.mtu)
+        if cfg.wire.lab:
+            lab.move_to_peer(names, self.wire_ifname)
+            lab.configure_peer(names, checksum_offload=True)
+        else:
+            with IPRoute() as ipr:
+                ipr.link("set", index=ipr.link_lookup(ifname=self.wire_ifname)[0], state="up")
+
+    def _create_host_port(self) -> None:
+        cfg = self.config
+        self.host_fds = tap.open_queues(self.name, cfg.queues, self._host_offloads())
+        with IPRoute() as ipr:
+            self.ifindex = ipr.link_lookup(ifname=self.name)[0]
+            tap.set_carrier(self.host_fds[0], False)
+            ipr.link("set", index=self.ifindex, address=device_mac(self.name), mtu=cfg.mtu)
+            ipr.link("set", index=self.ifindex, state="up")
+        if cfg.wire.lab:
+            lab.address_host(self.name)
+
+    def _host_offloads(self) -> int:
+        return tap.offload_flags(self.offloads["tx_csum"], self.offloads["tso"])
+
+    def _create_datapath(self) -> None:
+        cfg = self.config
+        self.datapath = Datapath(DatapathConfig(cfg.queues, cfg.wire.kind, cfg.mtu))
+        self.datapath.set_rss(self.rss)
+        self.datapath.set_offloads(**self.offloads)
+        for qid in range(cfg.queues):
+            if cfg.wire.kind == "xsk":
+                self.datapath.attach_xsk(qid, self.host_fds[qid], self.wire_ifname, self.xdp.xskmap_fd)
+            else:
+                self.datapath.attach_tap(qid, self.host_fds[qid], self.wire_fds[qid])
+        if cfg.wire.kind == "xsk":
+            self.xdp_mode += ", zero-copy" if self.datapath.zerocopy(0) else ", copy"
+
+    def _start_workers(self) -> None:
+        cpus = self.config.cpus
+        for qid in range(self.config.queues):
+            worker = QueueWorker(self.datapath, self.name, qid, cpu_for_queue(qid, cpus), self.napi)
+            self.workers.append(worker)
+            worker.start()
+        for worker in self.workers:
+            if not worker.wait_started():
+                raise SoftenaError(f"{self.name}: queue {worker.qid} worker did not start")
+
+    def _wait_lab_reachable(self, timeout: float = 5.0) -> None:
+        """Up means passing traffic: an ICMP echo to the peer must come back."""
+        deadline = time.monotonic() + timeout
+        ident = os.getpid() & 0xFFFF
+        # A raw socket: ping sockets depend on net.ipv4.ping_group_range.
+        with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
+            s.settimeout(0.2)
+            seq = 0
+            while time.monotonic() < deadline:
+                seq += 1
+                s.sendto(icmp_echo(ident, seq), (lab.PEER_V4, 0))
+                try:
+                    while True:
+                        reply = s.recv(1500)
+                        icmp = reply[(reply[0] & 0xF) * 4:]
+                        if icmp[0] == 0 and int.from_bytes(icmp[4:6], "big") == ident:
+                            return
+                except OSError:
+                    pass
+        raise SoftenaError(f"{self.name}: no traffic passes to the lab peer {lab.PEER_V4} within {timeout:.0f} s")
+
+    # ---- teardown ---------------------------------------------------------
+
+    def stop(self) -> None:
+        """Take everything down in reverse order; safe on a partial bring-up."""
+        if self.host_fds:
+            try:
+                tap.set_carrier(self.host_fds[0], False)
+            except OSError:
+                pass
+        for worker in self.workers:
+            worker.stop()
+        for worker in self.workers:
+            worker.join(timeout=5)
+        self.workers = []
+        if self.datapath is not None:
+            self.datapath.close()
+            self.datapath = None
+        if self.xdp is not None:
+            self.xdp.close()
+            self.xdp = None
+        tap.close_all(self.host_fds + self.wire_fds)
+        self.host_fds, self.wire_fds = [], []
+        remove_kernel_objects(self.state)
+        remove_files(self.name)
+
+    # ---- inspection -------------------------------------------------------
+
+    def cpu_list(self) -> list[int]:
+        return [cpu_for_queue(q, self.config.cpus) for q in range(self.config.queues)]
+
+    def status(self) -> dict:
+        """What `softena status` shows of this device."""
+        return {
+            "dev": self.name,
+            "pid": os.getpid(),
+            "ifindex": self.ifindex,
+            "queues": self.config.queues,
+            "cpus": self.cpu_list(),
+            "threads": [w.name for w in self.workers],
+            "wire": self.config.wire.describe(),
+            "wire-ifname": self.wire_ifname,
+            "wire-mode": self.xdp_mode,
+            "mtu": self.config.mtu,
+            "uptime": round(time.monotonic() - self.started_at, 1),
+        }
+
+    def stats(self) -> dict:
+        """Per-queue counters and page pools, as `softena stats` prints them."""
+        queues = [{"queue-id": q, **self.datapath.queue_stats(q)} for q in range(self.config.queues)]
+        pools = [{"queue-id": q, **self.datapath.page_pool_stats(q)} for q in range(self.config.queues)]
+        return {"dev": self.name, "ifindex": self.ifindex, "queues": queues, "page-pools": pools}
+
+
+def remove_kernel_objects(state: DeviceState) -> None:
+    """Delete the namespace and links a device record lists. Idempotent."""
+    if state.netns and lab.ns_exists(state.netns):
+        lab.netns.remove(state.netns)
+    with IPRoute() as ipr:
+        for name in state.links:
+            for index in ipr.link_lookup(ifname=name):
+                try:
+                    ipr.link("del", index=index)
+                except NetlinkError:
+                    pass
+
+
+def clear_leftovers(dev: str) -> bool:
+    """Clean up after a device whose process died; refuse if it still runs."""
+    state = DeviceState.load(dev)
+    if state is None:
+        return False
+    if state.pid != os.getpid() and pid_alive(state.pid):
+        raise SoftenaError(f"{dev}: device is already up (pid {state.pid})")
+    log(dev, "notice", f"clearing what pid {state.pid} left behind")
+    remove_kernel_objects(state)
+    remove_files(dev)
+    return True

@@ -1,0 +1,80 @@
+"""What a running device leaves in /run/softena, and how leftovers are found.
+
+<dev>.json records the daemon's pid and every kernel object it created, and
+is written before the first of them exists, so a crashed daemon (kill -9)
+can be cleaned up by the next `softena up` or `softena down` of that device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+RUN_DIR = "/run/softena"
+
+
+def state_path(dev: str) -> str:
+    return os.path.join(RUN_DIR, f"{dev}.json")
+
+
+def socket_path(dev: str) -> str:
+    return os.path.join(RUN_DIR, f"{dev}.sock")
+
+
+def log_path(dev: str) -> str:
+    return os.path.join(RUN_DIR, f"{dev}.log")
+
+
+@dataclass
+class DeviceState:
+    """The record of one device's process and kernel objects."""
+
+    dev: str
+    pid: int
+    wire: str  # the --wire spec
+    netns: str | None = None  # peer namespace we created
+    links: list[str] = field(default_factory=list)  # host links we created
+
+    def save(self) -> None:
+        """Write atomically: a reader never sees half a record."""
+        os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
+        tmp = state_path(self.dev) + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(asdict(self), f)
+        os.replace(tmp, state_path(self.dev))
+
+    @classmethod
+    def load(cls, dev: str) -> DeviceState | None:
+        try:
+            with open(state_path(dev)) as f:
+                return cls(**json.load(f))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def list_devices() -> list[str]:
+    """Names of devices with a record, running or left over."""
+    try:
+        names = os.listdir(RUN_DIR)
+    except OSError:
+        return []
+    return sorted(n[:-5] for n in names if n.endswith(".json"))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether PID is a live softena process (not a reused pid)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"softena" in f.read()
+    except OSError:
+        return False
+
+
+def remove_files(dev: str) -> None:
+    """Drop the record, socket and log of DEV."""
+    for path in (state_path(dev), socket_path(dev), log_path(dev), state_path(dev) + ".tmp"):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass

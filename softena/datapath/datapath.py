@@ -1,0 +1,99 @@
+"""The device's datapath: the C queue pairs, owned and configured from Python."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from softena.datapath.native import error_buffer, error_text, ffi, lib, struct_to_dict
+from softena.device.rss import RssConfig
+from softena.errors import SoftenaError
+
+XSK_FRAME_SIZE = 4096
+# A tap wire hands over whole GSO frames: 64 KiB plus headers, 4 KiB-rounded.
+TAP_FRAME_SIZE = 69632
+
+
+@dataclass
+class DatapathConfig:
+    """Sizes of the region, pools and rings."""
+
+    num_queues: int
+    wire_kind: str  # "xsk" or "tap"
+    wire_mtu: int
+    ring_size: int = 2048
+
+    def native(self):
+        cfg = ffi.new("struct sn_dev_config *")
+        cfg.num_queues = self.num_queues
+        cfg.wire_mtu = self.wire_mtu
+        cfg.ring_size = self.ring_size
+        if self.wire_kind == "xsk":
+            cfg.wire_kind = lib.SN_WIRE_XSK
+            cfg.frame_size = XSK_FRAME_SIZE
+            # Fill ring + Tx ring in flight, and as much again in the host's hands.
+            cfg.frames_per_queue = 4 * self.ring_size
+        else:
+            cfg.wire_kind = lib.SN_WIRE_TAP
+            cfg.frame_size = TAP_FRAME_SIZE
+            cfg.frames_per_queue = 2 * self.ring_size
+        return cfg
+
+
+class Datapath:
+    """One struct sn_dev: queue pairs, page pools and cross-queue rings."""
+
+    def __init__(self, config: DatapathConfig) -> None:
+        err = error_buffer()
+        self.config = config
+        dev = lib.sn_dev_create(config.native(), err, len(err))
+        if dev == ffi.NULL:
+            raise SoftenaError(f"datapath: {error_text(err)}")
+        self._dev = dev
+
+    @property
+    def handle(self):
+        """The sn_dev pointer, for the workers' batch calls."""
+        return self._dev
+
+    def attach_xsk(self, qid: int, host_fd: int, ifname: str, xskmap_fd: int) -> None:
+        """Give queue QID its tap fd and an AF_XDP socket on IFNAME queue QID."""
+        err = error_buffer()
+        if lib.sn_queue_attach_xsk(self._dev, qid, host_fd, ifname.encode(), xskmap_fd, err, len(err)):
+            raise SoftenaError(f"{ifname}: queue {qid}: {error_text(err)}")
+
+    def attach_tap(self, qid: int, host_fd: int, wire_fd: int) -> None:
+        """Give queue QID its host tap fd and its wire tap fd."""
+        err = error_buffer()
+        if lib.sn_queue_attach_tap(self._dev, qid, host_fd, wire_fd, err, len(err)):
+            raise SoftenaError(f"queue {qid}: {error_text(err)}")
+
+    def zerocopy(self, qid: int) -> bool:
+        """Whether queue QID's socket runs in zero-copy mode."""
+        return lib.sn_queue_xsk_zerocopy(self._dev, qid) == 1
+
+    def set_rss(self, rss: RssConfig) -> None:
+        """Load key, table and fields into the datapath."""
+        lib.sn_dev_set_rss(self._dev, rss.to_native(ffi))
+
+    def set_offloads(self, tx_csum: bool, tso: bool, rx_csum: bool, rxhash: bool) -> None:
+        """Switch the offload engines."""
+        off = ffi.new("struct sn_offloads *", (tx_csum, tso, rx_csum, rxhash))
+        lib.sn_dev_set_offloads(self._dev, off)
+
+    def queue_stats(self, qid: int) -> dict[str, int]:
+        """Counters of queue QID under their qstats names."""
+        return struct_to_dict(lib.sn_queue_stats(self._dev, qid), "struct sn_qstats")
+
+    def page_pool_stats(self, qid: int) -> dict[str, int]:
+        """Page pool counters of queue QID."""
+        return struct_to_dict(lib.sn_queue_pp_stats(self._dev, qid), "struct sn_pp_stats")
+
+    def kick(self, qid: int) -> None:
+        """Wake worker QID out of its sleep."""
+        lib.sn_queue_kick(self._dev, qid)
+
+    def close(self) -> None:
+        """Free queues, sockets and the region; workers must have stopped."""
+        if self._dev is not None:
+            lib.sn_dev_destroy(self._dev)
+            self._dev = None

@@ -1,0 +1,32 @@
+"""The compiled C datapath, with a clear error when the package was not built."""
+
+from __future__ import annotations
+
+from softena.errors import SoftenaError
+
+try:
+    from softena.datapath._native import ffi, lib  # noqa: F401  (re-exported)
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise SoftenaError(
+        f"the C datapath is not built ({exc}): install with `pip install .` "
+        "(needs gcc, libxdp-dev, libbpf-dev)") from exc
+
+
+def error_buffer():
+    """A char[] the C side fills with its reason on failure."""
+    return ffi.new("char[]", 256)
+
+
+def error_text(buf) -> str:
+    """The reason the C side wrote."""
+    return ffi.string(buf).decode(errors="replace")
+
+
+def struct_fields(ctype: str) -> list[str]:
+    """Field names of a C struct, in declaration order."""
+    return [name for name, _ in ffi.typeof(ctype).fields]
+
+
+def struct_to_dict(ptr, ctype: str) -> dict[str, int]:
+    """Counters of a C struct, under the netdev family's dashed names."""
+    return {name.replace("_", "-"): int(getattr(ptr, name)) for name in struct_fields(ctype)}

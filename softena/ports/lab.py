@@ -1,0 +1,136 @@
+"""The lab wire: a veth pair whose far end is eth0 in a peer namespace.
+
+It stands in for the network cable and the machine at its other end, so a
+fresh host can push real traffic through softena with nothing else set up.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+
+from pyroute2 import IPRoute, NetNS, netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from softena.errors import SoftenaError
+
+IFA_F_NODAD = 0x02  # addresses usable at once: the lab has no duplicates
+
+PEER_IFNAME = "eth0"
+HOST_V4, PEER_V4 = "198.18.0.1", "198.18.0.2"
+HOST_V6, PEER_V6 = "2001:2::1", "2001:2::2"
+V4_PREFIX, V6_PREFIX = 24, 64
+
+
+@dataclass(frozen=True)
+class LabNames:
+    """The names one device's lab uses: all derived, so leftovers can be found."""
+
+    dev: str
+
+    @property
+    def netns(self) -> str:
+        return f"{self.dev}-peer"
+
+    @property
+    def wire(self) -> str:
+        return f"{self.dev}-wire"
+
+
+def ns_exists(name: str) -> bool:
+    """Whether network namespace NAME exists (as `ip netns list` shows it)."""
+    return name in netns.listnetns()
+
+
+def link_index(ipr: IPRoute, name: str) -> int | None:
+    """The ifindex of NAME in IPR's namespace, or None."""
+    found = ipr.link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def create_netns(names: LabNames) -> None:
+    """Make the peer namespace with its loopback up."""
+    if ns_exists(names.netns):
+        raise SoftenaError(f"{names.dev}: namespace {names.netns} already exists")
+    netns.create(names.netns)
+    with NetNS(names.netns) as ns:
+        ns.link("set", index=link_index(ns, "lo"), state="up")
+
+
+def create_veth(names: LabNames, queues: int, mtu: int) -> int:
+    """Create the veth wire, its far end as eth0 in the peer namespace.
+
+    Both ends get QUEUES queues, so the wire spreads like the device does.
+    Returns the ifindex of the host end.
+    """
+    with IPRoute() as ipr:
+        try:
+            ipr.link("add", ifname=names.wire, kind="veth", mtu=mtu,
+                     num_tx_queues=queues, num_rx_queues=queues,
+                     peer={"ifname": PEER_IFNAME, "net_ns_fd": names.netns, "mtu": mtu,
+                           "num_tx_queues": queues, "num_rx_queues": queues})
+        except NetlinkError as exc:
+            raise SoftenaError(f"{names.dev}: cannot create wire {names.wire}: {os.strerror(exc.code)}") from exc
+        index = link_index(ipr, names.wire)
+        # The wire is a cable: the host must not talk on it by itself.
+        _sysctl(f"net/ipv6/conf/{names.wire}/disable_ipv6", "1")
+        ipr.link("set", index=index, state="up")
+    return index
+
+
+def configure_peer(names: LabNames, checksum_offload: bool = False) -> None:
+    """Address and bring up the peer's eth0.
+
+    Without CHECKSUM_OFFLOAD its Tx checksum offload goes off: on veth,
+    offloaded frames would reach AF_XDP with incomplete checksums, which a
+    real cable never carries. A tap wire carries vnet headers and keeps it.
+    """
+    with NetNS(names.netns) as ns:
+        index = link_index(ns, PEER_IFNAME)
+        ns.addr("add", index=index, address=PEER_V4, prefixlen=V4_PREFIX)
+        ns.addr("add", index=index, address=PEER_V6, prefixlen=V6_PREFIX, flags=IFA_F_NODAD)
+        ns.link("set", index=index, state="up")
+    if not checksum_offload:
+        run_in_netns(names.netns, ["ethtool", "-K", PEER_IFNAME, "tx", "off"])
+
+
+def address_host(ifname: str) -> None:
+    """Give the device its lab addresses."""
+    with IPRoute() as ipr:
+        index = link_index(ipr, ifname)
+        ipr.addr("add", index=index, address=HOST_V4, prefixlen=V4_PREFIX)
+        ipr.addr("add", index=index, address=HOST_V6, prefixlen=V6_PREFIX, flags=IFA_F_NODAD)
+
+
+def move_to_peer(names: LabNames, ifname: str) -> None:
+    """Move a host interface (a tap wire) into the peer namespace as eth0."""
+    with IPRoute() as ipr:
+        ipr.link("set", index=link_index(ipr, ifname), net_ns_fd=names.netns)
+    with NetNS(names.netns) as ns:
+        ns.link("set", index=link_index(ns, ifname), ifname=PEER_IFNAME)
+
+
+def run_in_netns(name: str, argv: list[str]) -> None:
+    """Run a tool inside namespace NAME; its failure is a SoftenaError."""
+    proc = subprocess.run(["ip", "netns", "exec", name, *argv], capture_output=True, text=True)
+    if proc.returncode:
+        raise SoftenaError(f"{' '.join(argv)} in {name} failed: {proc.stderr.strip()}")
+
+
+def remove(names: LabNames) -> None:
+    """Remove the lab: the namespace (and with it eth0) and the wire. Idempotent."""
+    if ns_exists(names.netns):
+        netns.remove(names.netns)
+    with IPRoute() as ipr:
+        index = link_index(ipr, names.wire)
+        if index is not None:
+            try:
+                ipr.link("del", index=index)
+            except NetlinkError:
+                pass  # went with its peer's namespace
+
+
+def _sysctl(path: str, value: str) -> None:
+    with open(f"/proc/sys/{path}", "w") as f:
+        f.write(value)

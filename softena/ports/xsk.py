@@ -1,0 +1,64 @@
+"""The AF_XDP wire: the XDP program from bpf/ on the wire interface, one socket per queue.
+
+Loading and the sockets go through libbpf and libxdp inside the C module; this
+file decides the mode and owns the fds that keep the program attached.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from importlib import resources
+
+from softena.datapath.native import error_buffer, error_text, ffi, lib
+from softena.errors import SoftenaError
+
+AF_XDP = 44
+
+
+def bpf_object_path() -> str:
+    """Where the install put the compiled wire program."""
+    path = resources.files("softena.ports") / "softena_xdp.bpf.o"
+    if not path.is_file():
+        raise SoftenaError("the XDP program is not built: reinstall softena (needs clang)")
+    return str(path)
+
+
+def check_af_xdp() -> None:
+    """Fail early, with the alternative, where the kernel refuses AF_XDP."""
+    try:
+        socket.socket(AF_XDP, socket.SOCK_RAW, 0).close()
+    except OSError as exc:
+        raise SoftenaError(
+            f"AF_XDP is not available ({exc.strerror}): use a tap wire instead, --wire tap") from exc
+
+
+@dataclass
+class XdpAttachment:
+    """The wire program attached to one interface; closing it detaches it."""
+
+    ifname: str
+    link_fd: int
+    xskmap_fd: int
+    mode: str  # "native" or "generic"
+
+    def close(self) -> None:
+        """Detach (the kernel drops a link with its last fd)."""
+        for fd in (self.link_fd, self.xskmap_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.link_fd = self.xskmap_fd = -1
+
+
+def attach(ifname: str, ifindex: int) -> XdpAttachment:
+    """Attach the wire program, native mode where the driver has it, generic otherwise."""
+    obj = bpf_object_path().encode()
+    link_fd, map_fd = ffi.new("int *", -1), ffi.new("int *", -1)
+    reasons = []
+    for native, mode in ((1, "native"), (0, "generic")):
+        err = error_buffer()
+        if lib.sn_xdp_load(obj, ifindex, native, link_fd, map_fd, err, len(err)) == 0:
+            return XdpAttachment(ifname, link_fd[0], map_fd[0], mode)
+        reasons.append(f"{mode}: {error_text(err)}")
+    raise SoftenaError(f"{ifname}: cannot attach the XDP program ({'; '.join(reasons)})")
