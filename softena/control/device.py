@@ -17,7 +17,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from softena.control.config import DeviceConfig, check_environment
-from softena.control.state import DeviceState, pid_alive, remove_files
+from softena.control.state import DeviceState, lab_indexes_in_use, pid_alive, remove_files
 from softena.datapath.datapath import Datapath, DatapathConfig
 from softena.datapath.worker import NapiConfig, QueueWorker, cpu_for_queue
 from softena.device.rss import RssConfig
@@ -56,7 +56,7 @@ class Device:
         self.lab_names = lab.LabNames(config.name)
         self.rss = RssConfig(config.queues)
         self.napi = NapiConfig()
-        self.offloads = {"tx_csum": True, "tso": True, "rx_csum": True, "rxhash": True}
+        self.offloads = {"tx_csum": True, "tso": True, "rx_csum": True, "rxhash": True, "hw_gro": True}
         self.state = DeviceState(config.name, os.getpid(), wire=config.wire.describe())
         self.host_fds: list[int] = []
         self.wire_fds: list[int] = []
@@ -109,7 +109,12 @@ class Device:
     def _create_wire(self) -> None:
         cfg, names = self.config, self.lab_names
         if cfg.wire.lab:
-            self.state.netns = names.netns
+            used = lab_indexes_in_use(self.name)
+            free = [i for i in range(lab.MAX_LABS) if i not in used]
+            if not free:
+                raise SoftenaError(f"{self.name}: all {lab.MAX_LABS} lab subnets are in use")
+            names = self.lab_names = lab.LabNames(self.name, free[0])
+            self.state.netns, self.state.lab_index = names.netns, names.index
             self.state.save()
             lab.create_netns(names)
         if cfg.wire.kind == "xsk":
@@ -152,7 +157,7 @@ class Device:
             ipr.link("set", index=self.ifindex, address=device_mac(self.name), mtu=cfg.mtu)
             ipr.link("set", index=self.ifindex, state="up")
         if cfg.wire.lab:
-            lab.address_host(self.name)
+            lab.address_host(self.lab_names)
 
     def _host_offloads(self) -> int:
         return tap.offload_flags(self.offloads["tx_csum"], self.offloads["tso"])
@@ -190,7 +195,7 @@ class Device:
             seq = 0
             while time.monotonic() < deadline:
                 seq += 1
-                s.sendto(icmp_echo(ident, seq), (lab.PEER_V4, 0))
+                s.sendto(icmp_echo(ident, seq), (self.lab_names.peer_v4, 0))
                 try:
                     while True:
                         reply = s.recv(1500)
@@ -199,7 +204,7 @@ class Device:
                             return
                 except OSError:
                     pass
-        raise SoftenaError(f"{self.name}: no traffic passes to the lab peer {lab.PEER_V4} within {timeout:.0f} s")
+        raise SoftenaError(f"{self.name}: no traffic passes to the lab peer {self.lab_names.peer_v4} within {timeout:.0f} s")
 
     # ---- teardown ---------------------------------------------------------
 
@@ -244,6 +249,8 @@ class Device:
             "wire-ifname": self.wire_ifname,
             "wire-mode": self.xdp_mode,
             "mtu": self.config.mtu,
+            "lab": {"netns": self.lab_names.netns, "host": [self.lab_names.host_v4, self.lab_names.host_v6],
+                    "peer": [self.lab_names.peer_v4, self.lab_names.peer_v6]} if self.config.wire.lab else None,
             "uptime": round(time.monotonic() - self.started_at, 1),
         }
 

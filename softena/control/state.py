@@ -34,6 +34,7 @@ class DeviceState:
     pid: int
     wire: str  # the --wire spec
     netns: str | None = None  # peer namespace we created
+    lab_index: int | None = None  # which lab subnet it uses
     links: list[str] = field(default_factory=list)  # host links we created
 
     def save(self) -> None:
@@ -78,3 +79,13 @@ def remove_files(dev: str) -> None:
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+
+def lab_indexes_in_use(except_dev: str) -> set[int]:
+    """Lab subnets taken by other devices that are still running."""
+    used = set()
+    for name in list_devices():
+        state = DeviceState.load(name)
+        if name != except_dev and state and state.lab_index is not None and pid_alive(state.pid):
+            used.add(state.lab_index)
+    return used

@@ -75,9 +75,9 @@ class Datapath:
         """Load key, table and fields into the datapath."""
         lib.sn_dev_set_rss(self._dev, rss.to_native(ffi))
 
-    def set_offloads(self, tx_csum: bool, tso: bool, rx_csum: bool, rxhash: bool) -> None:
+    def set_offloads(self, tx_csum: bool, tso: bool, rx_csum: bool, rxhash: bool, hw_gro: bool) -> None:
         """Switch the offload engines."""
-        off = ffi.new("struct sn_offloads *", (tx_csum, tso, rx_csum, rxhash))
+        off = ffi.new("struct sn_offloads *", (tx_csum, tso, rx_csum, rxhash, hw_gro))
         lib.sn_dev_set_offloads(self._dev, off)
 
     def queue_stats(self, qid: int) -> dict[str, int]:

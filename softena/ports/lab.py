@@ -18,16 +18,36 @@ from softena.errors import SoftenaError
 IFA_F_NODAD = 0x02  # addresses usable at once: the lab has no duplicates
 
 PEER_IFNAME = "eth0"
-HOST_V4, PEER_V4 = "198.18.0.1", "198.18.0.2"
-HOST_V6, PEER_V6 = "2001:2::1", "2001:2::2"
 V4_PREFIX, V6_PREFIX = 24, 64
+MAX_LABS = 256  # one /24 of 198.18.0.0/16 each
 
 
 @dataclass(frozen=True)
 class LabNames:
-    """The names one device's lab uses: all derived, so leftovers can be found."""
+    """The names and addresses of one device's lab, all derived from the device.
+
+    Lab INDEX i uses 198.18.i.0/24 and 2001:2:0:i::/64, so several devices can
+    each have a lab; the first device gets index 0: 198.18.0.1 and 2001:2::1.
+    """
 
     dev: str
+    index: int = 0
+
+    @property
+    def host_v4(self) -> str:
+        return f"198.18.{self.index}.1"
+
+    @property
+    def peer_v4(self) -> str:
+        return f"198.18.{self.index}.2"
+
+    @property
+    def host_v6(self) -> str:
+        return f"2001:2:0:{self.index:x}::1"
+
+    @property
+    def peer_v6(self) -> str:
+        return f"2001:2:0:{self.index:x}::2"
 
     @property
     def netns(self) -> str:
@@ -88,19 +108,19 @@ def configure_peer(names: LabNames, checksum_offload: bool = False) -> None:
     """
     with NetNS(names.netns) as ns:
         index = link_index(ns, PEER_IFNAME)
-        ns.addr("add", index=index, address=PEER_V4, prefixlen=V4_PREFIX)
-        ns.addr("add", index=index, address=PEER_V6, prefixlen=V6_PREFIX, flags=IFA_F_NODAD)
+        ns.addr("add", index=index, address=names.peer_v4, prefixlen=V4_PREFIX)
+        ns.addr("add", index=index, address=names.peer_v6, prefixlen=V6_PREFIX, flags=IFA_F_NODAD)
         ns.link("set", index=index, state="up")
     if not checksum_offload:
         run_in_netns(names.netns, ["ethtool", "-K", PEER_IFNAME, "tx", "off"])
 
 
-def address_host(ifname: str) -> None:
+def address_host(names: LabNames) -> None:
     """Give the device its lab addresses."""
     with IPRoute() as ipr:
-        index = link_index(ipr, ifname)
-        ipr.addr("add", index=index, address=HOST_V4, prefixlen=V4_PREFIX)
-        ipr.addr("add", index=index, address=HOST_V6, prefixlen=V6_PREFIX, flags=IFA_F_NODAD)
+        index = link_index(ipr, names.dev)
+        ipr.addr("add", index=index, address=names.host_v4, prefixlen=V4_PREFIX)
+        ipr.addr("add", index=index, address=names.host_v6, prefixlen=V6_PREFIX, flags=IFA_F_NODAD)
 
 
 def move_to_peer(names: LabNames, ifname: str) -> None:
@@ -116,19 +136,6 @@ def run_in_netns(name: str, argv: list[str]) -> None:
     proc = subprocess.run(["ip", "netns", "exec", name, *argv], capture_output=True, text=True)
     if proc.returncode:
         raise SoftenaError(f"{' '.join(argv)} in {name} failed: {proc.stderr.strip()}")
-
-
-def remove(names: LabNames) -> None:
-    """Remove the lab: the namespace (and with it eth0) and the wire. Idempotent."""
-    if ns_exists(names.netns):
-        netns.remove(names.netns)
-    with IPRoute() as ipr:
-        index = link_index(ipr, names.wire)
-        if index is not None:
-            try:
-                ipr.link("del", index=index)
-            except NetlinkError:
-                pass  # went with its peer's namespace
 
 
 def _sysctl(path: str, value: str) -> None:

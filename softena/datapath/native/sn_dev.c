@@ -27,59 +27,8 @@
 #include <bpf/libbpf.h>
 #include <xdp/xsk.h>
 
-#include "sn_pkt.h"
-#include "sn_ring.h"
+#include "sn_dev.h"
 
-#define NO_FRAME	UINT64_MAX
-
-/* Newer than the uapi headers of older distributions (Linux 6.3). */
-#ifndef BPF_F_XDP_DEV_BOUND_ONLY
-#define BPF_F_XDP_DEV_BOUND_ONLY	(1U << 6)
-#endif
-
-struct sn_queue {
-	struct sn_dev *dev;
-	uint32_t qid;
-	int host_fd;
-	int wire_fd;		/* tap wire fd, or the xsk's fd */
-	int wake_fd;		/* eventfd: another worker or Python wants us */
-	_Atomic int sleeping;
-
-	struct xsk_socket *xsk;
-	struct xsk_ring_cons rx, comp;
-	struct xsk_ring_prod tx, fill;
-	uint32_t tx_outstanding;	/* posted, not yet completed */
-	uint8_t tx_stopped;
-
-	uint64_t *free;		/* page pool: a stack of frame bases */
-	uint32_t nfree;
-	uint8_t *scratch;	/* one host frame with its vnet header */
-
-	struct sn_qstats st;
-	struct sn_pp_stats pp;
-};
-
-struct sn_dev {
-	struct sn_dev_config cfg;
-	uint8_t *region;	/* the UMEM: num_queues * frames_per_queue frames */
-	size_t region_size;
-	uint64_t pool_span;	/* bytes of region owned by one queue */
-	struct xsk_umem *umem;
-	struct xsk_ring_prod umem_fill;
-	struct xsk_ring_cons umem_comp;
-	uint32_t tx_need;	/* free Tx slots to have before taking a frame */
-
-	struct sn_rss_config rss;
-	struct sn_offloads off;
-
-	struct sn_queue q[SN_MAX_QUEUES];
-	/* handoff[a][b]: Rx frames worker a steered to worker b.
-	 * recycle[a][b]: frames of b's pool that worker a is done with. */
-	struct sn_ring *handoff;
-	struct sn_ring *recycle;
-};
-
-#define RING(dev, kind, a, b) (&(dev)->kind[(a) * (dev)->cfg.num_queues + (b)])
 
 static void set_err(char *err, size_t len, const char *fmt, int e)
 {
@@ -138,7 +87,7 @@ static uint64_t pool_get(struct sn_queue *q)
 }
 
 /* Return a frame to its owner: in place if it is ours, else by its ring. */
-static void pool_put(struct sn_queue *q, uint64_t addr)
+void sn_pool_put(struct sn_queue *q, uint64_t addr)
 {
 	struct sn_dev *dev = q->dev;
 	uint64_t base = frame_base(dev, addr);
@@ -196,7 +145,7 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 	dev->pool_span = (uint64_t)cfg->frames_per_queue * cfg->frame_size;
 	dev->region_size = dev->pool_span * nq;
 	dev->tx_need = 65536 / (cfg->wire_mtu > 576 ? cfg->wire_mtu - 120 : 456) + 2;
-	dev->off = (struct sn_offloads){ 1, 1, 1, 1 };
+	dev->off = (struct sn_offloads){ 1, 1, 1, 1, 1 };
 	dev->region = mmap(NULL, dev->region_size, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (dev->region == MAP_FAILED) {
@@ -493,7 +442,7 @@ static void xsk_reap_tx(struct sn_queue *q)
 
 	n = xsk_ring_cons__peek(&q->comp, q->dev->cfg.ring_size, &idx);
 	for (i = 0; i < n; i++)
-		pool_put(q, *xsk_ring_cons__comp_addr(&q->comp, idx + i));
+		sn_pool_put(q, *xsk_ring_cons__comp_addr(&q->comp, idx + i));
 	if (n) {
 		xsk_ring_cons__release(&q->comp, n);
 		q->tx_outstanding -= n;
@@ -604,8 +553,9 @@ static uint32_t rx_pick_queue(struct sn_queue *q, const uint8_t *frame,
 	return dev->rss.indir[hash % SN_RSS_INDIR_SIZE] % dev->cfg.num_queues;
 }
 
-/* Hand one frame to the host stack through our tap fd, then free it. */
-static void rx_deliver(struct sn_queue *q, const struct sn_desc *d)
+/* Hand one frame to the host stack through our tap fd, then free it.
+ * CSUM_OK: the checksums were validated already (by LRO). */
+void sn_rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum_ok)
 {
 	struct sn_dev *dev = q->dev;
 	uint8_t *data = dev->region + d->addr;
@@ -619,7 +569,10 @@ static void rx_deliver(struct sn_queue *q, const struct sn_desc *d)
 		iov[niov++] = (struct iovec){ vh, SN_VNET_HDR_LEN };
 	vh->num_buffers = 0;
 
-	if (vh->flags & (VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID)) {
+	if (csum_ok) {
+		vh->flags |= VIRTIO_NET_HDR_F_DATA_VALID;
+		q->st.rx_csum_unnecessary++;
+	} else if (vh->flags & (VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID)) {
 		q->st.rx_csum_unnecessary++;
 	} else if (!dev->off.rx_csum) {
 		q->st.rx_csum_none++;
@@ -644,7 +597,18 @@ static void rx_deliver(struct sn_queue *q, const struct sn_desc *d)
 		q->st.rx_packets++;
 		q->st.rx_bytes += d->len;
 	}
-	pool_put(q, d->addr);
+	sn_pool_put(q, d->addr);
+}
+
+/* A frame for our host queue: into LRO when it can merge, else up now. */
+static void rx_receive(struct sn_queue *q, const struct sn_desc *d)
+{
+	const struct sn_offloads *off = &q->dev->off;
+
+	if (off->hw_gro && off->rx_csum && !(d->flags & SN_DESC_VNET) &&
+	    sn_lro_receive(q, d))
+		return;
+	sn_rx_deliver(q, d, 0);
 }
 
 /* Route one frame from our wire queue: deliver it here or steer it. */
@@ -657,13 +621,13 @@ static void rx_steer(struct sn_queue *q, const struct sn_desc *d,
 	q->st.rx_wire_packets++;
 	t = rx_pick_queue(q, dev->region + d->addr, d->len);
 	if (t == q->qid) {
-		rx_deliver(q, d);
+		rx_receive(q, d);
 		return;
 	}
 	if (sn_ring_push(RING(dev, handoff, q->qid, t), d)) {
 		q->st.rx_hw_drop_overruns++;
 		q->st.rx_hw_drops++;
-		pool_put(q, d->addr);
+		sn_pool_put(q, d->addr);
 		return;
 	}
 	q->st.rx_steered_out++;
@@ -729,7 +693,7 @@ static int rx_poll_handoff(struct sn_queue *q, int budget)
 			continue;
 		while (done < budget && sn_ring_pop(r, &d) == 0) {
 			q->st.rx_steered_in++;
-			rx_deliver(q, &d);
+			rx_receive(q, &d);
 			done++;
 		}
 	}
@@ -780,6 +744,7 @@ int sn_napi_poll(struct sn_dev *dev, uint32_t qid, int budget)
 	for (t = 0; t < dev->cfg.num_queues; t++)
 		if (t != qid && sn_ring_count(RING(dev, recycle, qid, t)))
 			wake(&dev->q[t]);
+	sn_lro_flush_all(q);
 	if (dev->cfg.wire_kind == SN_WIRE_XSK)
 		xsk_refill(q);
 	return work;

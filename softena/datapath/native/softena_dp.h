@@ -113,6 +113,7 @@ struct sn_offloads {
 	uint8_t tso;			/* segment GSO frames on Tx */
 	uint8_t rx_csum;		/* validate checksums on Rx */
 	uint8_t rxhash;			/* RSS spreads Rx (off: stay on wire queue) */
+	uint8_t hw_gro;			/* coalesce TCP segments on Rx (LRO) */
 };
 
 struct sn_dev;

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Internal state of a device and its queues, shared by sn_dev.c and sn_lro.c. */
+#ifndef SN_DEV_H
+#define SN_DEV_H
+
+#include <stdatomic.h>
+#include <xdp/xsk.h>
+
+#include "sn_lro.h"
+#include "sn_pkt.h"
+#include "sn_ring.h"
+
+#define NO_FRAME	UINT64_MAX
+
+/* Newer than the uapi headers of older distributions (Linux 6.3). */
+#ifndef BPF_F_XDP_DEV_BOUND_ONLY
+#define BPF_F_XDP_DEV_BOUND_ONLY	(1U << 6)
+#endif
+
+struct sn_queue {
+	struct sn_dev *dev;
+	uint32_t qid;
+	int host_fd;
+	int wire_fd;		/* tap wire fd, or the xsk's fd */
+	int wake_fd;		/* eventfd: another worker or Python wants us */
+	_Atomic int sleeping;
+
+	struct xsk_socket *xsk;
+	struct xsk_ring_cons rx, comp;
+	struct xsk_ring_prod tx, fill;
+	uint32_t tx_outstanding;	/* posted, not yet completed */
+	uint8_t tx_stopped;
+
+	uint64_t *free;		/* page pool: a stack of frame bases */
+	uint32_t nfree;
+	uint8_t *scratch;	/* one host frame with its vnet header */
+
+	struct sn_lro lro;
+
+	struct sn_qstats st;
+	struct sn_pp_stats pp;
+};
+
+struct sn_dev {
+	struct sn_dev_config cfg;
+	uint8_t *region;	/* the UMEM: num_queues * frames_per_queue frames */
+	size_t region_size;
+	uint64_t pool_span;	/* bytes of region owned by one queue */
+	struct xsk_umem *umem;
+	struct xsk_ring_prod umem_fill;
+	struct xsk_ring_cons umem_comp;
+	uint32_t tx_need;	/* free Tx slots to have before taking a frame */
+
+	struct sn_rss_config rss;
+	struct sn_offloads off;
+
+	struct sn_queue q[SN_MAX_QUEUES];
+	/* handoff[a][b]: Rx frames worker a steered to worker b.
+	 * recycle[a][b]: frames of b's pool that worker a is done with. */
+	struct sn_ring *handoff;
+	struct sn_ring *recycle;
+};
+
+#define RING(dev, kind, a, b) (&(dev)->kind[(a) * (dev)->cfg.num_queues + (b)])
+
+/* Return a frame to its owner's pool (sn_dev.c). */
+void sn_pool_put(struct sn_queue *q, uint64_t addr);
+/* Write one frame to the host, validating its checksum (sn_dev.c). */
+void sn_rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum);
+
+#endif
