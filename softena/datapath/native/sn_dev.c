@@ -730,6 +730,7 @@ int sn_napi_poll(struct sn_dev *dev, uint32_t qid, int budget)
 	int work;
 
 	q->st.napi_polls++;
+	pool_refill_from_rings(q);
 	work = tx_poll(q, budget);
 	if (dev->cfg.wire_kind == SN_WIRE_XSK)
 		work += rx_poll_xsk(q, budget, &woken);
@@ -740,9 +741,13 @@ int sn_napi_poll(struct sn_dev *dev, uint32_t qid, int budget)
 			wake(&dev->q[t]);
 	work += rx_poll_handoff(q, budget);
 
-	/* Frames we freed for other pools: wake owners that sleep. */
+	/* Frames we freed for other pools: wake an owner that sleeps only
+	 * when it runs short, or two idle workers would wake each other. */
 	for (t = 0; t < dev->cfg.num_queues; t++)
-		if (t != qid && sn_ring_count(RING(dev, recycle, qid, t)))
+		if (t != qid &&
+		    __atomic_load_n(&dev->q[t].nfree, __ATOMIC_RELAXED) <
+		    dev->cfg.ring_size / 2 &&
+		    sn_ring_count(RING(dev, recycle, qid, t)))
 			wake(&dev->q[t]);
 	sn_lro_flush_all(q);
 	if (dev->cfg.wire_kind == SN_WIRE_XSK)

@@ -1,0 +1,135 @@
+"""Shared fixtures: real softena devices on real namespaces, always torn down."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+
+import pytest
+
+RUN_DIR = "/run/softena"
+
+
+def run(argv: list[str], timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess:
+    """Run a command, capturing text output; bounded in time."""
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if check and proc.returncode:
+        raise AssertionError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+# Tests name their devices sft*; snapshots look only at those, so a softena
+# device or a benchmark running beside the suite does not disturb it.
+PREFIX = "sft"
+
+
+def links() -> set[str]:
+    """Interface names of ours in the host namespace."""
+    entries = json.loads(run(["ip", "-j", "link", "show"], check=True).stdout)
+    return {e["ifname"] for e in entries if e["ifname"].startswith(PREFIX)}
+
+
+def namespaces() -> set[str]:
+    names = {line.split()[0] for line in run(["ip", "netns", "list"], check=True).stdout.splitlines() if line}
+    return {n for n in names if n.startswith(PREFIX)}
+
+
+def xdp_programs() -> int:
+    """softena's XDP programs in the kernel, less those on devices not ours."""
+    progs = json.loads(run(["bpftool", "-j", "prog", "show"], check=True).stdout or "[]")
+    ours = {p["id"] for p in progs if p.get("name", "").startswith("softena_wire")}
+    for net in json.loads(run(["bpftool", "-j", "net", "show"], check=True).stdout or "[]"):
+        for attached in net.get("xdp", []):
+            if not attached["devname"].startswith(PREFIX):
+                ours.discard(attached["id"])
+    return len(ours)
+
+
+def run_files() -> set[str]:
+    try:
+        return {f for f in os.listdir(RUN_DIR) if f.startswith(PREFIX)}
+    except FileNotFoundError:
+        return set()
+
+
+@dataclass
+class Snapshot:
+    """What softena could leave behind, taken before and after a test."""
+
+    links: set[str]
+    namespaces: set[str]
+    xdp_programs: int
+    run_files: set[str]
+
+    @classmethod
+    def take(cls) -> Snapshot:
+        return cls(links(), namespaces(), xdp_programs(), run_files())
+
+
+@dataclass
+class Device:
+    """A device a test brought up, with what `softena status --json` says of it."""
+
+    name: str
+    status: dict
+
+    @property
+    def pid(self) -> int:
+        return self.status["pid"]
+
+    @property
+    def netns(self) -> str:
+        return self.status["lab"]["netns"]
+
+    @property
+    def host_v4(self) -> str:
+        return self.status["lab"]["host"][0]
+
+    @property
+    def peer_v4(self) -> str:
+        return self.status["lab"]["peer"][0]
+
+    @property
+    def peer_v6(self) -> str:
+        return self.status["lab"]["peer"][1]
+
+    def stats(self) -> dict:
+        return json.loads(run(["softena", "stats", self.name, "--json"], check=True).stdout)
+
+    def queue_totals(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for q in self.stats()["queues"]:
+            for key, value in q.items():
+                totals[key] = totals.get(key, 0) + value
+        return totals
+
+
+def device_status(name: str) -> dict:
+    rows = json.loads(run(["softena", "status", "--json"], check=True).stdout)
+    return next(r for r in rows if r["dev"] == name)
+
+
+@pytest.fixture
+def softena_up():
+    """Factory: bring up a device with `softena up NAME ARGS...`; down at the end, whatever happens."""
+    before = Snapshot.take()
+    names: list[str] = []
+
+    def up(name: str = "sft0", *args: str) -> Device:
+        names.append(name)
+        run(["softena", "up", name, *args], check=True)
+        return Device(name, device_status(name))
+
+    yield up
+    for name in names:
+        run(["softena", "down", name])
+    after = Snapshot.take()
+    assert after == before, f"left behind: {after} vs {before}"
+
+
+@pytest.fixture(autouse=True)
+def _must_be_root() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("softena's tests need root: they create TAP, veth, namespaces and AF_XDP sockets")
