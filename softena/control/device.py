@@ -19,6 +19,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from softena.control.config import DeviceConfig, check_environment
 from softena.control.state import DeviceState, lab_indexes_in_use, pid_alive, remove_files
 from softena.datapath.datapath import Datapath, DatapathConfig
+from softena.datapath.native import lib
 from softena.datapath.worker import NapiConfig, QueueWorker, cpu_for_queue
 from softena.device.rss import RssConfig
 from softena.errors import SoftenaError
@@ -154,7 +155,10 @@ class Device:
         with IPRoute() as ipr:
             self.ifindex = ipr.link_lookup(ifname=self.name)[0]
             tap.set_carrier(self.host_fds[0], False)
-            ipr.link("set", index=self.ifindex, address=device_mac(self.name), mtu=cfg.mtu)
+            # Like a NIC's tso_max_segs: the host never hands over a frame
+            # the Tx ring could not take whole.
+            ipr.link("set", index=self.ifindex, address=device_mac(self.name), mtu=cfg.mtu,
+                     gso_max_segs=lib.SN_TSO_MAX_SEGS)
             ipr.link("set", index=self.ifindex, state="up")
         if cfg.wire.lab:
             lab.address_host(self.lab_names)

@@ -128,9 +128,10 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 			     char *err, size_t errlen)
 {
 	struct sn_dev *dev;
-	uint32_t nq = cfg->num_queues, i, a, rsize;
+	uint32_t nq = cfg->num_queues, i, a, rsize, min_mss;
 
 	if (nq == 0 || nq > SN_MAX_QUEUES || cfg->frame_size < 2048 ||
+	    cfg->ring_size < 2 * (SN_TSO_MAX_SEGS + 2) ||
 	    cfg->frames_per_queue < 2 * cfg->ring_size || cfg->ring_size == 0 ||
 	    (cfg->ring_size & (cfg->ring_size - 1))) {
 		set_err(err, errlen, "invalid datapath configuration: %s", EINVAL);
@@ -144,7 +145,12 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 	dev->cfg = *cfg;
 	dev->pool_span = (uint64_t)cfg->frames_per_queue * cfg->frame_size;
 	dev->region_size = dev->pool_span * nq;
-	dev->tx_need = 65536 / (cfg->wire_mtu > 576 ? cfg->wire_mtu - 120 : 456) + 2;
+	/* Worst case per host frame: 64 KiB at the smallest MSS this wire
+	 * allows (IPv6 and 60 bytes of TCP header), within the TSO limit. */
+	min_mss = cfg->wire_mtu > 128 ? cfg->wire_mtu - 100 : 28;
+	dev->tx_need = 65536 / min_mss + 2;
+	if (dev->tx_need > SN_TSO_MAX_SEGS + 2)
+		dev->tx_need = SN_TSO_MAX_SEGS + 2;
 	dev->off = (struct sn_offloads){ 1, 1, 1, 1, 1 };
 	dev->region = mmap(NULL, dev->region_size, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);

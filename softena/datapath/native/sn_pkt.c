@@ -224,7 +224,7 @@ static int tso_segment(const struct virtio_net_hdr_v1 *vh, const uint8_t *f,
 	if (mss + (hlen - p.l3_off) > mtu)
 		mss = mtu - (uint32_t)(hlen - p.l3_off);
 	payload = len - hlen;
-	if ((payload + mss - 1) / mss > SN_MAX_SEGS)
+	if ((payload + mss - 1) / mss > SN_TSO_MAX_SEGS)
 		return -EINVAL;
 	seq = ntohl(th->seq);
 	if (p.ipver == 4)

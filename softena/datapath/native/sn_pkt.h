@@ -13,8 +13,6 @@
 #define SN_VNET_HDR_LEN		((int)sizeof(struct virtio_net_hdr_v1))
 /* Largest frame a tap hands over with GSO: 64 KiB of IP plus L2. */
 #define SN_MAX_FRAME		(65536 + 64)
-/* Most segments one GSO frame can turn into (64 KiB at an MSS of 88). */
-#define SN_MAX_SEGS		768
 
 struct sn_parsed {
 	uint16_t l3_off;	/* 0 when not IP */

@@ -20,6 +20,9 @@
 #define SN_RSS_KEY_SIZE		40
 #define SN_RSS_INDIR_SIZE	128
 #define SN_MAX_QUEUES		64
+/* Most wire frames one GSO frame may become (the host tap's gso_max_segs,
+ * a NIC's tso_max_segs): bounds the Tx ring space one frame can take. */
+#define SN_TSO_MAX_SEGS		256
 
 #define SN_WIRE_XSK		1
 #define SN_WIRE_TAP		2
