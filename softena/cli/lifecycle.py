@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     up = sub.add_parser("up", help="bring a device up (default ena0 with a lab peer)")
     up.add_argument("name", nargs="?", default="ena0", help="interface name (default ena0)")
     up.add_argument("--queues", type=int, help="queue pairs (default: one per online CPU)")
-    up.add_argument("--cpus", type=parse_cpus, help="CPUs for the queue workers, e.g. 0,2-3")
+    up.add_argument("--cpus", help="CPUs for the queue workers, e.g. 0,2-3")
     up.add_argument("--wire", default="lab", help="lab (default), xdp:IFACE, tap or tap:NAME")
     up.add_argument("--mtu", type=int, default=1500, help="MTU of the device and its wire")
     up.add_argument("--foreground", action="store_true", help="stay attached (for supervisors)")
@@ -36,7 +36,7 @@ def config_from_args(args: argparse.Namespace) -> DeviceConfig:
     if args.queues is not None:
         config.queues = args.queues
     if args.cpus is not None:
-        config.cpus = args.cpus
+        config.cpus = parse_cpus(args.cpus)
     config.validate()
     return config
 
@@ -64,12 +64,25 @@ def _spawn_background(args: argparse.Namespace, config: DeviceConfig) -> int:
         print(f"{config.name}: up, {config.queues} queue pairs, wire {config.wire.describe()}")
         return 0
     proc.wait(timeout=30)
-    # The device removed what it made; its log said no more than this line.
-    if os.path.exists(log_path(config.name)) and DeviceState.load(config.name) is None:
-        os.unlink(log_path(config.name))
     if line.startswith("error "):
+        _drop_log(config.name)
         raise SoftenaError(line[len("error "):])
-    raise SoftenaError(f"{config.name}: the device process exited ({proc.returncode}); see its log")
+    # It died before it could say why: its log is all there is to show.
+    tail = _drop_log(config.name)
+    raise SoftenaError(f"{config.name}: the device process exited ({proc.returncode}): {tail or 'no output'}")
+
+
+def _drop_log(dev: str) -> str:
+    """Remove a failed device's log, unless a record still points at it; return its last line."""
+    path = log_path(dev)
+    try:
+        with open(path) as f:
+            lines = [ln.strip() for ln in f if ln.strip()]
+    except OSError:
+        return ""
+    if DeviceState.load(dev) is None:
+        os.unlink(path)
+    return lines[-1] if lines else ""
 
 
 def cmd_down(args: argparse.Namespace) -> int:
