@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install softena and everything it needs on a fresh Debian/Ubuntu machine, as root.
+#   deploy/install.sh          the tools, libraries and softena itself
+#   deploy/install.sh --test   also what the test suite needs (pytest, scapy)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install.sh: run as root (apt-get and /run/softena need it)" >&2
+    exit 1
+fi
+
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test]"
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# iproute2/ethtool: the lab wire; clang+libbpf/libxdp: the XDP program and the
+# AF_XDP datapath; iperf3/ping: traffic; bpftool: the tests inspect programs.
+apt-get install -y -qq --no-install-recommends \
+    iproute2 ethtool iperf3 iputils-ping bpftool \
+    clang llvm gcc libc6-dev libbpf-dev libxdp-dev pkg-config >/dev/null
+
+# Editable: the C datapath is compiled in place, so the checkout is the install.
+# On a distribution Python, pip needs leave to install beside apt's packages.
+PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check -e ".${extras}"
+
+# A stable path for systemd units and for shells whose PATH lacks pip's bin.
+bin="$(python3 -c 'import shutil; print(shutil.which("softena") or "")')"
+if [ -n "$bin" ] && [ "$bin" != /usr/local/bin/softena ]; then
+    ln -sf "$bin" /usr/local/bin/softena
+fi
+echo "softena installed: $(softena --help >/dev/null && command -v softena)"
