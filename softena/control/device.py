@@ -7,6 +7,7 @@ also when bring-up fails half-way.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import socket
@@ -129,6 +130,11 @@ class Device:
                 self.wire_ifname = cfg.wire.iface
             with IPRoute() as ipr:
                 index = ipr.link_lookup(ifname=self.wire_ifname)[0]
+                # The real count, as sysfs lists it: IFLA_NUM_RX_QUEUES is what was allocated.
+                rxq = len(glob.glob(f"/sys/class/net/{self.wire_ifname}/queues/rx-*"))
+                if rxq < cfg.queues:
+                    raise SoftenaError(f"{self.name}: wire {self.wire_ifname} has {rxq} rx queue(s); "
+                                       f"{cfg.queues} queue pairs need as many")
                 ipr.link("set", index=index, state="up")
             self.xdp = xsk.attach(self.wire_ifname, index)
             self.xdp_mode = self.xdp.mode

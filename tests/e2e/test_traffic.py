@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run
+from conftest import Snapshot, run
 from iperf import gbits, iperf3
 from rss_ref import flow_queue
 
@@ -145,3 +145,11 @@ def test_xdp_wire_on_an_existing_interface(softena_up, own_wire: str) -> None:
     run(["ip", "addr", "add", "198.18.200.1/24", "dev", "sft0"], check=True)
     proc = run(["ping", "-c", "2", "-i", "0.2", "-W", "2", "198.18.200.2"])
     assert proc.returncode == 0, proc.stdout
+
+
+def test_xdp_wire_with_fewer_queues_than_the_device_is_refused(own_wire: str) -> None:
+    before = Snapshot.take()
+    proc = run(["softena", "up", "sft0", "--queues", "2", "--wire", f"xdp:{own_wire}"])
+    assert proc.returncode != 0
+    assert "wire sftx0 has 1 rx queue(s); 2 queue pairs need as many" in proc.stderr
+    assert Snapshot.take() == before
