@@ -8,27 +8,9 @@ import struct
 
 import pytest
 
+from rss_ref import IPV4_VECTORS, IPV6_VECTORS, MS_KEY
+
 from softena.datapath.native import ffi, lib
-
-MS_KEY = bytes.fromhex(
-    "6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa"
-)
-
-# "Verifying the RSS Hash Calculation": destination, destination port, source,
-# source port, hash of the addresses only, hash with the TCP ports.
-IPV4_VECTORS = [
-    ("161.142.100.80", 1766, "66.9.149.187", 2794, 0x323E8FC2, 0x51CCC178),
-    ("65.69.140.83", 4739, "199.92.111.2", 14230, 0xD718262A, 0xC626B0EA),
-    ("12.22.207.184", 38024, "24.19.198.95", 12898, 0xD2D0A5DE, 0x5C2B394A),
-    ("209.142.163.6", 2217, "38.27.205.30", 48228, 0x82989176, 0xAFC7327F),
-    ("202.188.127.2", 1303, "153.39.163.191", 44251, 0x5D1809C5, 0x10E828A2),
-]
-IPV6_VECTORS = [
-    ("3ffe:2501:200:3::1", 1766, "3ffe:2501:200:1fff::7", 2794, 0x2CC18CD5, 0x40207D3D),
-    ("ff02::1", 4739, "3ffe:501:8::260:97ff:fe40:efab", 14230, 0x0F0C461C, 0xDDE51BBF),
-    ("fe80::200:f8ff:fe21:67cf", 38024, "3ffe:1900:4545:3:200:f8ff:fe21:67cf", 44251,
-     0x4B61E985, 0x02D1FEEF),
-]
 
 IDS4 = [f"{v[2]}->{v[0]}" for v in IPV4_VECTORS]
 IDS6 = [f"{v[2]}->{v[0]}" for v in IPV6_VECTORS]
