@@ -20,22 +20,27 @@ class DatapathConfig:
     num_queues: int
     wire_kind: str  # "xsk" or "tap"
     wire_mtu: int
-    ring_size: int = 2048
+    rx_ring_size: int = 1024
+    tx_ring_size: int = 1024
 
     def native(self):
         cfg = ffi.new("struct sn_dev_config *")
         cfg.num_queues = self.num_queues
         cfg.wire_mtu = self.wire_mtu
-        cfg.ring_size = self.ring_size
+        cfg.rx_ring_size = self.rx_ring_size
+        cfg.tx_ring_size = self.tx_ring_size
+        # Every ring full, and as much again in the host's hands or in flight.
+        cfg.frames_per_queue = 2 * (self.rx_ring_size + self.tx_ring_size)
         if self.wire_kind == "xsk":
             cfg.wire_kind = lib.SN_WIRE_XSK
             cfg.frame_size = XSK_FRAME_SIZE
-            # Fill ring + Tx ring in flight, and as much again in the host's hands.
-            cfg.frames_per_queue = 4 * self.ring_size
         else:
             cfg.wire_kind = lib.SN_WIRE_TAP
             cfg.frame_size = TAP_FRAME_SIZE
-            cfg.frames_per_queue = 2 * self.ring_size
+            # Tap-wire frames are 68 KiB and only Rx holds them (Tx writes
+            # straight through): a quarter of the Rx ring keeps the pool at
+            # 17 MiB a queue by default.
+            cfg.frames_per_queue = max(256, self.rx_ring_size // 4)
         return cfg
 
 

@@ -36,6 +36,11 @@ static void set_err(char *err, size_t len, const char *fmt, int e)
 		snprintf(err, len, fmt, strerror(e));
 }
 
+static int pow2(uint32_t v)
+{
+	return v && !(v & (v - 1));
+}
+
 static uint32_t roundup_pow2(uint32_t v)
 {
 	uint32_t p = 1;
@@ -131,9 +136,9 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 	uint32_t nq = cfg->num_queues, i, a, rsize, min_mss;
 
 	if (nq == 0 || nq > SN_MAX_QUEUES || cfg->frame_size < 2048 ||
-	    cfg->ring_size < 2 * (SN_TSO_MAX_SEGS + 2) ||
-	    cfg->frames_per_queue < 2 * cfg->ring_size || cfg->ring_size == 0 ||
-	    (cfg->ring_size & (cfg->ring_size - 1))) {
+	    !pow2(cfg->rx_ring_size) || !pow2(cfg->tx_ring_size) ||
+	    (cfg->wire_kind == SN_WIRE_XSK &&
+	     cfg->frames_per_queue < cfg->rx_ring_size + cfg->tx_ring_size)) {
 		set_err(err, errlen, "invalid datapath configuration: %s", EINVAL);
 		return NULL;
 	}
@@ -151,6 +156,11 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 	dev->tx_need = 65536 / min_mss + 2;
 	if (dev->tx_need > SN_TSO_MAX_SEGS + 2)
 		dev->tx_need = SN_TSO_MAX_SEGS + 2;
+	if (cfg->wire_kind == SN_WIRE_XSK && cfg->tx_ring_size < 2 * dev->tx_need) {
+		set_err(err, errlen, "Tx ring too small for two TSO frames: %s", EINVAL);
+		free(dev);
+		return NULL;
+	}
 	dev->off = (struct sn_offloads){ 1, 1, 1, 1, 1 };
 	dev->region = mmap(NULL, dev->region_size, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
@@ -166,7 +176,7 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 	rsize = roundup_pow2(cfg->frames_per_queue);
 	for (a = 0; a < nq; a++)
 		for (i = 0; i < nq; i++)
-			if (sn_ring_init(RING(dev, handoff, a, i), cfg->ring_size) ||
+			if (sn_ring_init(RING(dev, handoff, a, i), cfg->rx_ring_size) ||
 			    sn_ring_init(RING(dev, recycle, a, i), rsize))
 				goto nomem;
 
@@ -312,8 +322,8 @@ int sn_queue_attach_xsk(struct sn_dev *dev, uint32_t qid, int host_fd,
 {
 	struct sn_queue *q = &dev->q[qid];
 	struct xsk_socket_config xcfg = {
-		.rx_size = dev->cfg.ring_size,
-		.tx_size = dev->cfg.ring_size,
+		.rx_size = dev->cfg.rx_ring_size,
+		.tx_size = dev->cfg.tx_ring_size,
 		.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
 		.bind_flags = XDP_USE_NEED_WAKEUP,
 	};
@@ -326,8 +336,8 @@ int sn_queue_attach_xsk(struct sn_dev *dev, uint32_t qid, int host_fd,
 	}
 	if (!dev->umem) {
 		struct xsk_umem_config ucfg = {
-			.fill_size = dev->cfg.ring_size,
-			.comp_size = dev->cfg.ring_size,
+			.fill_size = dev->cfg.rx_ring_size,
+			.comp_size = dev->cfg.tx_ring_size,
 			.frame_size = dev->cfg.frame_size,
 			.frame_headroom = 0,
 			.flags = 0,
@@ -446,7 +456,7 @@ static void xsk_reap_tx(struct sn_queue *q)
 {
 	uint32_t idx, n, i;
 
-	n = xsk_ring_cons__peek(&q->comp, q->dev->cfg.ring_size, &idx);
+	n = xsk_ring_cons__peek(&q->comp, q->dev->cfg.tx_ring_size, &idx);
 	for (i = 0; i < n; i++)
 		sn_pool_put(q, *xsk_ring_cons__comp_addr(&q->comp, idx + i));
 	if (n) {
@@ -710,7 +720,7 @@ static void xsk_refill(struct sn_queue *q)
 {
 	uint32_t idx, want, got, i;
 
-	want = xsk_prod_nb_free(&q->fill, q->dev->cfg.ring_size);
+	want = xsk_prod_nb_free(&q->fill, q->dev->cfg.rx_ring_size);
 	if (!want)
 		return;
 	if (want > q->nfree)
@@ -752,7 +762,7 @@ int sn_napi_poll(struct sn_dev *dev, uint32_t qid, int budget)
 	for (t = 0; t < dev->cfg.num_queues; t++)
 		if (t != qid &&
 		    __atomic_load_n(&dev->q[t].nfree, __ATOMIC_RELAXED) <
-		    dev->cfg.ring_size / 2 &&
+		    dev->cfg.rx_ring_size / 2 &&
 		    sn_ring_count(RING(dev, recycle, qid, t)))
 			wake(&dev->q[t]);
 	sn_lro_flush_all(q);
@@ -772,7 +782,7 @@ static int pending(struct sn_queue *q)
 			return 1;
 	if (q->xsk && xsk_cons_nb_avail(&q->rx, 1))
 		return 1;
-	if (q->xsk && q->nfree < q->dev->cfg.ring_size / 2) {
+	if (q->xsk && q->nfree < q->dev->cfg.rx_ring_size / 2) {
 		for (a = 0; a < dev->cfg.num_queues; a++)
 			if (a != q->qid && sn_ring_count(RING(dev, recycle, a, q->qid)))
 				return 1;

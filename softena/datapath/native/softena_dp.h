@@ -101,7 +101,8 @@ struct sn_dev_config {
 	uint32_t wire_kind;		/* SN_WIRE_XSK or SN_WIRE_TAP */
 	uint32_t frame_size;		/* UMEM chunk; a power of two */
 	uint32_t frames_per_queue;	/* page pool size of each queue */
-	uint32_t ring_size;		/* xsk rx/tx/fill/comp ring entries */
+	uint32_t rx_ring_size;		/* xsk rx and fill rings, handoff rings */
+	uint32_t tx_ring_size;		/* xsk tx and completion rings */
 	uint32_t wire_mtu;		/* L3 MTU of the wire: TSO target */
 };
 
