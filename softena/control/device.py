@@ -22,7 +22,8 @@ from softena.control.state import DeviceState, lab_indexes_in_use, pid_alive, re
 from softena.datapath.datapath import Datapath, DatapathConfig
 from softena.datapath.native import lib
 from softena.datapath.worker import NapiConfig, QueueWorker, cpu_for_queue
-from softena.device.rss import RssConfig
+from softena.device.admin import AdminError, AdminQueue, Feature, Opcode
+from softena.device.model import EnaDevice, Settings
 from softena.errors import SoftenaError
 from softena.log import log
 from softena.ports import lab, tap, xsk
@@ -56,9 +57,11 @@ class Device:
         self.config = config
         self.name = config.name
         self.lab_names = lab.LabNames(config.name)
-        self.rss = RssConfig(config.queues)
+        self.attrs = config.attrs
+        self.settings = Settings(queues=config.queues, mtu=config.mtu)
+        self.model = EnaDevice(self.name, self.attrs, self.settings, backend=self)
+        self.admin: AdminQueue | None = None
         self.napi = NapiConfig()
-        self.offloads = {"tx_csum": True, "tso": True, "rx_csum": True, "rxhash": True, "hw_gro": True}
         self.state = DeviceState(config.name, os.getpid(), wire=config.wire.describe())
         self.host_fds: list[int] = []
         self.wire_fds: list[int] = []
@@ -89,10 +92,10 @@ class Device:
             raise SoftenaError(f"{self.name}: wire tap name {cfg.wire.iface} already taken")
         self.state.save()
         try:
+            self._probe()
             self._create_wire()
             self._create_host_port()
-            self._create_datapath()
-            self._start_workers()
+            self._start_io()
             tap.set_carrier(self.host_fds[0], True)
             if cfg.wire.kind == "tap":
                 tap.set_carrier(self.wire_fds[0], True)
@@ -105,8 +108,15 @@ class Device:
             self.stop()
             raise
         self.started_at = time.monotonic()
-        log(self.name, "info", f"up: {cfg.queues} queue pairs on CPUs {self.cpu_list()}, "
+        log(self.name, "info", f"up: {self.settings.queues} queue pairs on CPUs {self.cpu_list()}, "
                                f"wire {cfg.wire.describe()} ({self.xdp_mode})")
+
+    def _probe(self) -> None:
+        """Start the admin queue and read the device's attributes, as a driver's probe does."""
+        self.admin = AdminQueue(self.name, self.model.execute)
+        attrs = self.admin.submit(Opcode.GET_FEATURE, Feature.DEVICE_ATTRIBUTES)
+        limits = self.admin.submit(Opcode.GET_FEATURE, Feature.MAX_QUEUES_NUM)
+        log(self.name, "debug", f"device attributes: {attrs}; queue limits: {limits}")
 
     def _create_wire(self) -> None:
         cfg, names = self.config, self.lab_names
@@ -123,7 +133,7 @@ class Device:
             if cfg.wire.lab:
                 self.state.links.append(names.wire)
                 self.state.save()
-                lab.create_veth(names, cfg.queues, cfg.mtu)
+                lab.create_veth(names, cfg.queues, self.attrs.max_queues, cfg.mtu)
                 lab.configure_peer(names)
                 self.wire_ifname = names.wire
             else:
@@ -158,6 +168,7 @@ class Device:
     def _create_host_port(self) -> None:
         cfg = self.config
         self.host_fds = tap.open_queues(self.name, cfg.queues, self._host_offloads())
+
         with IPRoute() as ipr:
             self.ifindex = ipr.link_lookup(ifname=self.name)[0]
             tap.set_carrier(self.host_fds[0], False)
@@ -170,30 +181,110 @@ class Device:
             lab.address_host(self.lab_names)
 
     def _host_offloads(self) -> int:
-        return tap.offload_flags(self.offloads["tx_csum"], self.offloads["tso"])
+        off = self.settings.offloads
+        return tap.offload_flags(off["tx_csum"], off["tso"])
 
-    def _create_datapath(self) -> None:
-        cfg = self.config
-        self.datapath = Datapath(DatapathConfig(cfg.queues, cfg.wire.kind, cfg.mtu))
-        self.datapath.set_rss(self.rss)
-        self.datapath.set_offloads(**self.offloads)
-        for qid in range(cfg.queues):
+    # ---- IO queues: created through the admin queue, run by the workers ---
+
+    def _start_io(self) -> None:
+        """Create the IO queues, the datapath over them, and one worker each."""
+        st, cfg = self.settings, self.config
+        for qid in range(st.queues):
+            self.admin.submit(Opcode.CREATE_CQ, qid=qid, depth=st.rx_ring)
+            self.admin.submit(Opcode.CREATE_SQ, qid=qid, direction="tx", depth=st.tx_ring)
+            self.admin.submit(Opcode.CREATE_SQ, qid=qid, direction="rx", depth=st.rx_ring)
+        self.datapath = Datapath(DatapathConfig(st.queues, cfg.wire.kind, st.mtu, st.rx_ring, st.tx_ring))
+        self.datapath.set_rss(st.rss)
+        self.datapath.set_offloads(**st.offloads)
+        for qid in range(st.queues):
             if cfg.wire.kind == "xsk":
                 self.datapath.attach_xsk(qid, self.host_fds[qid], self.wire_ifname, self.xdp.xskmap_fd)
             else:
                 self.datapath.attach_tap(qid, self.host_fds[qid], self.wire_fds[qid])
         if cfg.wire.kind == "xsk":
-            self.xdp_mode += ", zero-copy" if self.datapath.zerocopy(0) else ", copy"
-
-    def _start_workers(self) -> None:
-        cpus = self.config.cpus
-        for qid in range(self.config.queues):
-            worker = QueueWorker(self.datapath, self.name, qid, cpu_for_queue(qid, cpus), self.napi)
+            copy = "zero-copy" if self.datapath.zerocopy(0) else "copy"
+            self.xdp_mode = f"{self.xdp.mode}, {copy}"
+        for qid in range(st.queues):
+            worker = QueueWorker(self.datapath, self.name, qid, cpu_for_queue(qid, cfg.cpus), self.napi)
             self.workers.append(worker)
             worker.start()
         for worker in self.workers:
             if not worker.wait_started():
                 raise SoftenaError(f"{self.name}: queue {worker.qid} worker did not start")
+
+    def _stop_io(self) -> None:
+        """Stop the workers, free the datapath, destroy the IO queues. Safe when half-built."""
+        for worker in self.workers:
+            worker.stop()
+        for worker in self.workers:
+            worker.join(timeout=5)
+        self.workers = []
+        if self.datapath is not None:
+            self.datapath.close()
+            self.datapath = None
+        if self.admin is not None:
+            for direction, qid in sorted(self.model.io_sqs):
+                self.admin.submit(Opcode.DESTROY_SQ, qid=qid, direction=direction)
+            for qid in sorted(self.model.io_cqs):
+                self.admin.submit(Opcode.DESTROY_CQ, qid=qid)
+
+    def reconfigure_queues(self, queues: int, rx_ring: int, tx_ring: int) -> None:
+        """Change queue count or ring sizes live: the host interface, its
+        addresses and routes stay; traffic pauses for the rebuild."""
+        st = self.settings
+        old = (st.queues, st.rx_ring, st.tx_ring)
+        self._stop_io()
+        try:
+            self._resize_ports(queues)
+            st.queues, st.rx_ring, st.tx_ring = queues, rx_ring, tx_ring
+            self._start_io()
+        except (SoftenaError, AdminError, OSError) as exc:
+            log(self.name, "err", f"reconfiguration failed ({exc}); restoring {old[0]} queues")
+            self._stop_io()
+            self._resize_ports(old[0])
+            st.queues, st.rx_ring, st.tx_ring = old
+            self._start_io()
+            raise SoftenaError(str(exc)) from exc
+
+    def _resize_ports(self, queues: int) -> None:
+        """Give the host tap and the wire QUEUES queues each."""
+        have = len(self.host_fds)
+        if queues < have:
+            tap.close_all(self.host_fds[queues:])
+            del self.host_fds[queues:]
+        elif queues > have:
+            self.host_fds += tap.open_queues(self.name, queues - have, self._host_offloads())
+        wire = self.config.wire
+        if wire.kind == "tap":
+            have = len(self.wire_fds)
+            if queues < have:
+                tap.close_all(self.wire_fds[queues:])
+                del self.wire_fds[queues:]
+            elif queues > have:
+                self.wire_fds += tap.open_queues(self.wire_ifname, queues - have,
+                                                 tap.offload_flags(tx_csum=True, tso=True))
+        elif wire.lab:
+            lab.set_veth_queues(self.lab_names, queues)
+
+    # ---- Backend: what the device model applies ---------------------------
+
+    def apply_offloads(self, offloads: dict[str, bool]) -> None:
+        for fd in self.host_fds:
+            tap.set_offloads(fd, tap.offload_flags(offloads["tx_csum"], offloads["tso"]))
+        if self.datapath is not None:
+            self.datapath.set_offloads(**offloads)
+
+    def apply_rss(self, rss) -> None:
+        if self.datapath is not None:
+            self.datapath.set_rss(rss)
+
+    def apply_coalesce(self, coalesce) -> None:
+        self.napi.rx_usecs = coalesce.rx_usecs
+        self.napi.tx_usecs = coalesce.tx_usecs
+        self.napi.adaptive_rx = coalesce.adaptive_rx
+
+    def apply_mtu(self, mtu: int) -> None:
+        raise AdminError(None, f"{self.name}: MTU changes need the device down and up")
 
     def _wait_lab_reachable(self, timeout: float = 5.0) -> None:
         """Up means passing traffic: an ICMP echo to the peer must come back."""
@@ -225,14 +316,10 @@ class Device:
                 tap.set_carrier(self.host_fds[0], False)
             except OSError:
                 pass
-        for worker in self.workers:
-            worker.stop()
-        for worker in self.workers:
-            worker.join(timeout=5)
-        self.workers = []
-        if self.datapath is not None:
-            self.datapath.close()
-            self.datapath = None
+        self._stop_io()
+        if self.admin is not None:
+            self.admin.close()
+            self.admin = None
         if self.xdp is not None:
             self.xdp.close()
             self.xdp = None
@@ -244,7 +331,7 @@ class Device:
     # ---- inspection -------------------------------------------------------
 
     def cpu_list(self) -> list[int]:
-        return [cpu_for_queue(q, self.config.cpus) for q in range(self.config.queues)]
+        return [cpu_for_queue(q, self.config.cpus) for q in range(self.settings.queues)]
 
     def status(self) -> dict:
         """What `softena status` shows of this device."""
@@ -252,7 +339,7 @@ class Device:
             "dev": self.name,
             "pid": os.getpid(),
             "ifindex": self.ifindex,
-            "queues": self.config.queues,
+            "queues": self.settings.queues,
             "cpus": self.cpu_list(),
             "threads": [w.name for w in self.workers],
             "wire": self.config.wire.describe(),
@@ -266,9 +353,12 @@ class Device:
 
     def stats(self) -> dict:
         """Per-queue counters and page pools, as `softena stats` prints them."""
-        queues = [{"queue-id": q, **self.datapath.queue_stats(q)} for q in range(self.config.queues)]
-        pools = [{"queue-id": q, **self.datapath.page_pool_stats(q)} for q in range(self.config.queues)]
-        return {"dev": self.name, "ifindex": self.ifindex, "queues": queues, "page-pools": pools}
+        n = self.settings.queues
+        queues = [{"queue-id": q, **self.datapath.queue_stats(q)} for q in range(n)]
+        pools = [{"queue-id": q, **self.datapath.page_pool_stats(q)} for q in range(n)]
+        admin = vars(self.admin.stats) if self.admin else {}
+        return {"dev": self.name, "ifindex": self.ifindex, "queues": queues, "page-pools": pools,
+                "admin-queue": admin}
 
 
 def remove_kernel_objects(state: DeviceState) -> None:

@@ -20,6 +20,9 @@ class NapiConfig:
     budget: int = 64
     busy_poll_us: int = 0
     sleep_timeout_ms: int = 1000
+    rx_usecs: int = 0  # interrupt moderation (ethtool -C)
+    tx_usecs: int = 0
+    adaptive_rx: bool = False  # moderate Rx only while a poll fills a quarter of its budget
 
 
 def _name_this_thread(name: str) -> None:
@@ -47,11 +50,15 @@ class QueueWorker(threading.Thread):
         _name_this_thread(self.name)
         self._started.set()
         dev, qid = self.datapath.handle, self.qid
+        napi = self.napi
         while self._running:
             # The GIL is released inside both calls: workers run in parallel.
-            work = lib.sn_napi_poll(dev, qid, self.napi.budget)
-            if work < self.napi.budget:
-                lib.sn_napi_wait(dev, qid, self.napi.busy_poll_us, self.napi.sleep_timeout_ms)
+            work = lib.sn_napi_poll(dev, qid, napi.budget)
+            if work < napi.budget:
+                rx_usecs = napi.rx_usecs
+                if napi.adaptive_rx and work < napi.budget // 4:
+                    rx_usecs = 0  # light load: latency first, as DIM decides
+                lib.sn_napi_wait(dev, qid, napi.busy_poll_us, napi.sleep_timeout_ms, rx_usecs, napi.tx_usecs)
 
     def wait_started(self, timeout: float = 5.0) -> bool:
         """Block until the thread is pinned and named."""

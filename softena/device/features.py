@@ -14,9 +14,12 @@ class DeviceAttributes:
     max_queues: int = 32
     min_mtu: int = 128
     max_mtu: int = 9216
+    min_ring_size: int = 256
     max_ring_size: int = 8192
     rss_indir_size: int = 128
     rss_key_size: int = 40
+    max_coalesce_usecs: int = 1000
+    llq_supported: bool = True
 
     def check_queues(self, n: int) -> int:
         """Validate a queue pair count against the device."""

@@ -78,25 +78,48 @@ def create_netns(names: LabNames) -> None:
         ns.link("set", index=link_index(ns, "lo"), state="up")
 
 
-def create_veth(names: LabNames, queues: int, mtu: int) -> int:
+def create_veth(names: LabNames, queues: int, max_queues: int, mtu: int) -> int:
     """Create the veth wire, its far end as eth0 in the peer namespace.
 
-    Both ends get QUEUES queues, so the wire spreads like the device does.
+    Both ends get MAX_QUEUES queues allocated and QUEUES in use, so the wire
+    spreads like the device does and can follow `ethtool -L` later.
     Returns the ifindex of the host end.
     """
     with IPRoute() as ipr:
         try:
             ipr.link("add", ifname=names.wire, kind="veth", mtu=mtu,
-                     num_tx_queues=queues, num_rx_queues=queues,
+                     num_tx_queues=max_queues, num_rx_queues=max_queues,
                      peer={"ifname": PEER_IFNAME, "net_ns_fd": names.netns, "mtu": mtu,
-                           "num_tx_queues": queues, "num_rx_queues": queues})
+                           "num_tx_queues": max_queues, "num_rx_queues": max_queues})
         except NetlinkError as exc:
             raise SoftenaError(f"{names.dev}: cannot create wire {names.wire}: {os.strerror(exc.code)}") from exc
         index = link_index(ipr, names.wire)
-        # The wire is a cable: the host must not talk on it by itself.
-        _sysctl(f"net/ipv6/conf/{names.wire}/disable_ipv6", "1")
+    set_veth_queues(names, queues)
+    # The wire is a cable: the host must not talk on it by itself.
+    _sysctl(f"net/ipv6/conf/{names.wire}/disable_ipv6", "1")
+    with IPRoute() as ipr:
         ipr.link("set", index=index, state="up")
     return index
+
+
+def set_veth_queues(names: LabNames, queues: int) -> None:
+    """Set the queues in use on both ends of the veth wire (ethtool -L).
+
+    With XDP on the host end, veth wants its rx queues never fewer than the
+    peer's tx queues: grow the host end first, shrink the peer first.
+    """
+    host = ["ethtool", "-L", names.wire, "rx", str(queues), "tx", str(queues)]
+    peer = ["ethtool", "-L", PEER_IFNAME, "rx", str(queues), "tx", str(queues)]
+    current = len([q for q in os.listdir(f"/sys/class/net/{names.wire}/queues") if q.startswith("rx-")])
+    steps = [lambda: _run(host), lambda: run_in_netns(names.netns, peer)]
+    for step in steps if queues >= current else reversed(steps):
+        step()
+
+
+def _run(argv: list[str]) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode:
+        raise SoftenaError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
 
 
 def configure_peer(names: LabNames, checksum_offload: bool = False) -> None:
@@ -133,9 +156,7 @@ def move_to_peer(names: LabNames, ifname: str) -> None:
 
 def run_in_netns(name: str, argv: list[str]) -> None:
     """Run a tool inside namespace NAME; its failure is a SoftenaError."""
-    proc = subprocess.run(["ip", "netns", "exec", name, *argv], capture_output=True, text=True)
-    if proc.returncode:
-        raise SoftenaError(f"{' '.join(argv)} in {name} failed: {proc.stderr.strip()}")
+    _run(["ip", "netns", "exec", name, *argv])
 
 
 def _sysctl(path: str, value: str) -> None:

@@ -798,8 +798,13 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/*
+ * Sleep until there is work. RX_USECS/TX_USECS are the interrupt
+ * moderation of the device: once woken by the wire (Rx) or the host (Tx),
+ * wait that long before polling so that one poll takes a larger batch.
+ */
 int sn_napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
-		 int timeout_ms)
+		 int timeout_ms, int rx_usecs, int tx_usecs)
 {
 	struct sn_queue *q = &dev->q[qid];
 	struct pollfd pfd[3];
@@ -834,7 +839,19 @@ int sn_napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
 	atomic_store(&q->sleeping, 0);
 	if (pfd[0].revents & POLLIN)
 		(void)!read(q->wake_fd, &drain, sizeof(drain));
-	if (r > 0)
+	if (r > 0) {
+		int defer = 0;
+
 		q->st.napi_wakeups++;
+		if (pfd[1].revents & POLLIN)
+			defer = rx_usecs;
+		if (nfd > 2 && (pfd[2].revents & POLLIN) && tx_usecs > defer)
+			defer = tx_usecs;
+		if (defer > 0) {
+			struct timespec ts = { 0, (long)defer * 1000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
 	return r > 0;
 }

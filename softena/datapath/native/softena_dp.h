@@ -139,7 +139,7 @@ int sn_queue_xsk_zerocopy(struct sn_dev *dev, uint32_t qid);
 
 int sn_napi_poll(struct sn_dev *dev, uint32_t qid, int budget);
 int sn_napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
-		 int timeout_ms);
+		 int timeout_ms, int rx_usecs, int tx_usecs);
 void sn_queue_kick(struct sn_dev *dev, uint32_t qid);
 
 struct sn_qstats *sn_queue_stats(struct sn_dev *dev, uint32_t qid);
