@@ -9,21 +9,26 @@ from softena.errors import SoftenaError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from softena.cli import lifecycle, show
+    from softena.cli import ethtool, lifecycle, show
 
     parser = argparse.ArgumentParser(
         prog="softena", description="softena: a software ENA-like multiqueue network adapter")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     lifecycle.register(sub)
     show.register(sub)
+    ethtool.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `softena` command."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv[:1] == ["ethtool"]:
+            from softena.cli import ethtool
+
+            return ethtool.run(argv[1:])
+        args = build_parser().parse_args(argv)
         return args.func(args) or 0
     except SoftenaError as exc:
         print(f"softena: {exc}", file=sys.stderr)

@@ -111,5 +111,5 @@ def request(dev: str, cmd: str, timeout: float = 10.0, **args: Any) -> Any:
     except (OSError, ValueError) as exc:
         raise SoftenaError(f"{dev}: control socket: {exc}") from exc
     if "error" in reply:
-        raise SoftenaError(f"{dev}: {reply['error']}")
+        raise SoftenaError(reply["error"])  # the device names itself
     return reply["result"]

@@ -9,6 +9,7 @@ import threading
 from softena.control.config import DeviceConfig
 from softena.control.ctlsock import ControlServer
 from softena.control.device import Device
+from softena.control.ethtool_ops import EthtoolOps
 from softena.errors import SoftenaError
 from softena.log import log
 
@@ -41,6 +42,7 @@ def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
         "status": lambda req: device.status(),
         "stats": lambda req: device.stats(),
         "shutdown": lambda req: done.set(),
+        "ethtool": EthtoolOps(device).handle,
     }
     server = ControlServer(config.name, handlers)
     server.start()

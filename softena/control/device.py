@@ -140,8 +140,7 @@ class Device:
                 self.wire_ifname = cfg.wire.iface
             with IPRoute() as ipr:
                 index = ipr.link_lookup(ifname=self.wire_ifname)[0]
-                # The real count, as sysfs lists it: IFLA_NUM_RX_QUEUES is what was allocated.
-                rxq = len(glob.glob(f"/sys/class/net/{self.wire_ifname}/queues/rx-*"))
+                rxq = self.wire_queue_count()
                 if rxq < cfg.queues:
                     raise SoftenaError(f"{self.name}: wire {self.wire_ifname} has {rxq} rx queue(s); "
                                        f"{cfg.queues} queue pairs need as many")
@@ -245,6 +244,10 @@ class Device:
             st.queues, st.rx_ring, st.tx_ring = old
             self._start_io()
             raise SoftenaError(str(exc)) from exc
+
+    def wire_queue_count(self) -> int:
+        """Rx queues the wire interface has in use (sysfs lists the real ones)."""
+        return len(glob.glob(f"/sys/class/net/{self.wire_ifname}/queues/rx-*"))
 
     def _resize_ports(self, queues: int) -> None:
         """Give the host tap and the wire QUEUES queues each."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import time
 from dataclasses import dataclass
 
 from softena.datapath.native import error_buffer, error_text, ffi, lib, struct_to_dict
@@ -60,11 +62,21 @@ class Datapath:
         """The sn_dev pointer, for the workers' batch calls."""
         return self._dev
 
-    def attach_xsk(self, qid: int, host_fd: int, ifname: str, xskmap_fd: int) -> None:
-        """Give queue QID its tap fd and an AF_XDP socket on IFNAME queue QID."""
-        err = error_buffer()
-        if lib.sn_queue_attach_xsk(self._dev, qid, host_fd, ifname.encode(), xskmap_fd, err, len(err)):
-            raise SoftenaError(f"{ifname}: queue {qid}: {error_text(err)}")
+    def attach_xsk(self, qid: int, host_fd: int, ifname: str, xskmap_fd: int, timeout: float = 3.0) -> None:
+        """Give queue QID its tap fd and an AF_XDP socket on IFNAME queue QID.
+
+        A socket closed moments ago (a rebuild) keeps its queue busy until the
+        kernel's deferred release runs: EBUSY is retried for a while.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            err = error_buffer()
+            rc = lib.sn_queue_attach_xsk(self._dev, qid, host_fd, ifname.encode(), xskmap_fd, err, len(err))
+            if rc == 0:
+                return
+            if rc != -errno.EBUSY or time.monotonic() > deadline:
+                raise SoftenaError(f"{ifname}: queue {qid}: {error_text(err)}")
+            time.sleep(0.05)
 
     def attach_tap(self, qid: int, host_fd: int, wire_fd: int) -> None:
         """Give queue QID its host tap fd and its wire tap fd."""

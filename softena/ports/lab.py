@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 
 from pyroute2 import IPRoute, NetNS, netns
@@ -111,9 +112,22 @@ def set_veth_queues(names: LabNames, queues: int) -> None:
     host = ["ethtool", "-L", names.wire, "rx", str(queues), "tx", str(queues)]
     peer = ["ethtool", "-L", PEER_IFNAME, "rx", str(queues), "tx", str(queues)]
     current = len([q for q in os.listdir(f"/sys/class/net/{names.wire}/queues") if q.startswith("rx-")])
-    steps = [lambda: _run(host), lambda: run_in_netns(names.netns, peer)]
+    steps = [lambda: _retry_busy(lambda: _run(host)), lambda: run_in_netns(names.netns, peer)]
     for step in steps if queues >= current else reversed(steps):
         step()
+
+
+def _retry_busy(step, timeout: float = 3.0) -> None:
+    """Run STEP, retrying while closed AF_XDP sockets still hold their queues:
+    the kernel releases a socket's buffer pool from a deferred work item."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return step()
+        except SoftenaError as exc:
+            if "AF_XDP" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _run(argv: list[str]) -> None:
