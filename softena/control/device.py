@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import glob
 import hashlib
+from functools import partial
+from typing import Callable
 import os
 import socket
 import struct
@@ -23,10 +25,12 @@ from softena.datapath.datapath import Datapath, DatapathConfig
 from softena.datapath.native import lib
 from softena.datapath.worker import NapiConfig, QueueWorker, cpu_for_queue
 from softena.device.admin import AdminError, AdminQueue, Feature, Opcode
+from softena.device.aenq import Aenq, Event, Group
 from softena.device.model import EnaDevice, Settings
 from softena.errors import SoftenaError
 from softena.log import log
 from softena.ports import lab, tap, xsk
+from softena.ports.link import LinkMonitor, NetnsLinkReader, host_link_up
 
 
 def device_mac(name: str) -> str:
@@ -61,6 +65,9 @@ class Device:
         self.settings = Settings(queues=config.queues, mtu=config.mtu)
         self.model = EnaDevice(self.name, self.attrs, self.settings, backend=self)
         self.admin: AdminQueue | None = None
+        self.aenq: Aenq | None = None
+        self.link: LinkMonitor | None = None
+        self.last_keep_alive = 0.0
         self.napi = NapiConfig()
         self.state = DeviceState(config.name, os.getpid(), wire=config.wire.describe())
         self.host_fds: list[int] = []
@@ -101,6 +108,7 @@ class Device:
                 tap.set_carrier(self.wire_fds[0], True)
             if cfg.wire.lab:
                 self._wait_lab_reachable()
+            self._start_events()
         except (OSError, NetlinkError) as exc:
             self.stop()
             raise SoftenaError(f"{self.name}: bring-up failed: {exc}") from exc
@@ -182,6 +190,45 @@ class Device:
     def _host_offloads(self) -> int:
         off = self.settings.offloads
         return tap.offload_flags(off["tx_csum"], off["tso"])
+
+    # ---- AENQ: link changes and keep-alive from the device ----------------
+
+    def _start_events(self) -> None:
+        def note(level: str) -> Callable[[Event], None]:
+            return lambda ev: log(self.name, level, ev.data.get("message", ev.group.name))
+
+        self.aenq = Aenq(self.name, {
+            Group.LINK_CHANGE: self._on_link_change,
+            Group.KEEP_ALIVE: self._on_keep_alive,
+            Group.NOTIFICATION: note("notice"),
+            Group.WARNING: note("warning"),
+            Group.FATAL_ERROR: note("err"),
+        })
+        wire = self.config.wire
+        if wire.kind == "tap" and wire.lab:  # our tap, as eth0 over there
+            read = NetnsLinkReader(self.lab_names.netns, lab.PEER_IFNAME)
+        else:
+            read = partial(host_link_up, self.wire_ifname)
+        self.link = LinkMonitor(self.name, read,
+                                on_change=lambda up: self.aenq.post(Group.LINK_CHANGE, up=up),
+                                on_tick=lambda: self.aenq.post(Group.KEEP_ALIVE))
+        self.link.start()
+
+    def _on_link_change(self, event: Event) -> None:
+        up = event.data["up"]
+        tap.set_carrier(self.host_fds[0], up)
+        log(self.name, "info", "link is UP" if up else "link is DOWN")
+
+    def _on_keep_alive(self, event: Event) -> None:
+        self.last_keep_alive = event.timestamp
+
+    def _stop_events(self) -> None:
+        if self.link is not None:
+            self.link.stop()
+            self.link = None
+        if self.aenq is not None:
+            self.aenq.close()
+            self.aenq = None
 
     # ---- IO queues: created through the admin queue, run by the workers ---
 
@@ -313,23 +360,34 @@ class Device:
     # ---- teardown ---------------------------------------------------------
 
     def stop(self) -> None:
-        """Take everything down in reverse order; safe on a partial bring-up."""
-        if self.host_fds:
+        """Take everything down in reverse order; safe on a partial bring-up.
+
+        Every step runs even when one before it fails: a teardown that stops
+        half-way is what leaves kernel objects behind.
+        """
+        for step in (self._stop_events, self._carrier_off, self._stop_io, self._close_admin,
+                     self._close_ports, lambda: remove_kernel_objects(self.state),
+                     lambda: remove_files(self.name)):
             try:
-                tap.set_carrier(self.host_fds[0], False)
-            except OSError:
-                pass
-        self._stop_io()
+                step()
+            except Exception as exc:  # keep going; say what failed
+                log(self.name, "err", f"teardown: {exc!r}")
+
+    def _carrier_off(self) -> None:
+        if self.host_fds:
+            tap.set_carrier(self.host_fds[0], False)
+
+    def _close_admin(self) -> None:
         if self.admin is not None:
             self.admin.close()
             self.admin = None
+
+    def _close_ports(self) -> None:
         if self.xdp is not None:
             self.xdp.close()
             self.xdp = None
         tap.close_all(self.host_fds + self.wire_fds)
         self.host_fds, self.wire_fds = [], []
-        remove_kernel_objects(self.state)
-        remove_files(self.name)
 
     # ---- inspection -------------------------------------------------------
 
@@ -360,8 +418,11 @@ class Device:
         queues = [{"queue-id": q, **self.datapath.queue_stats(q)} for q in range(n)]
         pools = [{"queue-id": q, **self.datapath.page_pool_stats(q)} for q in range(n)]
         admin = vars(self.admin.stats) if self.admin else {}
+        aenq = dict(self.aenq.counts) if self.aenq else {}
         return {"dev": self.name, "ifindex": self.ifindex, "queues": queues, "page-pools": pools,
-                "admin-queue": admin}
+                "admin-queue": admin, "aenq": aenq,
+                "link": "up" if self.link and self.link.up else "down",
+                "keep-alive-age": round(time.monotonic() - self.last_keep_alive, 2) if self.last_keep_alive else None}
 
 
 def remove_kernel_objects(state: DeviceState) -> None:

@@ -190,6 +190,8 @@ class EthtoolOps:
         out: dict[str, int] = {}
         for name, value in stats["admin-queue"].items():
             out[f"ena_admin_q_{name}"] = value
+        for name, value in stats["aenq"].items():
+            out[f"aenq_{name}"] = value
         for q in stats["queues"]:
             i = q["queue-id"]
             out.update({

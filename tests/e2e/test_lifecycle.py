@@ -38,6 +38,7 @@ def test_up_creates_tap_wire_namespace_and_xdp_program_and_down_removes_them() -
     finally:
         down = run(["softena", "down", "sft0"])
     assert down.returncode == 0, down.stderr
+    assert down.stdout.strip() == "sft0: down" and "clearing" not in down.stderr, down
     wait_gone(pid)
     assert Snapshot.take() == before
 

@@ -1,0 +1,67 @@
+"""AENQ: the device follows its wire's link, and keeps alive every second."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from conftest import run
+
+
+def carrier(ifname: str) -> bool:
+    entry = json.loads(run(["ip", "-j", "link", "show", ifname], check=True).stdout)[0]
+    return "NO-CARRIER" not in entry["flags"]
+
+
+def wait_carrier(ifname: str, want: bool, within: float) -> float:
+    """Seconds until IFNAME's carrier is WANT; fails past WITHIN."""
+    start = time.monotonic()
+    while time.monotonic() - start < within:
+        if carrier(ifname) == want:
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError(f"{ifname} carrier still {not want} after {within} s")
+
+
+def test_peer_end_going_down_takes_the_carrier_within_a_second_and_back(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "2")
+    assert carrier("sft0")
+    run(["ip", "netns", "exec", dev.netns, "ip", "link", "set", "eth0", "down"], check=True)
+    wait_carrier("sft0", False, within=1.0)
+    run(["ip", "netns", "exec", dev.netns, "ip", "link", "set", "eth0", "up"], check=True)
+    wait_carrier("sft0", True, within=1.0)
+    assert run(["ping", "-c", "1", "-W", "2", dev.peer_v4]).returncode == 0
+    aenq = dev.stats()["aenq"]
+    assert aenq["link_change"] >= 3  # up at start, down, up
+
+
+def test_wire_set_down_with_ip_link_takes_the_carrier(softena_up) -> None:
+    softena_up("sft0", "--queues", "1")
+    run(["ip", "link", "set", "sft0-wire", "down"], check=True)
+    wait_carrier("sft0", False, within=1.0)
+    run(["ip", "link", "set", "sft0-wire", "up"], check=True)
+    wait_carrier("sft0", True, within=1.0)
+
+
+def test_peer_namespace_disappearing_leaves_no_carrier(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "1")
+    run(["ip", "netns", "del", dev.netns], check=True)
+    wait_carrier("sft0", False, within=1.0)
+    assert dev.stats()["link"] == "down"
+
+
+def test_tap_wire_follows_its_peer_end(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "1", "--wire", "tap")
+    run(["ip", "netns", "exec", dev.netns, "ip", "link", "set", "eth0", "down"], check=True)
+    wait_carrier("sft0", False, within=1.0)
+    run(["ip", "netns", "exec", dev.netns, "ip", "link", "set", "eth0", "up"], check=True)
+    wait_carrier("sft0", True, within=1.0)
+
+
+def test_keep_alive_arrives_every_second(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "1")
+    first = dev.stats()["aenq"]["keep_alive"]
+    time.sleep(3.2)
+    stats = dev.stats()
+    assert 2 <= stats["aenq"]["keep_alive"] - first <= 4
+    assert stats["keep-alive-age"] < 1.5
