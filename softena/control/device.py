@@ -7,6 +7,7 @@ also when bring-up fails half-way.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import hashlib
 from functools import partial
@@ -14,12 +15,13 @@ from typing import Callable
 import os
 import socket
 import struct
+import threading
 import time
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from softena.control.config import DeviceConfig, check_environment
+from softena.control.config import XSK_MAX_MTU, DeviceConfig, check_environment
 from softena.control.state import DeviceState, lab_indexes_in_use, pid_alive, remove_files
 from softena.datapath.datapath import Datapath, DatapathConfig
 from softena.datapath.native import lib
@@ -30,6 +32,7 @@ from softena.device.model import EnaDevice, Settings
 from softena.errors import SoftenaError
 from softena.log import log
 from softena.ports import lab, tap, xsk
+from softena.control.hostwatch import HostLinkState, HostLinkWatcher
 from softena.ports.link import LinkMonitor, NetnsLinkReader, host_link_up
 
 
@@ -49,6 +52,20 @@ def icmp_echo(ident: int, seq: int) -> bytes:
     return bytes(body)
 
 
+def joined_groups(ifindex: int) -> list[bytes]:
+    """Multicast MACs the host joined on IFINDEX, as /proc/net/dev_mcast lists them."""
+    groups = []
+    try:
+        with open("/proc/net/dev_mcast") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) == 5 and fields[0] == str(ifindex):
+                    groups.append(bytes.fromhex(fields[4]))
+    except OSError:
+        pass
+    return sorted(groups)
+
+
 def link_exists(name: str) -> bool:
     with IPRoute() as ipr:
         return bool(ipr.link_lookup(ifname=name))
@@ -62,12 +79,21 @@ class Device:
         self.name = config.name
         self.lab_names = lab.LabNames(config.name)
         self.attrs = config.attrs
+        if config.wire.kind == "xsk":  # single-buffer AF_XDP bounds the device's MTU
+            self.attrs = dataclasses.replace(self.attrs, max_mtu=min(self.attrs.max_mtu, XSK_MAX_MTU))
         self.settings = Settings(queues=config.queues, mtu=config.mtu)
         self.model = EnaDevice(self.name, self.attrs, self.settings, backend=self)
         self.admin: AdminQueue | None = None
         self.aenq: Aenq | None = None
         self.link: LinkMonitor | None = None
         self.last_keep_alive = 0.0
+        self.hostwatch: HostLinkWatcher | None = None
+        self.promisc = self.allmulti = False
+        self._mc_groups: list[bytes] = []
+        # Serialises queue rebuilds (ethtool -L/-G, ip link up/down).
+        self._io_lock = threading.RLock()
+        # Counters of datapaths already rebuilt away, so totals never go back.
+        self._retired: dict[int, dict[str, int]] = {}
         self.napi = NapiConfig()
         self.state = DeviceState(config.name, os.getpid(), wire=config.wire.describe())
         self.host_fds: list[int] = []
@@ -211,8 +237,12 @@ class Device:
             read = partial(host_link_up, self.wire_ifname)
         self.link = LinkMonitor(self.name, read,
                                 on_change=lambda up: self.aenq.post(Group.LINK_CHANGE, up=up),
-                                on_tick=lambda: self.aenq.post(Group.KEEP_ALIVE))
+                                on_tick=lambda: self.aenq.post(Group.KEEP_ALIVE),
+                                on_poll=self._sync_rx_mode)
         self.link.start()
+        self.hostwatch = HostLinkWatcher(self.name, self.ifindex,
+                                         HostLinkState(self.settings.mtu, True, False, False), self._on_host_change)
+        self.hostwatch.start()
 
     def _on_link_change(self, event: Event) -> None:
         up = event.data["up"]
@@ -223,12 +253,53 @@ class Device:
         self.last_keep_alive = event.timestamp
 
     def _stop_events(self) -> None:
+        if self.hostwatch is not None:
+            self.hostwatch.stop()
+            self.hostwatch = None
         if self.link is not None:
             self.link.stop()
             self.link = None
         if self.aenq is not None:
             self.aenq.close()
             self.aenq = None
+
+    # ---- what the host asks with `ip link set` -----------------------------
+
+    def _on_host_change(self, old: HostLinkState, new: HostLinkState) -> None:
+        if new.mtu != old.mtu and new.mtu != self.settings.mtu:
+            self._change_mtu(new.mtu)
+        if (new.promisc, new.allmulti) != (old.promisc, old.allmulti):
+            self.promisc, self.allmulti = new.promisc, new.allmulti
+            log(self.name, "info", f"rx mode: promisc {'on' if new.promisc else 'off'}, "
+                                   f"allmulti {'on' if new.allmulti else 'off'}")
+            self._sync_rx_mode(force=True)
+        if new.up != old.up:
+            with self._io_lock:
+                if new.up and not self.workers:
+                    self._start_io()
+                    log(self.name, "info", f"interface up: {self.settings.queues} queue pairs started")
+                elif not new.up and self.workers:
+                    self._stop_io()
+                    log(self.name, "info", "interface down: queues stopped")
+
+    def _change_mtu(self, mtu: int) -> None:
+        try:
+            self.admin.submit(Opcode.SET_FEATURE, Feature.MTU, mtu=mtu)
+        except AdminError as exc:
+            log(self.name, "err", str(exc))
+            with IPRoute() as ipr:  # as a driver's ndo_change_mtu refusal would
+                ipr.link("set", index=self.ifindex, mtu=self.settings.mtu)
+            return
+        log(self.name, "info", f"MTU {mtu}, wire follows")
+
+    def _sync_rx_mode(self, force: bool = False) -> None:
+        """Give the datapath the host's filter: our MAC, joined groups, promisc, allmulti."""
+        groups = joined_groups(self.ifindex)
+        if groups != self._mc_groups or force:
+            self._mc_groups = groups
+            if self.datapath is not None:
+                self.datapath.set_rx_mode(bytes.fromhex(device_mac(self.name).replace(":", "")),
+                                          self.promisc, self.allmulti, groups)
 
     # ---- IO queues: created through the admin queue, run by the workers ---
 
@@ -242,6 +313,7 @@ class Device:
         self.datapath = Datapath(DatapathConfig(st.queues, cfg.wire.kind, st.mtu, st.rx_ring, st.tx_ring))
         self.datapath.set_rss(st.rss)
         self.datapath.set_offloads(**st.offloads)
+        self._sync_rx_mode(force=True)
         for qid in range(st.queues):
             if cfg.wire.kind == "xsk":
                 self.datapath.attach_xsk(qid, self.host_fds[qid], self.wire_ifname, self.xdp.xskmap_fd)
@@ -266,6 +338,10 @@ class Device:
             worker.join(timeout=5)
         self.workers = []
         if self.datapath is not None:
+            for qid in range(self.datapath.config.num_queues):
+                retired = self._retired.setdefault(qid, {})
+                for key, value in self.datapath.queue_stats(qid).items():
+                    retired[key] = retired.get(key, 0) + value
             self.datapath.close()
             self.datapath = None
         if self.admin is not None:
@@ -277,19 +353,26 @@ class Device:
     def reconfigure_queues(self, queues: int, rx_ring: int, tx_ring: int) -> None:
         """Change queue count or ring sizes live: the host interface, its
         addresses and routes stay; traffic pauses for the rebuild."""
+        with self._io_lock:
+            self._reconfigure_queues(queues, rx_ring, tx_ring)
+
+    def _reconfigure_queues(self, queues: int, rx_ring: int, tx_ring: int) -> None:
         st = self.settings
+        running = bool(self.workers)
         old = (st.queues, st.rx_ring, st.tx_ring)
         self._stop_io()
         try:
             self._resize_ports(queues)
             st.queues, st.rx_ring, st.tx_ring = queues, rx_ring, tx_ring
-            self._start_io()
+            if running:  # an interface set down gets its new queues when it comes up
+                self._start_io()
         except (SoftenaError, AdminError, OSError) as exc:
             log(self.name, "err", f"reconfiguration failed ({exc}); restoring {old[0]} queues")
             self._stop_io()
             self._resize_ports(old[0])
             st.queues, st.rx_ring, st.tx_ring = old
-            self._start_io()
+            if running:
+                self._start_io()
             raise SoftenaError(str(exc)) from exc
 
     def wire_queue_count(self) -> int:
@@ -334,7 +417,17 @@ class Device:
         self.napi.adaptive_rx = coalesce.adaptive_rx
 
     def apply_mtu(self, mtu: int) -> None:
-        raise AdminError(None, f"{self.name}: MTU changes need the device down and up")
+        """The wire follows the device's MTU; the datapath's TSO target too."""
+        wire = self.config.wire
+        if wire.lab and wire.kind == "xsk":
+            lab.set_mtu(self.lab_names, self.wire_ifname, mtu)
+        elif wire.lab:  # our tap is the peer's eth0
+            lab.set_mtu(self.lab_names, None, mtu)
+        else:
+            with IPRoute() as ipr:
+                ipr.link("set", index=ipr.link_lookup(ifname=self.wire_ifname)[0], mtu=mtu)
+        if self.datapath is not None:
+            self.datapath.set_mtu(mtu)
 
     def _wait_lab_reachable(self, timeout: float = 5.0) -> None:
         """Up means passing traffic: an ICMP echo to the peer must come back."""
@@ -415,8 +508,16 @@ class Device:
     def stats(self) -> dict:
         """Per-queue counters and page pools, as `softena stats` prints them."""
         n = self.settings.queues
-        queues = [{"queue-id": q, **self.datapath.queue_stats(q)} for q in range(n)]
-        pools = [{"queue-id": q, **self.datapath.page_pool_stats(q)} for q in range(n)]
+        with self._io_lock:
+            live = self.datapath
+            queues, pools = [], []
+            for q in range(n):
+                counters = dict(live.queue_stats(q)) if live else {}
+                for key, value in self._retired.get(q, {}).items():
+                    counters[key] = counters.get(key, 0) + value
+                queues.append({"queue-id": q, **counters})
+                if live:
+                    pools.append({"queue-id": q, **live.page_pool_stats(q)})
         admin = vars(self.admin.stats) if self.admin else {}
         aenq = dict(self.aenq.counts) if self.aenq else {}
         return {"dev": self.name, "ifindex": self.ifindex, "queues": queues, "page-pools": pools,

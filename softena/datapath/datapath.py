@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import threading
 import time
 from dataclasses import dataclass
 
@@ -47,7 +48,11 @@ class DatapathConfig:
 
 
 class Datapath:
-    """One struct sn_dev: queue pairs, page pools and cross-queue rings."""
+    """One struct sn_dev: queue pairs, page pools and cross-queue rings.
+
+    The admin thread, the control socket and the netlink watcher all reach
+    the C device; the lock keeps them off a handle that close() freed.
+    """
 
     def __init__(self, config: DatapathConfig) -> None:
         err = error_buffer()
@@ -56,6 +61,7 @@ class Datapath:
         if dev == ffi.NULL:
             raise SoftenaError(f"datapath: {error_text(err)}")
         self._dev = dev
+        self._lock = threading.Lock()
 
     @property
     def handle(self):
@@ -88,29 +94,50 @@ class Datapath:
         """Whether queue QID's socket runs in zero-copy mode."""
         return lib.sn_queue_xsk_zerocopy(self._dev, qid) == 1
 
+    def _call(self, fn, *args):
+        with self._lock:
+            if self._dev is not None:
+                return fn(self._dev, *args)
+            return None
+
     def set_rss(self, rss: RssConfig) -> None:
         """Load key, table and fields into the datapath."""
-        lib.sn_dev_set_rss(self._dev, rss.to_native(ffi))
+        self._call(lib.sn_dev_set_rss, rss.to_native(ffi))
 
     def set_offloads(self, tx_csum: bool, tso: bool, rx_csum: bool, rxhash: bool, hw_gro: bool) -> None:
         """Switch the offload engines."""
-        off = ffi.new("struct sn_offloads *", (tx_csum, tso, rx_csum, rxhash, hw_gro))
-        lib.sn_dev_set_offloads(self._dev, off)
+        self._call(lib.sn_dev_set_offloads, ffi.new("struct sn_offloads *", (tx_csum, tso, rx_csum, rxhash, hw_gro)))
+
+    def set_rx_mode(self, mac: bytes, promisc: bool, allmulti: bool, groups: list[bytes]) -> None:
+        """The MAC filter: our address, the joined multicast groups, or everything."""
+        mode = ffi.new("struct sn_rx_mode *")
+        ffi.memmove(mode.mac, mac, 6)
+        mode.promisc, mode.allmulti, mode.mc_count = promisc, allmulti, len(groups)
+        for i, group in enumerate(groups[:lib.SN_MC_FILTER_SIZE]):
+            ffi.memmove(mode.mc[i], group, 6)
+        self._call(lib.sn_dev_set_rx_mode, mode)
+
+    def set_mtu(self, mtu: int) -> None:
+        """The wire's MTU: the TSO target and the Tx ring reservation follow."""
+        self._call(lib.sn_dev_set_mtu, mtu)
 
     def queue_stats(self, qid: int) -> dict[str, int]:
         """Counters of queue QID under their qstats names."""
-        return struct_to_dict(lib.sn_queue_stats(self._dev, qid), "struct sn_qstats")
+        with self._lock:
+            return struct_to_dict(lib.sn_queue_stats(self._dev, qid), "struct sn_qstats")
 
     def page_pool_stats(self, qid: int) -> dict[str, int]:
         """Page pool counters of queue QID."""
-        return struct_to_dict(lib.sn_queue_pp_stats(self._dev, qid), "struct sn_pp_stats")
+        with self._lock:
+            return struct_to_dict(lib.sn_queue_pp_stats(self._dev, qid), "struct sn_pp_stats")
 
     def kick(self, qid: int) -> None:
         """Wake worker QID out of its sleep."""
-        lib.sn_queue_kick(self._dev, qid)
+        self._call(lib.sn_queue_kick, qid)
 
     def close(self) -> None:
         """Free queues, sockets and the region; workers must have stopped."""
-        if self._dev is not None:
-            lib.sn_dev_destroy(self._dev)
-            self._dev = None
+        with self._lock:
+            if self._dev is not None:
+                lib.sn_dev_destroy(self._dev)
+                self._dev = None

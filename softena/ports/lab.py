@@ -152,6 +152,15 @@ def configure_peer(names: LabNames, checksum_offload: bool = False) -> None:
         run_in_netns(names.netns, ["ethtool", "-K", PEER_IFNAME, "tx", "off"])
 
 
+def set_mtu(names: LabNames, wire: str | None, mtu: int) -> None:
+    """Set the MTU of the wire: its host end WIRE (if a veth) and the peer's eth0."""
+    if wire is not None:
+        with IPRoute() as ipr:
+            ipr.link("set", index=link_index(ipr, wire), mtu=mtu)
+    with NetNS(names.netns) as ns:
+        ns.link("set", index=link_index(ns, PEER_IFNAME), mtu=mtu)
+
+
 def address_host(names: LabNames) -> None:
     """Give the device its lab addresses."""
     with IPRoute() as ipr:

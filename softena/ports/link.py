@@ -59,20 +59,24 @@ class NetnsLinkReader:
 
 
 class LinkMonitor(threading.Thread):
-    """Calls on_change(up) when the wire's state flips, on_tick() every second."""
+    """Calls on_change(up) when the wire's state flips, on_tick() every second,
+    on_poll() at every look (the device's other periodic duties)."""
 
     def __init__(self, dev: str, read: Callable[[], bool], on_change: Callable[[bool], None],
-                 on_tick: Callable[[], None]) -> None:
+                 on_tick: Callable[[], None], on_poll: Callable[[], None] | None = None) -> None:
         super().__init__(name=f"softena/{dev}-link", daemon=True)
         self.read = read
         self.on_change = on_change
         self.on_tick = on_tick
+        self.on_poll = on_poll
         self.up: bool | None = None
         self._stopping = threading.Event()
 
     def run(self) -> None:
         ticks = 0
         while not self._stopping.wait(POLL_S):
+            if self.on_poll:
+                self.on_poll()
             up = self.read()
             if up != self.up:
                 self.up = up

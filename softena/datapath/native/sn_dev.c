@@ -129,11 +129,21 @@ void sn_queue_kick(struct sn_dev *dev, uint32_t qid)
 
 /* ---- device ------------------------------------------------------------- */
 
+static uint32_t tx_need_for(uint32_t mtu)
+{
+	/* Worst case per host frame: 64 KiB at the smallest MSS this wire
+	 * allows (IPv6 and 60 bytes of TCP header), within the TSO limit. */
+	uint32_t min_mss = mtu > 128 ? mtu - 100 : 28, need = 65536 / min_mss + 2;
+
+	return need > SN_TSO_MAX_SEGS + 2 ? SN_TSO_MAX_SEGS + 2 : need;
+}
+
+
 struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 			     char *err, size_t errlen)
 {
 	struct sn_dev *dev;
-	uint32_t nq = cfg->num_queues, i, a, rsize, min_mss;
+	uint32_t nq = cfg->num_queues, i, a, rsize;
 
 	if (nq == 0 || nq > SN_MAX_QUEUES || cfg->frame_size < 2048 ||
 	    !pow2(cfg->rx_ring_size) || !pow2(cfg->tx_ring_size) ||
@@ -150,18 +160,14 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 	dev->cfg = *cfg;
 	dev->pool_span = (uint64_t)cfg->frames_per_queue * cfg->frame_size;
 	dev->region_size = dev->pool_span * nq;
-	/* Worst case per host frame: 64 KiB at the smallest MSS this wire
-	 * allows (IPv6 and 60 bytes of TCP header), within the TSO limit. */
-	min_mss = cfg->wire_mtu > 128 ? cfg->wire_mtu - 100 : 28;
-	dev->tx_need = 65536 / min_mss + 2;
-	if (dev->tx_need > SN_TSO_MAX_SEGS + 2)
-		dev->tx_need = SN_TSO_MAX_SEGS + 2;
+	dev->tx_need = tx_need_for(cfg->wire_mtu);
 	if (cfg->wire_kind == SN_WIRE_XSK && cfg->tx_ring_size < 2 * dev->tx_need) {
 		set_err(err, errlen, "Tx ring too small for two TSO frames: %s", EINVAL);
 		free(dev);
 		return NULL;
 	}
 	dev->off = (struct sn_offloads){ 1, 1, 1, 1, 1 };
+	dev->rx_mode.promisc = 1;	/* until the host's filter arrives */
 	dev->region = mmap(NULL, dev->region_size, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (dev->region == MAP_FAILED) {
@@ -244,6 +250,18 @@ void sn_dev_set_rss(struct sn_dev *dev, const struct sn_rss_config *rss)
 void sn_dev_set_offloads(struct sn_dev *dev, const struct sn_offloads *off)
 {
 	dev->off = *off;
+}
+
+void sn_dev_set_rx_mode(struct sn_dev *dev, const struct sn_rx_mode *mode)
+{
+	/* As with RSS: a frame or two may meet a half-written filter. */
+	memcpy(&dev->rx_mode, mode, sizeof(*mode));
+}
+
+void sn_dev_set_mtu(struct sn_dev *dev, uint32_t mtu)
+{
+	dev->cfg.wire_mtu = mtu;
+	dev->tx_need = tx_need_for(mtu);
 }
 
 struct sn_qstats *sn_queue_stats(struct sn_dev *dev, uint32_t qid)
@@ -627,6 +645,25 @@ static void rx_receive(struct sn_queue *q, const struct sn_desc *d)
 	sn_rx_deliver(q, d, 0);
 }
 
+/* The MAC filter: our address, broadcast, joined groups; all in promisc. */
+static int rx_accept(const struct sn_rx_mode *m, const uint8_t *f, uint32_t len)
+{
+	uint32_t i;
+
+	if (m->promisc || len < 6)
+		return 1;
+	if (!(f[0] & 1))
+		return !memcmp(f, m->mac, 6);
+	if (m->allmulti || m->mc_count > SN_MC_FILTER_SIZE)
+		return 1;
+	if ((f[0] & f[1] & f[2] & f[3] & f[4] & f[5]) == 0xff)
+		return 1;	/* broadcast */
+	for (i = 0; i < m->mc_count; i++)
+		if (!memcmp(f, m->mc[i], 6))
+			return 1;
+	return 0;
+}
+
 /* Route one frame from our wire queue: deliver it here or steer it. */
 static void rx_steer(struct sn_queue *q, const struct sn_desc *d,
 		     uint32_t *woken)
@@ -635,6 +672,11 @@ static void rx_steer(struct sn_queue *q, const struct sn_desc *d,
 	uint32_t t;
 
 	q->st.rx_wire_packets++;
+	if (!rx_accept(&dev->rx_mode, dev->region + d->addr, d->len)) {
+		q->st.rx_filtered++;
+		sn_pool_put(q, d->addr);
+		return;
+	}
 	t = rx_pick_queue(q, dev->region + d->addr, d->len);
 	if (t == q->qid) {
 		rx_receive(q, d);

@@ -53,6 +53,7 @@ struct sn_dev {
 
 	struct sn_rss_config rss;
 	struct sn_offloads off;
+	struct sn_rx_mode rx_mode;
 
 	struct sn_queue q[SN_MAX_QUEUES];
 	/* handoff[a][b]: Rx frames worker a steered to worker b.

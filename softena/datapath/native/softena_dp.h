@@ -76,6 +76,7 @@ struct sn_qstats {
 	uint64_t rx_wire_packets;	/* frames taken off the wire queue */
 	uint64_t rx_steered_out;	/* handed to another queue by RSS */
 	uint64_t rx_steered_in;		/* taken from other queues' handoff */
+	uint64_t rx_filtered;		/* not for us: other MAC, unjoined group */
 	uint64_t napi_polls;
 	uint64_t napi_busy_polls;
 	uint64_t napi_sleeps;
@@ -120,6 +121,16 @@ struct sn_offloads {
 	uint8_t hw_gro;			/* coalesce TCP segments on Rx (LRO) */
 };
 
+/* Which frames the device accepts: ndo_set_rx_mode's view. */
+#define SN_MC_FILTER_SIZE	32
+struct sn_rx_mode {
+	uint8_t mac[6];
+	uint8_t promisc;
+	uint8_t allmulti;
+	uint32_t mc_count;		/* above SN_MC_FILTER_SIZE: all multicast */
+	uint8_t mc[32][6];
+};
+
 struct sn_dev;
 
 struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
@@ -127,6 +138,8 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 void sn_dev_destroy(struct sn_dev *dev);
 void sn_dev_set_rss(struct sn_dev *dev, const struct sn_rss_config *rss);
 void sn_dev_set_offloads(struct sn_dev *dev, const struct sn_offloads *off);
+void sn_dev_set_rx_mode(struct sn_dev *dev, const struct sn_rx_mode *mode);
+void sn_dev_set_mtu(struct sn_dev *dev, uint32_t mtu);
 
 int sn_xdp_load(const char *obj_path, int ifindex, int native,
 		int *link_fd, int *xskmap_fd, char *err, size_t errlen);

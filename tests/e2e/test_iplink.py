@@ -1,0 +1,114 @@
+"""`ip` drives the device as it drives a NIC: MTU, down/up, promisc, allmulti, tagged frames."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import run
+
+
+def link(ifname: str, netns: str | None = None) -> dict:
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    return json.loads(run([*prefix, "ip", "-j", "link", "show", ifname], check=True).stdout)[0]
+
+
+def wait_for(predicate, within: float = 2.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def device_log(name: str) -> str:
+    with open(f"/run/softena/{name}.log") as f:
+        return f.read()
+
+
+def ping(address: str, size: int = 56) -> bool:
+    return run(["ping", "-c", "1", "-W", "2", "-s", str(size), "-M", "do", address]).returncode == 0
+
+
+def test_mtu_in_range_is_honoured_and_the_wire_follows(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "2")
+    assert not ping(dev.peer_v4, 2900)
+    run(["ip", "link", "set", "sft0", "mtu", "3000"], check=True)
+    wait_for(lambda: link("sft0-wire")["mtu"] == 3000 and link("eth0", dev.netns)["mtu"] == 3000)
+    assert ping(dev.peer_v4, 2900)
+    assert "sft0: MTU 3000, wire follows" in device_log("sft0")
+
+
+def test_mtu_out_of_range_is_refused_with_the_ena_message_and_set_back(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "1")
+    run(["ip", "link", "set", "sft0", "mtu", "5000"], check=True)  # above the AF_XDP wire's 3498
+    wait_for(lambda: link("sft0")["mtu"] == 1500)
+    assert "<3>sft0: Invalid MTU setting. new_mtu: 5000" in device_log("sft0")
+    assert link("sft0-wire")["mtu"] == 1500
+    assert ping(dev.peer_v4)
+
+
+def test_tap_wire_takes_jumbo_frames_8000_byte_pings_pass(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "1", "--wire", "tap")
+    run(["ip", "link", "set", "sft0", "mtu", "9000"], check=True)
+    wait_for(lambda: link("eth0", dev.netns)["mtu"] == 9000)
+    assert ping(dev.peer_v4, 8000)
+
+
+def test_link_down_stops_the_queues_and_up_restarts_them(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "2")
+    run(["ip", "link", "set", "sft0", "down"], check=True)
+    wait_for(lambda: json.loads(run(["softena", "status", "--json"], check=True).stdout)[0]["threads"] == [])
+    run(["ip", "link", "set", "sft0", "up"], check=True)
+    wait_for(lambda: len(json.loads(run(["softena", "status", "--json"], check=True).stdout)[0]["threads"]) == 2)
+    wait_for(lambda: ping(dev.peer_v4), within=5)
+
+
+def send_from_peer(netns: str, dst_mac: str, dst_ip: str, count: int) -> None:
+    """COUNT UDP frames from the peer to DST_IP, addressed to DST_MAC on the wire."""
+    script = (f"from scapy.all import Ether, IP, UDP, sendp; "
+              f"sendp(Ether(dst='{dst_mac}')/IP(dst='{dst_ip}')/UDP(dport=9)/b'softena', "
+              f"iface='eth0', count={count}, verbose=0)")
+    run(["ip", "netns", "exec", netns, sys.executable, "-c", script], check=True)
+
+
+# iproute2 6.1 spells the second flag "allmulticast".
+@pytest.mark.parametrize("flag, dst_mac", [("promisc", "02:00:00:00:99:99"), ("allmulticast", "01:00:5e:7f:01:02")])
+def test_rx_mode_flags_decide_which_frames_reach_the_host(softena_up, flag: str, dst_mac: str) -> None:
+    dev = softena_up("sft0", "--queues", "1")
+    before = dev.queue_totals()
+    send_from_peer(dev.netns, dst_mac, dev.host_v4, 50)
+    time.sleep(0.3)
+    mid = dev.queue_totals()
+    assert mid["rx-filtered"] - before["rx-filtered"] >= 50  # and stray IPv6 multicast
+    run(["ip", "link", "set", "sft0", flag, "on"], check=True)
+    wait_for(lambda: f"rx mode: promisc {'on' if flag == 'promisc' else 'off'}" in device_log("sft0"))
+    send_from_peer(dev.netns, dst_mac, dev.host_v4, 50)
+    time.sleep(0.3)
+    after = dev.queue_totals()
+    assert after["rx-filtered"] == mid["rx-filtered"]
+    assert after["rx-packets"] - mid["rx-packets"] >= 50
+
+
+def test_vlan_tagged_frames_cross_the_device_both_ways(softena_up) -> None:
+    """The kernel here has no 8021q module, so tagged frames are sent and caught with packet sockets."""
+    dev = softena_up("sft0", "--queues", "1")
+    mac = link("sft0")["address"]
+    sniff = ("import sys; from scapy.all import sniff, Dot1Q; "
+             "p = sniff(iface=sys.argv[1], count=5, timeout=5, lfilter=lambda p: Dot1Q in p and p[Dot1Q].vlan == 100); "
+             "print(len(p))")
+    send = ("import sys; from scapy.all import Ether, Dot1Q, IP, UDP, sendp; "
+            "sendp(Ether(dst=sys.argv[2])/Dot1Q(vlan=100)/IP(dst='198.18.100.1')/UDP(dport=9)/b'x', "
+            "iface=sys.argv[1], count=5, inter=0.05, verbose=0)")
+    host_sniffer = subprocess.Popen([sys.executable, "-c", sniff, "sft0"], stdout=subprocess.PIPE, text=True)
+    peer_sniffer = subprocess.Popen(["ip", "netns", "exec", dev.netns, sys.executable, "-c", sniff, "eth0"],
+                                    stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    run(["ip", "netns", "exec", dev.netns, sys.executable, "-c", send, "eth0", mac], check=True)
+    run([sys.executable, "-c", send, "sft0", link("eth0", dev.netns)["address"]], check=True)
+    assert host_sniffer.communicate(timeout=10)[0].strip() == "5"
+    assert peer_sniffer.communicate(timeout=10)[0].strip() == "5"
