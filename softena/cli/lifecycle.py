@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from softena.control import ctlsock, daemon
 from softena.control.config import DeviceConfig, WireSpec, check_environment, parse_cpus
 from softena.control.device import clear_leftovers
 from softena.control.state import DeviceState, RUN_DIR, list_devices, log_path, pid_alive
+from softena.device.features import MAX_MTU, SN_MAX_QUEUES, DeviceAttributes
 from softena.errors import SoftenaError
 
 
@@ -22,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--cpus", help="CPUs for the queue workers, e.g. 0,2-3")
     up.add_argument("--wire", default="lab", help="lab (default), xdp:IFACE, tap or tap:NAME")
     up.add_argument("--mtu", type=int, default=1500, help="MTU of the device and its wire")
+    up.add_argument("--max-queues", type=int, help="model a device with this many queue pairs at most (1..64)")
+    up.add_argument("--max-mtu", type=int, help="model a device with this MTU limit")
     up.add_argument("--foreground", action="store_true", help="stay attached (for supervisors)")
     up.add_argument("--notify-fd", type=int, help=argparse.SUPPRESS)
     up.set_defaults(func=cmd_up)
@@ -32,13 +36,30 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> DeviceConfig:
-    config = DeviceConfig(name=args.name, wire=WireSpec.parse(args.wire), mtu=args.mtu)
+    config = DeviceConfig(name=args.name, wire=WireSpec.parse(args.wire), mtu=args.mtu,
+                          attrs=device_attributes(args.max_queues, args.max_mtu))
     if args.queues is not None:
         config.queues = args.queues
+    else:  # one per online CPU, as far as the device has queues
+        config.queues = min(config.queues, config.attrs.max_queues)
     if args.cpus is not None:
         config.cpus = parse_cpus(args.cpus)
     config.validate()
     return config
+
+
+def device_attributes(max_queues: int | None, max_mtu: int | None) -> DeviceAttributes:
+    """The device to model: the defaults, or a smaller or larger one."""
+    attrs = DeviceAttributes()
+    if max_queues is not None:
+        if not 1 <= max_queues <= SN_MAX_QUEUES:
+            raise SoftenaError(f"invalid --max-queues {max_queues}: 1..{SN_MAX_QUEUES}")
+        attrs = dataclasses.replace(attrs, max_queues=max_queues)
+    if max_mtu is not None:
+        if not attrs.min_mtu <= max_mtu <= MAX_MTU:
+            raise SoftenaError(f"invalid --max-mtu {max_mtu}: {attrs.min_mtu}..{MAX_MTU}")
+        attrs = dataclasses.replace(attrs, max_mtu=max_mtu)
+    return attrs
 
 
 def cmd_up(args: argparse.Namespace) -> int:

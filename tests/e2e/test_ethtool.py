@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import threading
+import time
 
 import pytest
 from conftest import run
@@ -195,3 +196,17 @@ def test_a_channel_cut_below_a_custom_table_is_refused(softena_up) -> None:
     ethtool("sft0", "-X", "weight", "1", "1")
     ethtool("sft0", "-X", "weight", "0", "1")
     assert "too low for the existing indirection table" in refused("sft0", "-L", "combined", "1")
+
+
+def test_a_smaller_modelled_device_enforces_its_limits_everywhere(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "2", "--max-queues", "2", "--max-mtu", "2000")
+    assert "Combined:\t2" in ethtool("sft0", "-l").split("Current hardware settings:")[0]
+    assert "exceeds maximum 2" in refused("sft0", "-L", "combined", "3")
+    run(["ip", "link", "set", "sft0", "mtu", "2500"], check=True)
+    deadline = time.monotonic() + 2
+    while json.loads(run(["ip", "-j", "link", "show", "sft0"], check=True).stdout)[0]["mtu"] != 1500:
+        assert time.monotonic() < deadline, "MTU was not set back"
+        time.sleep(0.05)
+    proc = run(["softena", "up", "sft1", "--queues", "3", "--max-queues", "2"])
+    assert proc.returncode == 1 and "invalid queue count 3: the device supports 1..2" in proc.stderr
+    assert dev.status["queues"] == 2
