@@ -12,7 +12,8 @@ from softena.errors import SoftenaError
 
 _IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,9}$")  # room for "-wire", "-peer"
 # One 4 KiB UMEM frame less XDP headroom and skb_shared_info: above this a
-# veth hands XDP multi-buffer frames, which need XDP_USE_SG sockets.
+# veth hands XDP multi-buffer frames, which need XDP_USE_SG sockets; where
+# the kernel lacks them, the AF_XDP wire's MTU stops here.
 XSK_MAX_MTU = 3498
 _ANY_IFNAME = re.compile(r"^[^\s/:]{1,15}$")  # what the kernel accepts
 
@@ -60,10 +61,6 @@ class DeviceConfig:
                 f"invalid device name '{self.name}': 1-10 letters, digits, '_' or '.', starting with a letter")
         self.attrs.check_queues(self.queues)
         self.attrs.check_mtu(self.mtu)
-        if self.wire.kind == "xsk" and self.mtu > XSK_MAX_MTU:
-            raise SoftenaError(f"Invalid MTU setting. new_mtu: {self.mtu} "
-                               f"(the AF_XDP wire takes single-buffer frames up to MTU {XSK_MAX_MTU}; "
-                               "use --wire tap for jumbo frames)")
         allowed = os.sched_getaffinity(0)
         bad = [c for c in self.cpus if c not in allowed]
         if not self.cpus or bad:

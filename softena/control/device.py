@@ -79,8 +79,7 @@ class Device:
         self.name = config.name
         self.lab_names = lab.LabNames(config.name)
         self.attrs = config.attrs
-        if config.wire.kind == "xsk":  # single-buffer AF_XDP bounds the device's MTU
-            self.attrs = dataclasses.replace(self.attrs, max_mtu=min(self.attrs.max_mtu, XSK_MAX_MTU))
+        self.multi_buffer = config.wire.kind == "xsk"  # until the kernel says otherwise
         self.settings = Settings(queues=config.queues, mtu=config.mtu)
         self.model = EnaDevice(self.name, self.attrs, self.settings, backend=self)
         self.admin: AdminQueue | None = None
@@ -310,15 +309,10 @@ class Device:
             self.admin.submit(Opcode.CREATE_CQ, qid=qid, depth=st.rx_ring)
             self.admin.submit(Opcode.CREATE_SQ, qid=qid, direction="tx", depth=st.tx_ring)
             self.admin.submit(Opcode.CREATE_SQ, qid=qid, direction="rx", depth=st.rx_ring)
-        self.datapath = Datapath(DatapathConfig(st.queues, cfg.wire.kind, st.mtu, st.rx_ring, st.tx_ring))
+        self.datapath = self._attached_datapath()
         self.datapath.set_rss(st.rss)
         self.datapath.set_offloads(**st.offloads)
         self._sync_rx_mode(force=True)
-        for qid in range(st.queues):
-            if cfg.wire.kind == "xsk":
-                self.datapath.attach_xsk(qid, self.host_fds[qid], self.wire_ifname, self.xdp.xskmap_fd)
-            else:
-                self.datapath.attach_tap(qid, self.host_fds[qid], self.wire_fds[qid])
         if cfg.wire.kind == "xsk":
             copy = "zero-copy" if self.datapath.zerocopy(0) else "copy"
             self.xdp_mode = f"{self.xdp.mode}, {copy}"
@@ -329,6 +323,35 @@ class Device:
         for worker in self.workers:
             if not worker.wait_started():
                 raise SoftenaError(f"{self.name}: queue {worker.qid} worker did not start")
+
+    def _attached_datapath(self) -> Datapath:
+        """A datapath with every queue attached to its ports.
+
+        AF_XDP sockets ask for multi-buffer (XDP_USE_SG) so the wire takes
+        jumbo frames; a kernel without it gets single-buffer sockets and a
+        device whose MTU stops at what one UMEM frame holds.
+        """
+        st, cfg = self.settings, self.config
+        dp = Datapath(DatapathConfig(st.queues, cfg.wire.kind, st.mtu, st.rx_ring, st.tx_ring,
+                                     multi_buffer=self.multi_buffer))
+        try:
+            for qid in range(st.queues):
+                if cfg.wire.kind == "xsk":
+                    dp.attach_xsk(qid, self.host_fds[qid], self.wire_ifname, self.xdp.xskmap_fd)
+                else:
+                    dp.attach_tap(qid, self.host_fds[qid], self.wire_fds[qid])
+        except SoftenaError as exc:
+            dp.close()
+            if not self.multi_buffer:
+                raise
+            self.multi_buffer = False
+            self.attrs = self.model.attrs = dataclasses.replace(self.attrs,
+                                                                max_mtu=min(self.attrs.max_mtu, XSK_MAX_MTU))
+            log(self.name, "notice", f"AF_XDP multi-buffer unavailable ({exc}): MTU limited to {XSK_MAX_MTU}")
+            if st.mtu > XSK_MAX_MTU:
+                raise SoftenaError(f"Invalid MTU setting. new_mtu: {st.mtu}") from exc
+            return self._attached_datapath()
+        return dp
 
     def _stop_io(self) -> None:
         """Stop the workers, free the datapath, destroy the IO queues. Safe when half-built."""

@@ -25,6 +25,7 @@ class DatapathConfig:
     wire_mtu: int
     rx_ring_size: int = 1024
     tx_ring_size: int = 1024
+    multi_buffer: bool = False  # AF_XDP with XDP_USE_SG: frames across UMEM frames
 
     def native(self):
         cfg = ffi.new("struct sn_dev_config *")
@@ -32,6 +33,7 @@ class DatapathConfig:
         cfg.wire_mtu = self.wire_mtu
         cfg.rx_ring_size = self.rx_ring_size
         cfg.tx_ring_size = self.tx_ring_size
+        cfg.multi_buffer = self.multi_buffer
         # Every ring full, and as much again in the host's hands or in flight.
         cfg.frames_per_queue = 2 * (self.rx_ring_size + self.tx_ring_size)
         if self.wire_kind == "xsk":

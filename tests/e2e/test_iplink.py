@@ -9,6 +9,7 @@ import time
 
 import pytest
 from conftest import run
+from iperf import iperf3
 
 
 def link(ifname: str, netns: str | None = None) -> dict:
@@ -45,11 +46,25 @@ def test_mtu_in_range_is_honoured_and_the_wire_follows(softena_up) -> None:
 
 def test_mtu_out_of_range_is_refused_with_the_ena_message_and_set_back(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "1")
-    run(["ip", "link", "set", "sft0", "mtu", "5000"], check=True)  # above the AF_XDP wire's 3498
+    run(["ip", "link", "set", "sft0", "mtu", "9500"], check=True)  # above the device's 9216
     wait_for(lambda: link("sft0")["mtu"] == 1500)
-    assert "<3>sft0: Invalid MTU setting. new_mtu: 5000" in device_log("sft0")
+    assert "<3>sft0: Invalid MTU setting. new_mtu: 9500" in device_log("sft0")
     assert link("sft0-wire")["mtu"] == 1500
     assert ping(dev.peer_v4)
+
+
+def test_af_xdp_wire_takes_jumbo_frames_in_several_buffers(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "2")
+    run(["ip", "link", "set", "sft0", "mtu", "9000"], check=True)
+    wait_for(lambda: link("eth0", dev.netns)["mtu"] == 9000)
+    assert ping(dev.peer_v4, 8000) and ping(dev.peer_v6, 8000)
+    before = dev.queue_totals()
+    result = iperf3(dev.netns, dev.peer_v4)
+    iperf3(dev.netns, dev.peer_v4, "-R")
+    after = dev.queue_totals()
+    assert result["end"]["sum_received"]["bytes"] > 0
+    assert after["rx-csum-unnecessary"] - before["rx-csum-unnecessary"] > 1000
+    assert after["rx-csum-bad"] == 0 and after["rx-hw-drops"] == 0
 
 
 def test_tap_wire_takes_jumbo_frames_8000_byte_pings_pass(softena_up) -> None:

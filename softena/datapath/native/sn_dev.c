@@ -196,7 +196,8 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 		q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		q->free = calloc(cfg->frames_per_queue, sizeof(uint64_t));
 		q->scratch = malloc(SN_VNET_HDR_LEN + SN_MAX_FRAME);
-		if (q->wake_fd < 0 || !q->free || !q->scratch)
+		q->bounce = malloc(SN_MAX_FRAME);
+		if (q->wake_fd < 0 || !q->free || !q->scratch || !q->bounce)
 			goto nomem;
 		for (f = cfg->frames_per_queue; f > 0; f--)
 			q->free[q->nfree++] = i * dev->pool_span +
@@ -227,6 +228,7 @@ void sn_dev_destroy(struct sn_dev *dev)
 			close(q->wake_fd);
 		free(q->free);
 		free(q->scratch);
+		free(q->bounce);
 	}
 	if (dev->umem)
 		xsk_umem__delete(dev->umem);
@@ -343,7 +345,8 @@ int sn_queue_attach_xsk(struct sn_dev *dev, uint32_t qid, int host_fd,
 		.rx_size = dev->cfg.rx_ring_size,
 		.tx_size = dev->cfg.tx_ring_size,
 		.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
-		.bind_flags = XDP_USE_NEED_WAKEUP,
+		.bind_flags = XDP_USE_NEED_WAKEUP |
+			      (dev->cfg.multi_buffer ? XDP_USE_SG : 0),
 	};
 	int e, fd;
 	uint32_t key = qid;
@@ -423,34 +426,48 @@ struct xsk_tx_ctx {
 	uint64_t base;
 };
 
+/* A wire frame goes straight into a UMEM frame; a jumbo one is built in
+ * the bounce buffer and leaves as several descriptors (multi-buffer). */
 static uint8_t *xsk_tx_alloc(void *ctx, size_t need)
 {
 	struct xsk_tx_ctx *c = ctx;
 	struct sn_queue *q = c->q;
+	uint32_t fs = q->dev->cfg.frame_size;
+	uint32_t chunks = (uint32_t)((need + fs - 1) / fs);
 
-	if (need > q->dev->cfg.frame_size || !xsk_prod_nb_free(&q->tx, 1))
+	if (chunks > 1 && (!q->dev->cfg.multi_buffer || need > SN_MAX_FRAME))
 		return NULL;
+	if (xsk_prod_nb_free(&q->tx, chunks) < chunks || q->nfree < chunks)
+		return NULL;
+	if (chunks > 1)
+		return q->bounce;
 	c->base = pool_get(q);
-	if (c->base == NO_FRAME)
-		return NULL;
-	return q->dev->region + c->base;
+	return c->base == NO_FRAME ? NULL : q->dev->region + c->base;
 }
 
 static void xsk_tx_commit(void *ctx, uint8_t *buf, uint32_t len)
 {
 	struct xsk_tx_ctx *c = ctx;
 	struct sn_queue *q = c->q;
-	struct xdp_desc *d;
-	uint32_t idx;
+	uint32_t fs = q->dev->cfg.frame_size, chunks = 1, idx, k;
 
-	(void)buf;
-	xsk_ring_prod__reserve(&q->tx, 1, &idx);
-	d = xsk_ring_prod__tx_desc(&q->tx, idx);
-	d->addr = c->base;
-	d->len = len;
-	d->options = 0;
-	xsk_ring_prod__submit(&q->tx, 1);
-	q->tx_outstanding++;
+	if (buf == q->bounce)
+		chunks = (len + fs - 1) / fs;
+	xsk_ring_prod__reserve(&q->tx, chunks, &idx);
+	for (k = 0; k < chunks; k++) {
+		struct xdp_desc *d = xsk_ring_prod__tx_desc(&q->tx, idx + k);
+		uint32_t part = len - k * fs < fs ? len - k * fs : fs;
+
+		if (buf == q->bounce) {
+			c->base = pool_get(q);	/* alloc checked there are enough */
+			memcpy(q->dev->region + c->base, buf + (size_t)k * fs, part);
+		}
+		d->addr = c->base;
+		d->len = part;
+		d->options = k + 1 < chunks ? XDP_PKT_CONTD : 0;
+	}
+	xsk_ring_prod__submit(&q->tx, chunks);
+	q->tx_outstanding += chunks;
 }
 
 static void xsk_tx_kick(struct sn_queue *q)
@@ -635,10 +652,53 @@ void sn_rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum_ok)
 }
 
 /* A frame for our host queue: into LRO when it can merge, else up now. */
-static void rx_receive(struct sn_queue *q, const struct sn_desc *d)
+/* A frame in N fragments: gathered into the scratch buffer (free during
+ * Rx), so it is checked and written like any other, then freed. */
+static void rx_deliver_frags(struct sn_queue *q, const struct sn_desc *d, uint32_t n)
+{
+	struct sn_dev *dev = q->dev;
+	struct virtio_net_hdr_v1 *vh = (void *)q->scratch;
+	uint8_t *data = q->scratch + SN_VNET_HDR_LEN;
+	uint32_t i, len = 0;
+	int c = 0;
+
+	for (i = 0; i < n; i++) {
+		if (len + d[i].len <= SN_MAX_FRAME)
+			memcpy(data + len, dev->region + d[i].addr, d[i].len);
+		len += d[i].len;
+		sn_pool_put(q, d[i].addr);
+	}
+	if (len > SN_MAX_FRAME) {
+		q->st.rx_hw_drops++;
+		return;
+	}
+	memset(vh, 0, sizeof(*vh));
+	if (dev->off.rx_csum)
+		c = sn_rx_csum(data, len);
+	if (c > 0) {
+		vh->flags = VIRTIO_NET_HDR_F_DATA_VALID;
+		q->st.rx_csum_unnecessary++;
+	} else if (c == 0) {
+		q->st.rx_csum_none++;
+	} else {
+		q->st.rx_csum_bad++;
+	}
+	if (write(q->host_fd, q->scratch, SN_VNET_HDR_LEN + len) < 0) {
+		q->st.rx_hw_drops++;
+	} else {
+		q->st.rx_packets++;
+		q->st.rx_bytes += len;
+	}
+}
+
+static void rx_receive(struct sn_queue *q, const struct sn_desc *d, uint32_t n)
 {
 	const struct sn_offloads *off = &q->dev->off;
 
+	if (n > 1) {
+		rx_deliver_frags(q, d, n);
+		return;
+	}
 	if (off->hw_gro && off->rx_csum && !(d->flags & SN_DESC_VNET) &&
 	    sn_lro_receive(q, d))
 		return;
@@ -664,8 +724,17 @@ static int rx_accept(const struct sn_rx_mode *m, const uint8_t *f, uint32_t len)
 	return 0;
 }
 
-/* Route one frame from our wire queue: deliver it here or steer it. */
-static void rx_steer(struct sn_queue *q, const struct sn_desc *d,
+static void rx_drop(struct sn_queue *q, const struct sn_desc *d, uint32_t n)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		sn_pool_put(q, d[i].addr);
+}
+
+/* Route one frame (N fragments; the headers are in the first) from our
+ * wire queue: deliver it here or steer it to its RSS queue. */
+static void rx_steer(struct sn_queue *q, const struct sn_desc *d, uint32_t n,
 		     uint32_t *woken)
 {
 	struct sn_dev *dev = q->dev;
@@ -674,18 +743,18 @@ static void rx_steer(struct sn_queue *q, const struct sn_desc *d,
 	q->st.rx_wire_packets++;
 	if (!rx_accept(&dev->rx_mode, dev->region + d->addr, d->len)) {
 		q->st.rx_filtered++;
-		sn_pool_put(q, d->addr);
+		rx_drop(q, d, n);
 		return;
 	}
 	t = rx_pick_queue(q, dev->region + d->addr, d->len);
 	if (t == q->qid) {
-		rx_receive(q, d);
+		rx_receive(q, d, n);
 		return;
 	}
-	if (sn_ring_push(RING(dev, handoff, q->qid, t), d)) {
+	if (sn_ring_push_bulk(RING(dev, handoff, q->qid, t), d, n)) {
 		q->st.rx_hw_drop_overruns++;
 		q->st.rx_hw_drops++;
-		sn_pool_put(q, d->addr);
+		rx_drop(q, d, n);
 		return;
 	}
 	q->st.rx_steered_out++;
@@ -694,18 +763,37 @@ static void rx_steer(struct sn_queue *q, const struct sn_desc *d,
 
 static int rx_poll_xsk(struct sn_queue *q, int budget, uint32_t *woken)
 {
-	uint32_t idx, n, i;
+	struct sn_desc frags[SN_MAX_FRAGS];
+	uint32_t idx, n, i, nf = 0, used = 0;
+	int frames = 0;
 
-	n = xsk_ring_cons__peek(&q->rx, (uint32_t)budget, &idx);
-	for (i = 0; i < n; i++) {
+	/* Room for a budget of frames even when some come in fragments. */
+	n = xsk_ring_cons__peek(&q->rx, (uint32_t)budget * 4, &idx);
+	for (i = 0; i < n && frames < budget; i++) {
 		const struct xdp_desc *x = xsk_ring_cons__rx_desc(&q->rx, idx + i);
-		struct sn_desc d = { .addr = x->addr, .len = x->len };
+		int more = x->options & XDP_PKT_CONTD;
 
-		rx_steer(q, &d, woken);
+		if (nf == SN_MAX_FRAGS) {	/* more pieces than a frame can have */
+			q->st.rx_hw_drops++;
+			rx_drop(q, frags, nf);
+			nf = 0;
+			used = i;
+		}
+		frags[nf++] = (struct sn_desc){ .addr = x->addr, .len = x->len,
+						.flags = more ? SN_DESC_CONTD : 0 };
+		if (more)
+			continue;
+		rx_steer(q, frags, nf, woken);
+		nf = 0;
+		used = i + 1;
+		frames++;
 	}
-	if (n)
-		xsk_ring_cons__release(&q->rx, n);
-	return (int)n;
+	/* A frame whose last fragment is not here yet stays in the ring. */
+	if (n > used)
+		xsk_ring_cons__cancel(&q->rx, n - used);
+	if (used)
+		xsk_ring_cons__release(&q->rx, used);
+	return frames;
 }
 
 static int rx_poll_tap(struct sn_queue *q, int budget, uint32_t *woken)
@@ -732,7 +820,7 @@ static int rx_poll_tap(struct sn_queue *q, int budget, uint32_t *woken)
 		done++;
 		rx_steer(q, &(struct sn_desc){ .addr = base + SN_VNET_HDR_LEN,
 					       .len = (uint32_t)(n - SN_VNET_HDR_LEN),
-					       .flags = SN_DESC_VNET }, woken);
+					       .flags = SN_DESC_VNET }, 1, woken);
 	}
 	return done;
 }
@@ -740,7 +828,7 @@ static int rx_poll_tap(struct sn_queue *q, int budget, uint32_t *woken)
 static int rx_poll_handoff(struct sn_queue *q, int budget)
 {
 	struct sn_dev *dev = q->dev;
-	struct sn_desc d;
+	struct sn_desc frags[SN_MAX_FRAGS];
 	uint32_t a;
 	int done = 0;
 
@@ -749,9 +837,15 @@ static int rx_poll_handoff(struct sn_queue *q, int budget)
 
 		if (a == q->qid)
 			continue;
-		while (done < budget && sn_ring_pop(r, &d) == 0) {
+		/* Fragments of a frame were pushed as one: all are here. */
+		while (done < budget && sn_ring_pop(r, &frags[0]) == 0) {
+			uint32_t nf = 1;
+
+			while ((frags[nf - 1].flags & SN_DESC_CONTD) && nf < SN_MAX_FRAGS &&
+			       sn_ring_pop(r, &frags[nf]) == 0)
+				nf++;
 			q->st.rx_steered_in++;
-			rx_receive(q, &d);
+			rx_receive(q, frags, nf);
 			done++;
 		}
 	}

@@ -16,6 +16,12 @@
 #ifndef BPF_F_XDP_DEV_BOUND_ONLY
 #define BPF_F_XDP_DEV_BOUND_ONLY	(1U << 6)
 #endif
+#ifndef XDP_USE_SG
+#define XDP_USE_SG			(1 << 4)	/* Linux 6.6 */
+#endif
+#ifndef XDP_PKT_CONTD
+#define XDP_PKT_CONTD			(1 << 0)
+#endif
 
 struct sn_queue {
 	struct sn_dev *dev;
@@ -34,6 +40,7 @@ struct sn_queue {
 	uint64_t *free;		/* page pool: a stack of frame bases */
 	uint32_t nfree;
 	uint8_t *scratch;	/* one host frame with its vnet header */
+	uint8_t *bounce;	/* a wire frame too big for one UMEM frame */
 
 	struct sn_lro lro;
 

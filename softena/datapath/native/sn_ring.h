@@ -20,6 +20,10 @@ struct sn_desc {
 };
 
 #define SN_DESC_VNET	1	/* a vnet header precedes the data */
+#define SN_DESC_CONTD	2	/* more fragments of this frame follow */
+
+/* Fragments one frame may have: 64 KiB in 4 KiB chunks, plus one. */
+#define SN_MAX_FRAGS	18
 
 struct sn_ring {
 	_Alignas(64) _Atomic uint32_t head;	/* producer writes */
@@ -60,6 +64,21 @@ static inline int sn_ring_push(struct sn_ring *r, const struct sn_desc *d)
 		return -1;
 	r->slots[head & r->mask] = *d;
 	atomic_store_explicit(&r->head, head + 1, memory_order_release);
+	return 0;
+}
+
+/* Push N descriptors as one: the consumer sees all of them or none. */
+static inline int sn_ring_push_bulk(struct sn_ring *r, const struct sn_desc *d, uint32_t n)
+{
+	uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	uint32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+	uint32_t i;
+
+	if (r->mask + 1 - (head - tail) < n)
+		return -1;
+	for (i = 0; i < n; i++)
+		r->slots[(head + i) & r->mask] = d[i];
+	atomic_store_explicit(&r->head, head + n, memory_order_release);
 	return 0;
 }
 

@@ -105,6 +105,7 @@ struct sn_dev_config {
 	uint32_t rx_ring_size;		/* xsk rx and fill rings, handoff rings */
 	uint32_t tx_ring_size;		/* xsk tx and completion rings */
 	uint32_t wire_mtu;		/* L3 MTU of the wire: TSO target */
+	uint32_t multi_buffer;		/* bind AF_XDP with XDP_USE_SG: jumbo frames */
 };
 
 struct sn_rss_config {
