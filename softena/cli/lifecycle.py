@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--cpus", help="CPUs for the queue workers, e.g. 0,2-3")
     up.add_argument("--wire", default="lab", help="lab (default), xdp:IFACE, tap or tap:NAME")
     up.add_argument("--mtu", type=int, default=1500, help="MTU of the device and its wire")
+    up.add_argument("--llq", default="96",
+                    help="low-latency queue: bytes of each Tx frame pushed with its descriptor, 96 (default), "
+                         "224 (large LLQ headers) or off")
     up.add_argument("--max-queues", type=int, help="model a device with this many queue pairs at most (1..64)")
     up.add_argument("--max-mtu", type=int, help="model a device with this MTU limit")
     up.add_argument("--foreground", action="store_true", help="stay attached (for supervisors)")
@@ -37,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> DeviceConfig:
     config = DeviceConfig(name=args.name, wire=WireSpec.parse(args.wire), mtu=args.mtu,
-                          attrs=device_attributes(args.max_queues, args.max_mtu))
+                          llq_header=parse_llq(args.llq), attrs=device_attributes(args.max_queues, args.max_mtu))
     if args.queues is not None:
         config.queues = args.queues
     else:  # one per online CPU, as far as the device has queues
@@ -46,6 +49,15 @@ def config_from_args(args: argparse.Namespace) -> DeviceConfig:
         config.cpus = parse_cpus(args.cpus)
     config.validate()
     return config
+
+
+def parse_llq(text: str) -> int:
+    """--llq: off, 96 or 224."""
+    if text == "off":
+        return 0
+    if text in ("96", "224"):
+        return int(text)
+    raise SoftenaError(f"invalid --llq '{text}': off, 96 or 224")
 
 
 def device_attributes(max_queues: int | None, max_mtu: int | None) -> DeviceAttributes:

@@ -52,6 +52,7 @@ class DeviceConfig:
     cpus: list[int] = field(default_factory=lambda: sorted(os.sched_getaffinity(0)))
     wire: WireSpec = field(default_factory=lambda: WireSpec.parse("lab"))
     mtu: int = 1500
+    llq_header: int = 96  # ENA's default LLQ entry: 96 bytes of header inline
     attrs: DeviceAttributes = field(default_factory=DeviceAttributes)
 
     def validate(self) -> None:
@@ -60,6 +61,8 @@ class DeviceConfig:
             raise SoftenaError(
                 f"invalid device name '{self.name}': 1-10 letters, digits, '_' or '.', starting with a letter")
         self.attrs.check_queues(self.queues)
+        if self.llq_header not in (0, 96, 224):
+            raise SoftenaError(f"invalid --llq {self.llq_header}: off, 96 or 224")
         self.attrs.check_mtu(self.mtu)
         allowed = os.sched_getaffinity(0)
         bad = [c for c in self.cpus if c not in allowed]

@@ -78,9 +78,11 @@ class Device:
         self.config = config
         self.name = config.name
         self.lab_names = lab.LabNames(config.name)
-        self.attrs = config.attrs
+        # Descriptors carry headers only where there are descriptors: AF_XDP.
+        self.attrs = dataclasses.replace(config.attrs, llq_supported=config.wire.kind == "xsk")
         self.multi_buffer = config.wire.kind == "xsk"  # until the kernel says otherwise
-        self.settings = Settings(queues=config.queues, mtu=config.mtu)
+        self.settings = Settings(queues=config.queues, mtu=config.mtu,
+                                 llq_header=config.llq_header if config.wire.kind == "xsk" else 0)
         self.model = EnaDevice(self.name, self.attrs, self.settings, backend=self)
         self.admin: AdminQueue | None = None
         self.aenq: Aenq | None = None
@@ -333,7 +335,7 @@ class Device:
         """
         st, cfg = self.settings, self.config
         dp = Datapath(DatapathConfig(st.queues, cfg.wire.kind, st.mtu, st.rx_ring, st.tx_ring,
-                                     multi_buffer=self.multi_buffer))
+                                     multi_buffer=self.multi_buffer, llq_header=st.llq_header))
         try:
             for qid in range(st.queues):
                 if cfg.wire.kind == "xsk":
@@ -522,6 +524,7 @@ class Device:
             "wire": self.config.wire.describe(),
             "wire-ifname": self.wire_ifname,
             "wire-mode": self.xdp_mode,
+            "llq": self.settings.llq_header or "off",
             "mtu": self.config.mtu,
             "lab": {"netns": self.lab_names.netns, "host": [self.lab_names.host_v4, self.lab_names.host_v6],
                     "peer": [self.lab_names.peer_v4, self.lab_names.peer_v6]} if self.config.wire.lab else None,

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from softena import __version__
 from softena.device.admin import AdminError, Feature, Opcode
-from softena.device.model import Settings
+from softena.device.model import LLQ_HEADER_SIZES, Settings
 from softena.device.rss import FLOW_TYPES, INDIR_SIZE, default_indir
 from softena.errors import SoftenaError
 
@@ -104,8 +104,8 @@ class EthtoolOps:
     def get_rings(self) -> dict:
         a = self.device.attrs
         return {"rx-max": a.max_ring_size, "tx-max": a.max_ring_size, "rx": self.settings.rx_ring,
-                "tx": self.settings.tx_ring, "tx-push-buf-len": self.settings.llq_header,
-                "tx-push-buf-len-max": 224 if a.llq_supported else 0}
+                "tx": self.settings.tx_ring, "tx-push-buf-len": self.settings.llq_header or None,
+                "tx-push-buf-len-max": max(LLQ_HEADER_SIZES) if a.llq_supported else None}
 
     def set_rings(self, rx: int | None = None, tx: int | None = None, tx_push_buf_len: int | None = None) -> None:
         a, st = self.device.attrs, self.settings
@@ -118,10 +118,12 @@ class EthtoolOps:
                                    f"{a.max_ring_size}")
             # As ena(4): clamp to the minimum, round down to a power of two.
             sizes[name] = _round_down_pow2(max(value, a.min_ring_size))
+        old_llq = st.llq_header
         if tx_push_buf_len is not None:
             self._submit(Feature.LLQ, header_size=tx_push_buf_len)
         new_rx, new_tx = sizes.get("rx", st.rx_ring), sizes.get("tx", st.tx_ring)
-        if (new_rx, new_tx) != (st.rx_ring, st.tx_ring):
+        # As on ENA, a new LLQ entry size takes new IO queues.
+        if (new_rx, new_tx) != (st.rx_ring, st.tx_ring) or st.llq_header != old_llq:
             self.device.reconfigure_queues(st.queues, new_rx, new_tx)
 
     # ---- -k / -K ----------------------------------------------------------
@@ -200,6 +202,7 @@ class EthtoolOps:
                 f"queue_{i}_tx_tso_packets": q["tx-hw-gso-packets"],
                 f"queue_{i}_tx_tso_segments": q["tx-hw-gso-wire-packets"],
                 f"queue_{i}_tx_csum_offload": q["tx-needs-csum"],
+                f"queue_{i}_tx_llq_push": q["tx-llq-push"], f"queue_{i}_tx_llq_push_bytes": q["tx-llq-push-bytes"],
                 f"queue_{i}_tx_napi_comp": q["napi-sleeps"], f"queue_{i}_tx_tx_poll": q["napi-polls"],
                 f"queue_{i}_tx_dropped": q["tx-hw-drops"] + q["tx-hw-drop-errors"],
                 f"queue_{i}_rx_cnt": q["rx-packets"], f"queue_{i}_rx_bytes": q["rx-bytes"],

@@ -26,6 +26,7 @@ class DatapathConfig:
     rx_ring_size: int = 1024
     tx_ring_size: int = 1024
     multi_buffer: bool = False  # AF_XDP with XDP_USE_SG: frames across UMEM frames
+    llq_header: int = 0  # LLQ push buffer per Tx frame (96 or 224), 0 off
 
     def native(self):
         cfg = ffi.new("struct sn_dev_config *")
@@ -34,6 +35,7 @@ class DatapathConfig:
         cfg.rx_ring_size = self.rx_ring_size
         cfg.tx_ring_size = self.tx_ring_size
         cfg.multi_buffer = self.multi_buffer
+        cfg.llq_header = self.llq_header if self.wire_kind == "xsk" else 0
         # Every ring full, and as much again in the host's hands or in flight.
         cfg.frames_per_queue = 2 * (self.rx_ring_size + self.tx_ring_size)
         if self.wire_kind == "xsk":

@@ -210,3 +210,33 @@ def test_a_smaller_modelled_device_enforces_its_limits_everywhere(softena_up) ->
     proc = run(["softena", "up", "sft1", "--queues", "3", "--max-queues", "2"])
     assert proc.returncode == 1 and "invalid queue count 3: the device supports 1..2" in proc.stderr
     assert dev.status["queues"] == 2
+
+
+def test_llq_pushes_the_first_bytes_of_every_tx_frame_with_its_descriptor(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "1", "--llq", "224")
+    assert "TX push buff len:\t224" in ethtool("sft0", "-g").split("Current hardware settings:")[1]
+    before = dev.queue_totals()
+    assert run(["ping", "-c", "3", "-i", "0.2", "-s", "500", "-W", "2", dev.peer_v4]).returncode == 0
+    after = dev.queue_totals()
+    pushed = after["tx-llq-push"] - before["tx-llq-push"]
+    assert pushed >= 3 and after["tx-llq-push-bytes"] - before["tx-llq-push-bytes"] >= 3 * 224
+    iperf3(dev.netns, dev.peer_v4)
+    final = dev.queue_totals()
+    wire_frames = final["tx-hw-gso-wire-packets"] - after["tx-hw-gso-wire-packets"]
+    assert final["tx-llq-push"] - after["tx-llq-push"] >= wire_frames > 10000
+    assert final["tx-llq-push-bytes"] - after["tx-llq-push-bytes"] <= 224 * (final["tx-llq-push"] - after["tx-llq-push"])
+
+
+def test_llq_off_at_bring_up_and_switched_on_with_tx_push_buf_len(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "1", "--llq", "off")
+    assert "TX push buff len:\tn/a" in ethtool("sft0", "-g").split("Current hardware settings:")[1]
+    assert run(["ping", "-c", "2", "-i", "0.2", "-W", "2", dev.peer_v4]).returncode == 0
+    assert dev.queue_totals()["tx-llq-push"] == 0
+    ethtool("sft0", "-G", "tx-push-buf-len", "96")
+    assert run(["ping", "-c", "2", "-i", "0.2", "-W", "2", dev.peer_v4]).returncode == 0
+    assert dev.queue_totals()["tx-llq-push"] >= 2
+
+
+def test_a_tap_wire_has_no_llq(softena_up) -> None:
+    softena_up("sft0", "--queues", "1", "--wire", "tap")
+    assert "this device has no LLQ" in refused("sft0", "-G", "tx-push-buf-len", "224")

@@ -146,6 +146,7 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 	uint32_t nq = cfg->num_queues, i, a, rsize;
 
 	if (nq == 0 || nq > SN_MAX_QUEUES || cfg->frame_size < 2048 ||
+	    cfg->llq_header > SN_LLQ_ENTRY_SIZE - 32 ||
 	    !pow2(cfg->rx_ring_size) || !pow2(cfg->tx_ring_size) ||
 	    (cfg->wire_kind == SN_WIRE_XSK &&
 	     cfg->frames_per_queue < cfg->rx_ring_size + cfg->tx_ring_size)) {
@@ -197,7 +198,10 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 		q->free = calloc(cfg->frames_per_queue, sizeof(uint64_t));
 		q->scratch = malloc(SN_VNET_HDR_LEN + SN_MAX_FRAME);
 		q->bounce = malloc(SN_MAX_FRAME);
-		if (q->wake_fd < 0 || !q->free || !q->scratch || !q->bounce)
+		if (cfg->llq_header)
+			q->llq = calloc(cfg->tx_ring_size, SN_LLQ_ENTRY_SIZE);
+		if (q->wake_fd < 0 || !q->free || !q->scratch || !q->bounce ||
+		    (cfg->llq_header && !q->llq))
 			goto nomem;
 		for (f = cfg->frames_per_queue; f > 0; f--)
 			q->free[q->nfree++] = i * dev->pool_span +
@@ -229,6 +233,7 @@ void sn_dev_destroy(struct sn_dev *dev)
 		free(q->free);
 		free(q->scratch);
 		free(q->bounce);
+		free(q->llq);
 	}
 	if (dev->umem)
 		xsk_umem__delete(dev->umem);
@@ -426,6 +431,24 @@ struct xsk_tx_ctx {
 	uint64_t base;
 };
 
+/*
+ * LLQ (ENA's low-latency queue): the first bytes of the frame travel with
+ * its descriptor into the ring entry in device memory, and the device sends
+ * them from there, the rest from host memory. Here the device is this same
+ * thread and its "memory" a per-queue ring: the header goes to the entry and
+ * from the entry back in front of the payload, which is what it costs.
+ */
+static void llq_push(struct sn_queue *q, uint32_t slot, uint8_t *frame, uint32_t len)
+{
+	uint8_t *entry = q->llq + (size_t)(slot & (q->dev->cfg.tx_ring_size - 1)) * SN_LLQ_ENTRY_SIZE;
+	uint32_t n = len < q->dev->cfg.llq_header ? len : q->dev->cfg.llq_header;
+
+	memcpy(entry, frame, n);
+	memcpy(frame, entry, n);
+	q->st.tx_llq_push++;
+	q->st.tx_llq_push_bytes += n;
+}
+
 /* A wire frame goes straight into a UMEM frame; a jumbo one is built in
  * the bounce buffer and leaves as several descriptors (multi-buffer). */
 static uint8_t *xsk_tx_alloc(void *ctx, size_t need)
@@ -466,6 +489,9 @@ static void xsk_tx_commit(void *ctx, uint8_t *buf, uint32_t len)
 		d->len = part;
 		d->options = k + 1 < chunks ? XDP_PKT_CONTD : 0;
 	}
+	if (q->dev->cfg.llq_header)
+		llq_push(q, idx, q->dev->region + xsk_ring_prod__tx_desc(&q->tx, idx)->addr,
+			 xsk_ring_prod__tx_desc(&q->tx, idx)->len);
 	xsk_ring_prod__submit(&q->tx, chunks);
 	q->tx_outstanding += chunks;
 }

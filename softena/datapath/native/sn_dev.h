@@ -41,6 +41,7 @@ struct sn_queue {
 	uint32_t nfree;
 	uint8_t *scratch;	/* one host frame with its vnet header */
 	uint8_t *bounce;	/* a wire frame too big for one UMEM frame */
+	uint8_t *llq;		/* LLQ: the Tx ring in device memory, one entry a slot */
 
 	struct sn_lro lro;
 

@@ -72,6 +72,9 @@ struct sn_qstats {
 	uint64_t tx_hw_gso_wire_bytes;
 	uint64_t tx_stop;
 	uint64_t tx_wake;
+	/* Low-latency queue: frames whose first bytes went with the descriptor */
+	uint64_t tx_llq_push;
+	uint64_t tx_llq_push_bytes;
 	/* softena's own: where Rx work went, and how the worker spent time */
 	uint64_t rx_wire_packets;	/* frames taken off the wire queue */
 	uint64_t rx_steered_out;	/* handed to another queue by RSS */
@@ -106,6 +109,7 @@ struct sn_dev_config {
 	uint32_t tx_ring_size;		/* xsk tx and completion rings */
 	uint32_t wire_mtu;		/* L3 MTU of the wire: TSO target */
 	uint32_t multi_buffer;		/* bind AF_XDP with XDP_USE_SG: jumbo frames */
+	uint32_t llq_header;		/* LLQ: bytes pushed inline per Tx frame, 0 off */
 };
 
 struct sn_rss_config {
@@ -124,6 +128,7 @@ struct sn_offloads {
 
 /* Which frames the device accepts: ndo_set_rx_mode's view. */
 #define SN_MC_FILTER_SIZE	32
+#define SN_LLQ_ENTRY_SIZE	256	/* descriptor + up to 224 bytes of header */
 struct sn_rx_mode {
 	uint8_t mac[6];
 	uint8_t promisc;
