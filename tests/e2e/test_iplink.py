@@ -127,3 +127,29 @@ def test_vlan_tagged_frames_cross_the_device_both_ways(softena_up) -> None:
     run([sys.executable, "-c", send, "sft0", link("eth0", dev.netns)["address"]], check=True)
     assert host_sniffer.communicate(timeout=10)[0].strip() == "5"
     assert peer_sniffer.communicate(timeout=10)[0].strip() == "5"
+
+
+def kernel_has_vlan() -> bool:
+    """Whether this kernel can make VLAN devices (8021q); probed on a throwaway veth."""
+    made = run(["ip", "link", "add", "sftvp0", "type", "veth", "peer", "name", "sftvp1"]).returncode == 0
+    try:
+        return made and run(["ip", "link", "add", "link", "sftvp0", "name", "sftvp0.9", "type", "vlan",
+                             "id", "9"]).returncode == 0
+    finally:
+        run(["ip", "link", "del", "sftvp0"])
+
+
+@pytest.mark.skipif(not kernel_has_vlan(), reason="this kernel has no 8021q: see the tagged-frame test above")
+def test_a_vlan_on_top_carries_ping_and_tcp_end_to_end(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "2")
+    run(["ip", "link", "add", "link", "sft0", "name", "sft0.100", "type", "vlan", "id", "100"], check=True)
+    try:
+        run(["ip", "addr", "add", "198.18.100.1/24", "dev", "sft0.100"], check=True)
+        run(["ip", "link", "set", "sft0.100", "up"], check=True)
+        for cmd in (["ip", "link", "add", "link", "eth0", "name", "eth0.100", "type", "vlan", "id", "100"],
+                    ["ip", "addr", "add", "198.18.100.2/24", "dev", "eth0.100"], ["ip", "link", "set", "eth0.100", "up"]):
+            run(["ip", "netns", "exec", dev.netns, *cmd], check=True)
+        assert ping("198.18.100.2")
+        assert iperf3(dev.netns, "198.18.100.2")["end"]["sum_received"]["bytes"] > 0
+    finally:
+        run(["ip", "link", "del", "sft0.100"])
