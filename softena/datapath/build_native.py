@@ -27,7 +27,7 @@ ffibuilder.cdef(_cdef())
 ffibuilder.set_source(
     "softena.datapath._native",
     '#include "softena_dp.h"',
-    sources=[str(NATIVE / name) for name in ("sn_pkt.c", "sn_rss.c", "sn_lro.c", "sn_dev.c")],
+    sources=[str(NATIVE / name) for name in ("sn_pkt.c", "sn_rss.c", "sn_lro.c", "sn_pool.c", "sn_rx.c", "sn_xsk.c", "sn_dev.c")],
     include_dirs=[str(NATIVE), str(BPF)],
     libraries=["xdp", "bpf"],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function"],

@@ -72,9 +72,28 @@ struct sn_dev {
 
 #define RING(dev, kind, a, b) (&(dev)->kind[(a) * (dev)->cfg.num_queues + (b)])
 
-/* Return a frame to its owner's pool (sn_dev.c). */
+/* sn_dev.c */
+void sn_set_err(char *err, size_t len, const char *fmt, int e);
+
+/* sn_pool.c: the page pools */
+uint64_t sn_pool_get(struct sn_queue *q);
 void sn_pool_put(struct sn_queue *q, uint64_t addr);
-/* Write one frame to the host, validating its checksum (sn_dev.c). */
-void sn_rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum);
+void sn_pool_refill(struct sn_queue *q);
+
+/* sn_xsk.c: the AF_XDP wire */
+int sn_xsk_tx_room(struct sn_queue *q);
+int sn_xsk_tx_frame(struct sn_queue *q, const struct virtio_net_hdr_v1 *vh,
+		    const uint8_t *frame, size_t len, struct sn_tx_result *res);
+void sn_xsk_kick(struct sn_queue *q);
+void sn_xsk_reap(struct sn_queue *q);
+int sn_xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken);
+void sn_xsk_refill(struct sn_queue *q);
+
+/* sn_rx.c: wire to host */
+void sn_rx_steer(struct sn_queue *q, const struct sn_desc *d, uint32_t n, uint32_t *woken);
+void sn_rx_drop(struct sn_queue *q, const struct sn_desc *d, uint32_t n);
+void sn_rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum_ok);
+int sn_rx_poll_tap(struct sn_queue *q, int budget, uint32_t *woken);
+int sn_rx_poll_handoff(struct sn_queue *q, int budget);
 
 #endif

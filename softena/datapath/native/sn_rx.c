@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Rx, wire to host: the MAC filter, RSS steering to the right queue
+ * (through the handoff rings when it is another's), checksum validation,
+ * LRO, and the write to the host's tap queue.
+ */
+#include <string.h>
+#include <unistd.h>
+#include <sys/uio.h>
+
+#include "sn_dev.h"
+
+static uint32_t rx_pick_queue(struct sn_queue *q, const uint8_t *frame,
+			      uint32_t len)
+{
+	struct sn_dev *dev = q->dev;
+	uint32_t hash;
+
+	if (!dev->off.rxhash || sn_rss_hash(&dev->rss, frame, len, &hash))
+		return q->qid;
+	return dev->rss.indir[hash % SN_RSS_INDIR_SIZE] % dev->cfg.num_queues;
+}
+
+/* Hand one frame to the host stack through our tap fd, then free it.
+ * CSUM_OK: the checksums were validated already (by LRO). */
+void sn_rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum_ok)
+{
+	struct sn_dev *dev = q->dev;
+	uint8_t *data = dev->region + d->addr;
+	struct virtio_net_hdr_v1 local = { 0 }, *vh = &local;
+	struct iovec iov[2];
+	int niov = 0, c;
+
+	if (d->flags & SN_DESC_VNET)
+		vh = (void *)(data - SN_VNET_HDR_LEN);
+	else
+		iov[niov++] = (struct iovec){ vh, SN_VNET_HDR_LEN };
+	vh->num_buffers = 0;
+
+	if (csum_ok) {
+		vh->flags |= VIRTIO_NET_HDR_F_DATA_VALID;
+		q->st.rx_csum_unnecessary++;
+	} else if (vh->flags & (VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID)) {
+		q->st.rx_csum_unnecessary++;
+	} else if (!dev->off.rx_csum) {
+		q->st.rx_csum_none++;
+	} else {
+		c = sn_rx_csum(data, d->len);
+		if (c > 0) {
+			vh->flags |= VIRTIO_NET_HDR_F_DATA_VALID;
+			q->st.rx_csum_unnecessary++;
+		} else if (c == 0) {
+			q->st.rx_csum_none++;
+		} else {
+			q->st.rx_csum_bad++;	/* delivered; the stack decides */
+		}
+	}
+	if (d->flags & SN_DESC_VNET)
+		iov[niov++] = (struct iovec){ vh, SN_VNET_HDR_LEN + d->len };
+	else
+		iov[niov++] = (struct iovec){ data, d->len };
+	if (writev(q->host_fd, iov, niov) < 0) {
+		q->st.rx_hw_drops++;
+	} else {
+		q->st.rx_packets++;
+		q->st.rx_bytes += d->len;
+	}
+	sn_pool_put(q, d->addr);
+}
+
+/* A frame for our host queue: into LRO when it can merge, else up now. */
+/* A frame in N fragments: gathered into the scratch buffer (free during
+ * Rx), so it is checked and written like any other, then freed. */
+static void rx_deliver_frags(struct sn_queue *q, const struct sn_desc *d, uint32_t n)
+{
+	struct sn_dev *dev = q->dev;
+	struct virtio_net_hdr_v1 *vh = (void *)q->scratch;
+	uint8_t *data = q->scratch + SN_VNET_HDR_LEN;
+	uint32_t i, len = 0;
+	int c = 0;
+
+	for (i = 0; i < n; i++) {
+		if (len + d[i].len <= SN_MAX_FRAME)
+			memcpy(data + len, dev->region + d[i].addr, d[i].len);
+		len += d[i].len;
+		sn_pool_put(q, d[i].addr);
+	}
+	if (len > SN_MAX_FRAME) {
+		q->st.rx_hw_drops++;
+		return;
+	}
+	memset(vh, 0, sizeof(*vh));
+	if (dev->off.rx_csum)
+		c = sn_rx_csum(data, len);
+	if (c > 0) {
+		vh->flags = VIRTIO_NET_HDR_F_DATA_VALID;
+		q->st.rx_csum_unnecessary++;
+	} else if (c == 0) {
+		q->st.rx_csum_none++;
+	} else {
+		q->st.rx_csum_bad++;
+	}
+	if (write(q->host_fd, q->scratch, SN_VNET_HDR_LEN + len) < 0) {
+		q->st.rx_hw_drops++;
+	} else {
+		q->st.rx_packets++;
+		q->st.rx_bytes += len;
+	}
+}
+
+static void rx_receive(struct sn_queue *q, const struct sn_desc *d, uint32_t n)
+{
+	const struct sn_offloads *off = &q->dev->off;
+
+	if (n > 1) {
+		rx_deliver_frags(q, d, n);
+		return;
+	}
+	if (off->hw_gro && off->rx_csum && !(d->flags & SN_DESC_VNET) &&
+	    sn_lro_receive(q, d))
+		return;
+	sn_rx_deliver(q, d, 0);
+}
+
+/* The MAC filter: our address, broadcast, joined groups; all in promisc. */
+static int rx_accept(const struct sn_rx_mode *m, const uint8_t *f, uint32_t len)
+{
+	uint32_t i;
+
+	if (m->promisc || len < 6)
+		return 1;
+	if (!(f[0] & 1))
+		return !memcmp(f, m->mac, 6);
+	if (m->allmulti || m->mc_count > SN_MC_FILTER_SIZE)
+		return 1;
+	if ((f[0] & f[1] & f[2] & f[3] & f[4] & f[5]) == 0xff)
+		return 1;	/* broadcast */
+	for (i = 0; i < m->mc_count; i++)
+		if (!memcmp(f, m->mc[i], 6))
+			return 1;
+	return 0;
+}
+
+void sn_rx_drop(struct sn_queue *q, const struct sn_desc *d, uint32_t n)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		sn_pool_put(q, d[i].addr);
+}
+
+/* Route one frame (N fragments; the headers are in the first) from our
+ * wire queue: deliver it here or steer it to its RSS queue. */
+void sn_rx_steer(struct sn_queue *q, const struct sn_desc *d, uint32_t n,
+		     uint32_t *woken)
+{
+	struct sn_dev *dev = q->dev;
+	uint32_t t;
+
+	q->st.rx_wire_packets++;
+	if (!rx_accept(&dev->rx_mode, dev->region + d->addr, d->len)) {
+		q->st.rx_filtered++;
+		sn_rx_drop(q, d, n);
+		return;
+	}
+	t = rx_pick_queue(q, dev->region + d->addr, d->len);
+	if (t == q->qid) {
+		rx_receive(q, d, n);
+		return;
+	}
+	if (sn_ring_push_bulk(RING(dev, handoff, q->qid, t), d, n)) {
+		q->st.rx_hw_drop_overruns++;
+		q->st.rx_hw_drops++;
+		sn_rx_drop(q, d, n);
+		return;
+	}
+	q->st.rx_steered_out++;
+	*woken |= 1u << (t & 31);
+}
+
+int sn_rx_poll_tap(struct sn_queue *q, int budget, uint32_t *woken)
+{
+	struct sn_dev *dev = q->dev;
+	int done = 0;
+
+	while (done < budget) {
+		uint64_t base = sn_pool_get(q);
+		ssize_t n;
+
+		if (base == NO_FRAME) {
+			q->st.rx_alloc_fail++;
+			break;
+		}
+		n = read(q->wire_fd, dev->region + base, dev->cfg.frame_size);
+		if (n < SN_VNET_HDR_LEN + 14) {
+			q->free[q->nfree++] = base;
+			if (n < 0)
+				break;
+			q->st.rx_hw_drops++;
+			continue;
+		}
+		done++;
+		sn_rx_steer(q, &(struct sn_desc){ .addr = base + SN_VNET_HDR_LEN,
+					       .len = (uint32_t)(n - SN_VNET_HDR_LEN),
+					       .flags = SN_DESC_VNET }, 1, woken);
+	}
+	return done;
+}
+
+int sn_rx_poll_handoff(struct sn_queue *q, int budget)
+{
+	struct sn_dev *dev = q->dev;
+	struct sn_desc frags[SN_MAX_FRAGS];
+	uint32_t a;
+	int done = 0;
+
+	for (a = 0; a < dev->cfg.num_queues; a++) {
+		struct sn_ring *r = RING(dev, handoff, a, q->qid);
+
+		if (a == q->qid)
+			continue;
+		/* Fragments of a frame were pushed as one: all are here. */
+		while (done < budget && sn_ring_pop(r, &frags[0]) == 0) {
+			uint32_t nf = 1;
+
+			while ((frags[nf - 1].flags & SN_DESC_CONTD) && nf < SN_MAX_FRAGS &&
+			       sn_ring_pop(r, &frags[nf]) == 0)
+				nf++;
+			q->st.rx_steered_in++;
+			rx_receive(q, frags, nf);
+			done++;
+		}
+	}
+	return done;
+}

@@ -1,0 +1,320 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The AF_XDP wire: the XDP program (libbpf), one socket per queue over the
+ * shared UMEM (libxdp), and the ring work of both directions: Tx
+ * descriptors (chained for jumbo frames, with an LLQ push), completions,
+ * Rx descriptors and the fill ring.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <linux/if_link.h>
+#include <linux/if_xdp.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "sn_dev.h"
+
+int sn_xdp_load(const char *obj_path, int ifindex, int native,
+		int *link_fd, int *xskmap_fd, char *err, size_t errlen)
+{
+	LIBBPF_OPTS(bpf_link_create_opts, opts);
+	struct bpf_object *obj;
+	struct bpf_program *prog, *use;
+	const char *want = native ? "softena_wire_rx" : "softena_wire_rx_generic";
+	int fd, e;
+
+	obj = bpf_object__open_file(obj_path, NULL);
+	if (!obj) {
+		e = errno;
+		sn_set_err(err, errlen, "cannot open the XDP object: %s", e);
+		return -e;
+	}
+	use = bpf_object__find_program_by_name(obj, want);
+	if (!use) {
+		bpf_object__close(obj);
+		sn_set_err(err, errlen, "XDP object lacks its program: %s", ENOENT);
+		return -ENOENT;
+	}
+	bpf_object__for_each_program(prog, obj)
+		bpf_program__set_autoload(prog, prog == use);
+	if (native) {
+		/* Device-bound: the only way to call the RX metadata kfuncs. */
+		bpf_program__set_ifindex(use, ifindex);
+		bpf_program__set_flags(use, bpf_program__flags(use) |
+					    BPF_F_XDP_DEV_BOUND_ONLY);
+	}
+	e = bpf_object__load(obj);
+	if (e) {
+		sn_set_err(err, errlen, "cannot load the XDP program: %s", -e);
+		bpf_object__close(obj);
+		return e;
+	}
+	opts.flags = native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
+	/* A link, not a netlink attachment: the kernel detaches it when the
+	 * last fd closes, so even a crashed softena leaves no program behind. */
+	fd = bpf_link_create(bpf_program__fd(use), ifindex, BPF_XDP, &opts);
+	if (fd < 0) {
+		e = errno;
+		sn_set_err(err, errlen, "cannot attach the XDP program: %s", e);
+		bpf_object__close(obj);
+		return -e;
+	}
+	*link_fd = fd;
+	*xskmap_fd = dup(bpf_map__fd(bpf_object__find_map_by_name(obj, "xsks_map")));
+	/* The link and the map fd keep program and map alive. */
+	bpf_object__close(obj);
+	return 0;
+}
+
+int sn_queue_attach_xsk(struct sn_dev *dev, uint32_t qid, int host_fd,
+			const char *ifname, int xskmap_fd,
+			char *err, size_t errlen)
+{
+	struct sn_queue *q = &dev->q[qid];
+	struct xsk_socket_config xcfg = {
+		.rx_size = dev->cfg.rx_ring_size,
+		.tx_size = dev->cfg.tx_ring_size,
+		.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+		.bind_flags = XDP_USE_NEED_WAKEUP |
+			      (dev->cfg.multi_buffer ? XDP_USE_SG : 0),
+	};
+	int e, fd;
+	uint32_t key = qid;
+
+	if (qid >= dev->cfg.num_queues || dev->cfg.wire_kind != SN_WIRE_XSK) {
+		sn_set_err(err, errlen, "invalid queue: %s", EINVAL);
+		return -EINVAL;
+	}
+	if (!dev->umem) {
+		struct xsk_umem_config ucfg = {
+			.fill_size = dev->cfg.rx_ring_size,
+			.comp_size = dev->cfg.tx_ring_size,
+			.frame_size = dev->cfg.frame_size,
+			.frame_headroom = 0,
+			.flags = 0,
+		};
+
+		e = xsk_umem__create(&dev->umem, dev->region, dev->region_size,
+				     &dev->umem_fill, &dev->umem_comp, &ucfg);
+		if (e) {
+			sn_set_err(err, errlen, "cannot register the UMEM: %s", -e);
+			dev->umem = NULL;
+			return e;
+		}
+	}
+	/* The first socket takes the rings made with the UMEM. */
+	e = xsk_socket__create_shared(&q->xsk, ifname, qid, dev->umem, &q->rx,
+				      &q->tx, qid == 0 ? &dev->umem_fill : &q->fill,
+				      qid == 0 ? &dev->umem_comp : &q->comp, &xcfg);
+	if (e) {
+		sn_set_err(err, errlen, "cannot create the AF_XDP socket: %s", -e);
+		q->xsk = NULL;
+		return e;
+	}
+	if (qid == 0) {
+		q->fill = dev->umem_fill;
+		q->comp = dev->umem_comp;
+	}
+	fd = xsk_socket__fd(q->xsk);
+	if (bpf_map_update_elem(xskmap_fd, &key, &fd, BPF_ANY)) {
+		e = errno;
+		sn_set_err(err, errlen, "cannot insert the socket in the XSKMAP: %s", e);
+		return -e;
+	}
+	q->wire_fd = fd;
+	q->host_fd = host_fd;
+	return 0;
+}
+
+int sn_queue_xsk_zerocopy(struct sn_dev *dev, uint32_t qid)
+{
+	struct xdp_options opts;
+	socklen_t len = sizeof(opts);
+	struct sn_queue *q = &dev->q[qid];
+
+	if (!q->xsk || getsockopt(q->wire_fd, SOL_XDP, XDP_OPTIONS, &opts, &len))
+		return -1;
+	return !!(opts.flags & XDP_OPTIONS_ZEROCOPY);
+}
+
+struct xsk_tx_ctx {
+	struct sn_queue *q;
+	uint64_t base;
+};
+
+/*
+ * LLQ (ENA's low-latency queue): the first bytes of the frame travel with
+ * its descriptor into the ring entry in device memory, and the device sends
+ * them from there, the rest from host memory. Here the device is this same
+ * thread and its "memory" a per-queue ring: the header goes to the entry and
+ * from the entry back in front of the payload, which is what it costs.
+ */
+static void llq_push(struct sn_queue *q, uint32_t slot, uint8_t *frame, uint32_t len)
+{
+	uint8_t *entry = q->llq + (size_t)(slot & (q->dev->cfg.tx_ring_size - 1)) * SN_LLQ_ENTRY_SIZE;
+	uint32_t n = len < q->dev->cfg.llq_header ? len : q->dev->cfg.llq_header;
+
+	memcpy(entry, frame, n);
+	memcpy(frame, entry, n);
+	q->st.tx_llq_push++;
+	q->st.tx_llq_push_bytes += n;
+}
+
+/* A wire frame goes straight into a UMEM frame; a jumbo one is built in
+ * the bounce buffer and leaves as several descriptors (multi-buffer). */
+static uint8_t *xsk_tx_alloc(void *ctx, size_t need)
+{
+	struct xsk_tx_ctx *c = ctx;
+	struct sn_queue *q = c->q;
+	uint32_t fs = q->dev->cfg.frame_size;
+	uint32_t chunks = (uint32_t)((need + fs - 1) / fs);
+
+	if (chunks > 1 && (!q->dev->cfg.multi_buffer || need > SN_MAX_FRAME))
+		return NULL;
+	if (xsk_prod_nb_free(&q->tx, chunks) < chunks || q->nfree < chunks)
+		return NULL;
+	if (chunks > 1)
+		return q->bounce;
+	c->base = sn_pool_get(q);
+	return c->base == NO_FRAME ? NULL : q->dev->region + c->base;
+}
+
+static void xsk_tx_commit(void *ctx, uint8_t *buf, uint32_t len)
+{
+	struct xsk_tx_ctx *c = ctx;
+	struct sn_queue *q = c->q;
+	uint32_t fs = q->dev->cfg.frame_size, chunks = 1, idx, k;
+
+	if (buf == q->bounce)
+		chunks = (len + fs - 1) / fs;
+	xsk_ring_prod__reserve(&q->tx, chunks, &idx);
+	for (k = 0; k < chunks; k++) {
+		struct xdp_desc *d = xsk_ring_prod__tx_desc(&q->tx, idx + k);
+		uint32_t part = len - k * fs < fs ? len - k * fs : fs;
+
+		if (buf == q->bounce) {
+			c->base = sn_pool_get(q);	/* alloc checked there are enough */
+			memcpy(q->dev->region + c->base, buf + (size_t)k * fs, part);
+		}
+		d->addr = c->base;
+		d->len = part;
+		d->options = k + 1 < chunks ? XDP_PKT_CONTD : 0;
+	}
+	if (q->dev->cfg.llq_header)
+		llq_push(q, idx, q->dev->region + xsk_ring_prod__tx_desc(&q->tx, idx)->addr,
+			 xsk_ring_prod__tx_desc(&q->tx, idx)->len);
+	xsk_ring_prod__submit(&q->tx, chunks);
+	q->tx_outstanding += chunks;
+}
+
+void sn_xsk_kick(struct sn_queue *q)
+{
+	int tries = 64;
+
+	if (!xsk_ring_prod__needs_wakeup(&q->tx))
+		return;
+	/* Copy-mode sockets send a bounded batch per call. */
+	while (tries-- > 0) {
+		if (sendto(q->wire_fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0)
+			break;
+		if (errno != EAGAIN && errno != EBUSY)
+			break;
+		if (!xsk_ring_prod__needs_wakeup(&q->tx))
+			break;
+	}
+}
+
+void sn_xsk_reap(struct sn_queue *q)
+{
+	uint32_t idx, n, i;
+
+	n = xsk_ring_cons__peek(&q->comp, q->dev->cfg.tx_ring_size, &idx);
+	for (i = 0; i < n; i++)
+		sn_pool_put(q, *xsk_ring_cons__comp_addr(&q->comp, idx + i));
+	if (n) {
+		xsk_ring_cons__release(&q->comp, n);
+		q->tx_outstanding -= n;
+	}
+}
+
+/* Room on the Tx ring and in the pool for one worst-case host frame? */
+int sn_xsk_tx_room(struct sn_queue *q)
+{
+	uint32_t need = q->dev->tx_need;
+
+	if (xsk_prod_nb_free(&q->tx, need) >= need && q->nfree >= need)
+		return 1;
+	sn_xsk_reap(q);
+	return xsk_prod_nb_free(&q->tx, need) >= need && q->nfree >= need;
+}
+
+/* Run the Tx offload engine on one host frame, straight onto the ring. */
+int sn_xsk_tx_frame(struct sn_queue *q, const struct virtio_net_hdr_v1 *vh,
+		    const uint8_t *frame, size_t len, struct sn_tx_result *res)
+{
+	struct xsk_tx_ctx ctx = { q, 0 };
+	struct sn_tx_sink sink = { xsk_tx_alloc, xsk_tx_commit, &ctx };
+
+	return sn_tx_process(vh, frame, len, q->dev->cfg.wire_mtu, q->dev->off.tso,
+			     q->dev->off.tx_csum, &sink, res);
+}
+
+int sn_xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
+{
+	struct sn_desc frags[SN_MAX_FRAGS];
+	uint32_t idx, n, i, nf = 0, used = 0;
+	int frames = 0;
+
+	/* Room for a budget of frames even when some come in fragments. */
+	n = xsk_ring_cons__peek(&q->rx, (uint32_t)budget * 4, &idx);
+	for (i = 0; i < n && frames < budget; i++) {
+		const struct xdp_desc *x = xsk_ring_cons__rx_desc(&q->rx, idx + i);
+		int more = x->options & XDP_PKT_CONTD;
+
+		if (nf == SN_MAX_FRAGS) {	/* more pieces than a frame can have */
+			q->st.rx_hw_drops++;
+			sn_rx_drop(q, frags, nf);
+			nf = 0;
+			used = i;
+		}
+		frags[nf++] = (struct sn_desc){ .addr = x->addr, .len = x->len,
+						.flags = more ? SN_DESC_CONTD : 0 };
+		if (more)
+			continue;
+		sn_rx_steer(q, frags, nf, woken);
+		nf = 0;
+		used = i + 1;
+		frames++;
+	}
+	/* A frame whose last fragment is not here yet stays in the ring. */
+	if (n > used)
+		xsk_ring_cons__cancel(&q->rx, n - used);
+	if (used)
+		xsk_ring_cons__release(&q->rx, used);
+	return frames;
+}
+
+void sn_xsk_refill(struct sn_queue *q)
+{
+	uint32_t idx, want, got, i;
+
+	want = xsk_prod_nb_free(&q->fill, q->dev->cfg.rx_ring_size);
+	if (!want)
+		return;
+	if (want > q->nfree)
+		sn_pool_refill(q);
+	if (want > q->nfree)
+		want = q->nfree;
+	if (!want) {
+		q->st.rx_alloc_fail++;
+		return;
+	}
+	got = xsk_ring_prod__reserve(&q->fill, want, &idx);
+	for (i = 0; i < got; i++)
+		*xsk_ring_prod__fill_addr(&q->fill, idx + i) = sn_pool_get(q);
+	xsk_ring_prod__submit(&q->fill, got);
+	if (xsk_ring_prod__needs_wakeup(&q->fill))
+		recvfrom(q->wire_fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+}
