@@ -10,9 +10,15 @@ import sys
 import time
 
 from softena.control import ctlsock, daemon
+from softena.control.cleanup import clear_leftovers
 from softena.control.config import DeviceConfig, WireSpec, check_environment, parse_cpus
-from softena.control.device import clear_leftovers
-from softena.control.state import DeviceState, RUN_DIR, list_devices, log_path, pid_alive
+from softena.control.state import (
+    RUN_DIR,
+    DeviceState,
+    list_devices,
+    log_path,
+    pid_alive,
+)
 from softena.device.features import MAX_MTU, SN_MAX_QUEUES, DeviceAttributes
 from softena.errors import SoftenaError
 

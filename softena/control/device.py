@@ -10,19 +10,19 @@ from __future__ import annotations
 import dataclasses
 import glob
 import hashlib
-from functools import partial
-from typing import Callable
 import os
-import socket
-import struct
 import threading
 import time
+from functools import partial
+from typing import Callable
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from softena.control.cleanup import clear_leftovers, remove_kernel_objects
 from softena.control.config import XSK_MAX_MTU, DeviceConfig, check_environment
-from softena.control.state import DeviceState, lab_indexes_in_use, pid_alive, remove_files
+from softena.control.hostwatch import HostLinkState, HostLinkWatcher, joined_groups
+from softena.control.state import DeviceState, lab_indexes_in_use, remove_files
 from softena.datapath.datapath import Datapath, DatapathConfig
 from softena.datapath.native import lib
 from softena.datapath.worker import NapiConfig, QueueWorker, cpu_for_queue
@@ -32,7 +32,6 @@ from softena.device.model import EnaDevice, Settings
 from softena.errors import SoftenaError
 from softena.log import log
 from softena.ports import lab, tap, xsk
-from softena.control.hostwatch import HostLinkState, HostLinkWatcher
 from softena.ports.link import LinkMonitor, NetnsLinkReader, host_link_up
 
 
@@ -40,30 +39,6 @@ def device_mac(name: str) -> str:
     """A stable, locally administered unicast MAC derived from the device name."""
     digest = hashlib.sha256(name.encode()).digest()
     return ":".join(f"{b:02x}" for b in (0x02, 0x5e, *digest[:4]))
-
-
-def icmp_echo(ident: int, seq: int) -> bytes:
-    """An ICMP echo request with its checksum."""
-    body = bytearray(struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"softena-up")
-    total = sum(int.from_bytes(body[i:i + 2], "big") for i in range(0, len(body), 2))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    body[2:4] = (~total & 0xFFFF).to_bytes(2, "big")
-    return bytes(body)
-
-
-def joined_groups(ifindex: int) -> list[bytes]:
-    """Multicast MACs the host joined on IFINDEX, as /proc/net/dev_mcast lists them."""
-    groups = []
-    try:
-        with open("/proc/net/dev_mcast") as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) == 5 and fields[0] == str(ifindex):
-                    groups.append(bytes.fromhex(fields[4]))
-    except OSError:
-        pass
-    return sorted(groups)
 
 
 def link_exists(name: str) -> bool:
@@ -134,7 +109,7 @@ class Device:
             if cfg.wire.kind == "tap":
                 tap.set_carrier(self.wire_fds[0], True)
             if cfg.wire.lab:
-                self._wait_lab_reachable()
+                lab.wait_reachable(self.lab_names)
             self._start_events()
         except (OSError, NetlinkError) as exc:
             self.stop()
@@ -271,9 +246,9 @@ class Device:
             self._change_mtu(new.mtu)
         if (new.promisc, new.allmulti) != (old.promisc, old.allmulti):
             self.promisc, self.allmulti = new.promisc, new.allmulti
+            self._sync_rx_mode(force=True)
             log(self.name, "info", f"rx mode: promisc {'on' if new.promisc else 'off'}, "
                                    f"allmulti {'on' if new.allmulti else 'off'}")
-            self._sync_rx_mode(force=True)
         if new.up != old.up:
             with self._io_lock:
                 if new.up and not self.workers:
@@ -454,27 +429,6 @@ class Device:
         if self.datapath is not None:
             self.datapath.set_mtu(mtu)
 
-    def _wait_lab_reachable(self, timeout: float = 5.0) -> None:
-        """Up means passing traffic: an ICMP echo to the peer must come back."""
-        deadline = time.monotonic() + timeout
-        ident = os.getpid() & 0xFFFF
-        # A raw socket: ping sockets depend on net.ipv4.ping_group_range.
-        with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
-            s.settimeout(0.2)
-            seq = 0
-            while time.monotonic() < deadline:
-                seq += 1
-                s.sendto(icmp_echo(ident, seq), (self.lab_names.peer_v4, 0))
-                try:
-                    while True:
-                        reply = s.recv(1500)
-                        icmp = reply[(reply[0] & 0xF) * 4:]
-                        if icmp[0] == 0 and int.from_bytes(icmp[4:6], "big") == ident:
-                            return
-                except OSError:
-                    pass
-        raise SoftenaError(f"{self.name}: no traffic passes to the lab peer {self.lab_names.peer_v4} within {timeout:.0f} s")
-
     # ---- teardown ---------------------------------------------------------
 
     def stop(self) -> None:
@@ -552,27 +506,3 @@ class Device:
                 "keep-alive-age": round(time.monotonic() - self.last_keep_alive, 2) if self.last_keep_alive else None}
 
 
-def remove_kernel_objects(state: DeviceState) -> None:
-    """Delete the namespace and links a device record lists. Idempotent."""
-    if state.netns and lab.ns_exists(state.netns):
-        lab.netns.remove(state.netns)
-    with IPRoute() as ipr:
-        for name in state.links:
-            for index in ipr.link_lookup(ifname=name):
-                try:
-                    ipr.link("del", index=index)
-                except NetlinkError:
-                    pass
-
-
-def clear_leftovers(dev: str) -> bool:
-    """Clean up after a device whose process died; refuse if it still runs."""
-    state = DeviceState.load(dev)
-    if state is None:
-        return False
-    if state.pid != os.getpid() and pid_alive(state.pid):
-        raise SoftenaError(f"{dev}: device is already up (pid {state.pid})")
-    log(dev, "notice", f"clearing what pid {state.pid} left behind")
-    remove_kernel_objects(state)
-    remove_files(dev)
-    return True

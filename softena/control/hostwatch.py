@@ -84,3 +84,17 @@ class HostLinkWatcher(threading.Thread):
         self._stopping.set()
         self.join(timeout=5)
         self._sock.close()
+
+
+def joined_groups(ifindex: int) -> list[bytes]:
+    """Multicast MACs the host joined on IFINDEX, as /proc/net/dev_mcast lists them."""
+    groups = []
+    try:
+        with open("/proc/net/dev_mcast") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) == 5 and fields[0] == str(ifindex):
+                    groups.append(bytes.fromhex(fields[4]))
+    except OSError:
+        pass
+    return sorted(groups)

@@ -22,12 +22,14 @@ def _cdef() -> str:
     return match.group(1)
 
 
+SOURCES = ("sn_pkt.c", "sn_rss.c", "sn_lro.c", "sn_pool.c", "sn_rx.c", "sn_xsk.c", "sn_dev.c")
+
 ffibuilder = FFI()
 ffibuilder.cdef(_cdef())
 ffibuilder.set_source(
     "softena.datapath._native",
     '#include "softena_dp.h"',
-    sources=[str(NATIVE / name) for name in ("sn_pkt.c", "sn_rss.c", "sn_lro.c", "sn_pool.c", "sn_rx.c", "sn_xsk.c", "sn_dev.c")],
+    sources=[str(NATIVE / name) for name in SOURCES],
     include_dirs=[str(NATIVE), str(BPF)],
     libraries=["xdp", "bpf"],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function"],

@@ -170,7 +170,8 @@ class EnaDevice:
     def _set_llq(self, args: dict) -> None:
         size = int(args["header_size"])
         if not self.attrs.llq_supported:
-            raise Refused(Status.UNSUPPORTED_OPCODE, f"{self.name}: this device has no LLQ (a tap wire has no descriptors)")
+            raise Refused(Status.UNSUPPORTED_OPCODE,
+                          f"{self.name}: this device has no LLQ (a tap wire has no descriptors)")
         if size not in LLQ_HEADER_SIZES:
             raise Refused(Status.ILLEGAL_PARAMETER, f"{self.name}: tx-push-buf-len must be 96 or 224, got {size}")
         self.settings.llq_header = size

@@ -7,6 +7,8 @@ fresh host can push real traffic through softena with nothing else set up.
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import subprocess
 import time
 from dataclasses import dataclass
@@ -175,6 +177,38 @@ def move_to_peer(names: LabNames, ifname: str) -> None:
         ipr.link("set", index=link_index(ipr, ifname), net_ns_fd=names.netns)
     with NetNS(names.netns) as ns:
         ns.link("set", index=link_index(ns, ifname), ifname=PEER_IFNAME)
+
+
+def icmp_echo(ident: int, seq: int) -> bytes:
+    """An ICMP echo request with its checksum."""
+    body = bytearray(struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"softena-up")
+    total = sum(int.from_bytes(body[i:i + 2], "big") for i in range(0, len(body), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    body[2:4] = (~total & 0xFFFF).to_bytes(2, "big")
+    return bytes(body)
+
+
+def wait_reachable(names: LabNames, timeout: float = 5.0) -> None:
+    """Up means passing traffic: an ICMP echo to the peer must come back."""
+    deadline = time.monotonic() + timeout
+    ident = os.getpid() & 0xFFFF
+    # A raw socket: ping sockets depend on net.ipv4.ping_group_range.
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
+        s.settimeout(0.2)
+        seq = 0
+        while time.monotonic() < deadline:
+            seq += 1
+            s.sendto(icmp_echo(ident, seq), (names.peer_v4, 0))
+            try:
+                while True:
+                    reply = s.recv(1500)
+                    icmp = reply[(reply[0] & 0xF) * 4:]
+                    if icmp[0] == 0 and int.from_bytes(icmp[4:6], "big") == ident:
+                        return
+            except OSError:
+                pass
+    raise SoftenaError(f"{names.dev}: no traffic passes to the lab peer {names.peer_v4} within {timeout:.0f} s")
 
 
 def run_in_netns(name: str, argv: list[str]) -> None:

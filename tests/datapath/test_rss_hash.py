@@ -6,15 +6,25 @@ import socket
 from collections.abc import Callable
 
 import pytest
+from rss_ref import IPV4_VECTORS, IPV6_VECTORS
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
+from scapy.layers.inet6 import (
+    ICMPv6EchoRequest,
+    IPv6,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+)
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 from scapy.packet import Packet, Raw
 
-from rss_ref import IPV4_VECTORS, IPV6_VECTORS
-
 from softena.datapath.native import ffi, lib
-from softena.device.rss import RXH_IP_DST, RXH_IP_SRC, RXH_L4_B_0_1, RXH_L4_B_2_3, RssConfig
+from softena.device.rss import (
+    RXH_IP_DST,
+    RXH_IP_SRC,
+    RXH_L4_B_0_1,
+    RXH_L4_B_2_3,
+    RssConfig,
+)
 
 ALL_VECTORS = [pytest.param(4, *v, id=f"v4-{v[2]}->{v[0]}") for v in IPV4_VECTORS] + [
     pytest.param(6, *v, id=f"v6-{v[2]}->{v[0]}") for v in IPV6_VECTORS

@@ -7,7 +7,6 @@ import socket
 import struct
 
 import pytest
-
 from rss_ref import IPV4_VECTORS, IPV6_VECTORS, MS_KEY
 
 from softena.datapath.native import ffi, lib

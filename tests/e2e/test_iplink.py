@@ -147,7 +147,8 @@ def test_a_vlan_on_top_carries_ping_and_tcp_end_to_end(softena_up) -> None:
         run(["ip", "addr", "add", "198.18.100.1/24", "dev", "sft0.100"], check=True)
         run(["ip", "link", "set", "sft0.100", "up"], check=True)
         for cmd in (["ip", "link", "add", "link", "eth0", "name", "eth0.100", "type", "vlan", "id", "100"],
-                    ["ip", "addr", "add", "198.18.100.2/24", "dev", "eth0.100"], ["ip", "link", "set", "eth0.100", "up"]):
+                    ["ip", "addr", "add", "198.18.100.2/24", "dev", "eth0.100"],
+                    ["ip", "link", "set", "eth0.100", "up"]):
             run(["ip", "netns", "exec", dev.netns, *cmd], check=True)
         assert ping("198.18.100.2")
         assert iperf3(dev.netns, "198.18.100.2")["end"]["sum_received"]["bytes"] > 0
