@@ -165,14 +165,12 @@ class Device:
         self.wire_fds = tap.open_queues(self.wire_ifname, cfg.queues,
                                         tap.offload_flags(tx_csum=True, tso=True))
         self.xdp_mode = "tap, vnet headers"
-        with IPRoute() as ipr:
-            ipr.link("set", index=ipr.link_lookup(ifname=self.wire_ifname)[0], mtu=cfg.mtu)
+        tap.set_link(self.wire_ifname, mtu=cfg.mtu)
         if cfg.wire.lab:
             lab.move_to_peer(names, self.wire_ifname)
             lab.configure_peer(names, checksum_offload=True)
         else:
-            with IPRoute() as ipr:
-                ipr.link("set", index=ipr.link_lookup(ifname=self.wire_ifname)[0], state="up")
+            tap.set_link(self.wire_ifname, state="up")
 
     def _create_host_port(self) -> None:
         cfg = self.config
@@ -263,8 +261,7 @@ class Device:
             self.admin.submit(Opcode.SET_FEATURE, Feature.MTU, mtu=mtu)
         except AdminError as exc:
             log(self.name, "err", str(exc))
-            with IPRoute() as ipr:  # as a driver's ndo_change_mtu refusal would
-                ipr.link("set", index=self.ifindex, mtu=self.settings.mtu)
+            tap.set_link(self.name, mtu=self.settings.mtu)  # as an ndo_change_mtu refusal leaves it
             return
         log(self.name, "info", f"MTU {mtu}, wire follows")
 
@@ -381,21 +378,10 @@ class Device:
 
     def _resize_ports(self, queues: int) -> None:
         """Give the host tap and the wire QUEUES queues each."""
-        have = len(self.host_fds)
-        if queues < have:
-            tap.close_all(self.host_fds[queues:])
-            del self.host_fds[queues:]
-        elif queues > have:
-            self.host_fds += tap.open_queues(self.name, queues - have, self._host_offloads())
+        tap.resize_queues(self.name, self.host_fds, queues, self._host_offloads())
         wire = self.config.wire
         if wire.kind == "tap":
-            have = len(self.wire_fds)
-            if queues < have:
-                tap.close_all(self.wire_fds[queues:])
-                del self.wire_fds[queues:]
-            elif queues > have:
-                self.wire_fds += tap.open_queues(self.wire_ifname, queues - have,
-                                                 tap.offload_flags(tx_csum=True, tso=True))
+            tap.resize_queues(self.wire_ifname, self.wire_fds, queues, tap.offload_flags(tx_csum=True, tso=True))
         elif wire.lab:
             lab.set_veth_queues(self.lab_names, queues)
 
@@ -424,8 +410,7 @@ class Device:
         elif wire.lab:  # our tap is the peer's eth0
             lab.set_mtu(self.lab_names, None, mtu)
         else:
-            with IPRoute() as ipr:
-                ipr.link("set", index=ipr.link_lookup(ifname=self.wire_ifname)[0], mtu=mtu)
+            tap.set_link(self.wire_ifname, mtu=mtu)
         if self.datapath is not None:
             self.datapath.set_mtu(mtu)
 

@@ -12,6 +12,8 @@ import fcntl
 import os
 import struct
 
+from pyroute2 import IPRoute
+
 from softena.errors import SoftenaError
 
 TUN_PATH = "/dev/net/tun"
@@ -63,6 +65,24 @@ def open_queues(name: str, count: int, offloads: int) -> list[int]:
         close_all(fds)
         raise SoftenaError(f"{name}: cannot create the tap queues: {exc.strerror}") from exc
     return fds
+
+
+def resize_queues(name: str, fds: list[int], count: int, offloads: int) -> None:
+    """Grow or shrink tap NAME's queues to COUNT, in place in FDS (fd 0 stays)."""
+    if count < len(fds):
+        close_all(fds[count:])
+        del fds[count:]
+    elif count > len(fds):
+        fds += open_queues(name, count - len(fds), offloads)
+
+
+def set_link(ifname: str, **attrs) -> None:
+    """Set attributes of a host-namespace interface (mtu=, state=, ...)."""
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise SoftenaError(f"{ifname}: no such interface")
+        ipr.link("set", index=found[0], **attrs)
 
 
 def set_offloads(fd: int, offloads: int) -> None:
