@@ -12,6 +12,7 @@ import time
 from softena.control import ctlsock, daemon
 from softena.control.cleanup import clear_leftovers
 from softena.control.config import DeviceConfig, WireSpec, check_environment, parse_cpus
+from softena.control.health import Thresholds
 from softena.control.state import (
     RUN_DIR,
     DeviceState,
@@ -35,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "224 (large LLQ headers) or off")
     up.add_argument("--max-queues", type=int, help="model a device with this many queue pairs at most (1..64)")
     up.add_argument("--max-mtu", type=int, help="model a device with this MTU limit")
+    up.add_argument("--keep-alive-timeout", type=float, default=6.0, help="seconds without KEEP_ALIVE before a reset")
+    up.add_argument("--tx-timeout", type=float, default=5.0, help="seconds before a Tx completion counts as missing")
+    up.add_argument("--missing-tx-threshold", type=int, default=128,
+                    help="missing Tx completions that reset the device")
     up.add_argument("--foreground", action="store_true", help="stay attached (for supervisors)")
     up.add_argument("--notify-fd", type=int, help=argparse.SUPPRESS)
     up.set_defaults(func=cmd_up)
@@ -46,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> DeviceConfig:
     config = DeviceConfig(name=args.name, wire=WireSpec.parse(args.wire), mtu=args.mtu,
-                          llq_header=parse_llq(args.llq), attrs=device_attributes(args.max_queues, args.max_mtu))
+                          llq_header=parse_llq(args.llq), attrs=device_attributes(args.max_queues, args.max_mtu),
+                          thresholds=thresholds(args))
     if args.queues is not None:
         config.queues = args.queues
     else:  # one per online CPU, as far as the device has queues
@@ -55,6 +61,14 @@ def config_from_args(args: argparse.Namespace) -> DeviceConfig:
         config.cpus = parse_cpus(args.cpus)
     config.validate()
     return config
+
+
+def thresholds(args: argparse.Namespace) -> Thresholds:
+    """The watchdogs' limits, each checked to be positive."""
+    for name in ("keep_alive_timeout", "tx_timeout", "missing_tx_threshold"):
+        if getattr(args, name) <= 0:
+            raise SoftenaError(f"invalid --{name.replace('_', '-')} {getattr(args, name)}: must be positive")
+    return Thresholds(args.keep_alive_timeout, args.tx_timeout, args.missing_tx_threshold)
 
 
 def parse_llq(text: str) -> int:

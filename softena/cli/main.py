@@ -9,7 +9,7 @@ from softena.errors import SoftenaError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from softena.cli import ethtool, lifecycle, show
+    from softena.cli import ethtool, health, lifecycle, show
 
     parser = argparse.ArgumentParser(
         prog="softena", description="softena: a software ENA-like multiqueue network adapter")
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     lifecycle.register(sub)
     show.register(sub)
     ethtool.register(sub)
+    health.register(sub)
     return parser
 
 

@@ -7,6 +7,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 
+from softena.control.health import Thresholds
 from softena.device.features import DeviceAttributes
 from softena.errors import SoftenaError
 
@@ -53,6 +54,7 @@ class DeviceConfig:
     wire: WireSpec = field(default_factory=lambda: WireSpec.parse("lab"))
     mtu: int = 1500
     llq_header: int = 96  # ENA's default LLQ entry: 96 bytes of header inline
+    thresholds: Thresholds = field(default_factory=Thresholds)
     attrs: DeviceAttributes = field(default_factory=DeviceAttributes)
 
     def validate(self) -> None:

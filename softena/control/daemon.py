@@ -10,6 +10,7 @@ from softena.control.config import DeviceConfig
 from softena.control.ctlsock import ControlServer
 from softena.control.device import Device
 from softena.control.ethtool_ops import EthtoolOps
+from softena.device.health import ResetReason
 from softena.errors import SoftenaError
 from softena.log import log
 
@@ -43,6 +44,10 @@ def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
         "stats": lambda req: device.stats(),
         "shutdown": lambda req: done.set(),
         "ethtool": EthtoolOps(device).handle,
+        "reset": lambda req: device.reset(ResetReason[req.get("reason", "USER_TRIGGER")]),
+        "fault-inject": lambda req: device.inject_fault(req["kind"], req.get("queue"), req.get("seconds")),
+        "fault-clear": lambda req: device.clear_faults(req.get("kind")),
+        "fault-list": lambda req: device.faults.listing(),
     }
     server = ControlServer(config.name, handlers)
     server.start()

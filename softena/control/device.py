@@ -21,6 +21,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from softena.control.cleanup import clear_leftovers, remove_kernel_objects
 from softena.control.config import XSK_MAX_MTU, DeviceConfig, check_environment
+from softena.control.health import HealthMonitor
 from softena.control.hostwatch import HostLinkState, HostLinkWatcher, joined_groups
 from softena.control.state import DeviceState, lab_indexes_in_use, remove_files
 from softena.datapath.datapath import Datapath, DatapathConfig
@@ -28,6 +29,8 @@ from softena.datapath.native import lib
 from softena.datapath.worker import NapiConfig, QueueWorker, cpu_for_queue
 from softena.device.admin import AdminError, AdminQueue, Feature, Opcode
 from softena.device.aenq import Aenq, Event, Group
+from softena.device.faults import FaultInjector
+from softena.device.health import ResetReason
 from softena.device.model import EnaDevice, Settings
 from softena.errors import SoftenaError
 from softena.log import log
@@ -64,6 +67,8 @@ class Device:
         self.link: LinkMonitor | None = None
         self.last_keep_alive = 0.0
         self.hostwatch: HostLinkWatcher | None = None
+        self.faults = FaultInjector()
+        self.health: HealthMonitor | None = None
         self.promisc = self.allmulti = False
         self._mc_groups: list[bytes] = []
         # Serialises queue rebuilds (ethtool -L/-G, ip link up/down).
@@ -123,7 +128,9 @@ class Device:
 
     def _probe(self) -> None:
         """Start the admin queue and read the device's attributes, as a driver's probe does."""
-        self.admin = AdminQueue(self.name, self.model.execute)
+        self.admin = AdminQueue(self.name, self.model.execute,
+                                stalled=lambda: self.faults.active("admin-timeout") is not None,
+                                on_timeout=lambda cmd: self._request_reset(ResetReason.ADMIN_TO))
         attrs = self.admin.submit(Opcode.GET_FEATURE, Feature.DEVICE_ATTRIBUTES)
         limits = self.admin.submit(Opcode.GET_FEATURE, Feature.MAX_QUEUES_NUM)
         log(self.name, "debug", f"device attributes: {attrs}; queue limits: {limits}")
@@ -211,12 +218,19 @@ class Device:
             read = partial(host_link_up, self.wire_ifname)
         self.link = LinkMonitor(self.name, read,
                                 on_change=lambda up: self.aenq.post(Group.LINK_CHANGE, up=up),
-                                on_tick=lambda: self.aenq.post(Group.KEEP_ALIVE),
+                                on_tick=self._keep_alive,
                                 on_poll=self._sync_rx_mode)
         self.link.start()
         self.hostwatch = HostLinkWatcher(self.name, self.ifindex,
                                          HostLinkState(self.settings.mtu, True, False, False), self._on_host_change)
         self.hostwatch.start()
+        self.last_keep_alive = time.monotonic()  # the watchdog is armed from the start
+        self.health = HealthMonitor(self, self.faults, self.config.thresholds)
+        self.health.start()
+
+    def _keep_alive(self) -> None:
+        if not self.faults.active("keep-alive-loss"):
+            self.aenq.post(Group.KEEP_ALIVE)
 
     def _on_link_change(self, event: Event) -> None:
         up = event.data["up"]
@@ -227,6 +241,9 @@ class Device:
         self.last_keep_alive = event.timestamp
 
     def _stop_events(self) -> None:
+        if self.health is not None:
+            self.health.stop()
+            self.health = None
         if self.hostwatch is not None:
             self.hostwatch.stop()
             self.hostwatch = None
@@ -346,6 +363,73 @@ class Device:
                 self.admin.submit(Opcode.DESTROY_SQ, qid=qid, direction=direction)
             for qid in sorted(self.model.io_cqs):
                 self.admin.submit(Opcode.DESTROY_CQ, qid=qid)
+
+    # ---- health: resets and injected faults ---------------------------------
+
+    def _request_reset(self, reason: ResetReason) -> None:
+        if self.health is not None:
+            self.health.request_reset(reason)
+
+    def reset(self, reason: ResetReason = ResetReason.USER_TRIGGER) -> None:
+        """Ask the watchdog thread for a device reset (softena reset)."""
+        if self.health is None:
+            raise SoftenaError(f"{self.name}: the device is not up")
+        self.health.request_reset(reason)
+
+    def rebuild_io(self) -> None:
+        """A reset's work: queues, rings, pools and sockets go and come back;
+        the host interface, its addresses and routes stay."""
+        with self._io_lock:
+            running = bool(self.workers) or self.datapath is not None
+            self._stop_io()
+            if running or self.hostwatch is None or self.hostwatch.state.up:
+                self._start_io()
+
+    def inject_fault(self, kind: str, queue: int | None, seconds: float | None) -> dict:
+        """softena fault inject: the datapath's faults apply within a quarter second."""
+        if queue is not None and not 0 <= queue < self.settings.queues:
+            raise SoftenaError(f"{self.name}: no queue {queue}")
+        try:
+            fault = self.faults.inject(kind, queue, seconds)
+        except ValueError as exc:
+            raise SoftenaError(f"{self.name}: {exc}") from exc
+        if kind == "link-flap":
+            self.aenq.post(Group.LINK_CHANGE, up=False)
+            threading.Timer(seconds or 1.0, self._end_flap).start()
+        elif kind == "wire-down":
+            self._set_wire_up(False)
+            if seconds:
+                threading.Timer(seconds, lambda: self.clear_faults("wire-down")).start()
+        log(self.name, "warning", f"fault injected: {kind}" + (f" on queue {queue}" if queue is not None else "")
+            + (f" for {seconds} s" if seconds else ""))
+        return {"kind": fault.kind, "queue": fault.queue, "for": seconds}
+
+    def _end_flap(self) -> None:
+        self.faults.clear("link-flap")
+        if self.aenq is not None and self.link is not None:
+            self.aenq.post(Group.LINK_CHANGE, up=bool(self.link.up))
+
+    def clear_faults(self, kind: str | None = None) -> list[str]:
+        """softena fault clear: end one fault or all of them."""
+        cleared = self.faults.clear(kind)
+        if "wire-down" in cleared:
+            self._set_wire_up(True)
+        if "link-flap" in cleared:
+            self._end_flap()
+        return cleared
+
+    def _set_wire_up(self, up: bool) -> None:
+        state = "up" if up else "down"
+        if self.config.wire.kind == "tap" and self.config.wire.lab:
+            lab.set_peer_state(self.lab_names, state)
+        else:
+            tap.set_link(self.wire_ifname, state=state)
+
+    def live_queue_stats(self) -> list[dict]:
+        """Counters of the running datapath only, for the watchdog."""
+        with self._io_lock:
+            dp = self.datapath
+            return [{"queue-id": q, **dp.queue_stats(q)} for q in range(dp.config.num_queues)] if dp else []
 
     def reconfigure_queues(self, queues: int, rx_ring: int, tx_ring: int) -> None:
         """Change queue count or ring sizes live: the host interface, its
@@ -485,8 +569,9 @@ class Device:
                     pools.append({"queue-id": q, **live.page_pool_stats(q)})
         admin = vars(self.admin.stats) if self.admin else {}
         aenq = dict(self.aenq.counts) if self.aenq else {}
+        health = vars(self.health.stats) if self.health else {}
         return {"dev": self.name, "ifindex": self.ifindex, "queues": queues, "page-pools": pools,
-                "admin-queue": admin, "aenq": aenq,
+                "admin-queue": admin, "aenq": aenq, "health": health, "faults": self.faults.listing(),
                 "link": "up" if self.link and self.link.up else "down",
                 "keep-alive-age": round(time.monotonic() - self.last_keep_alive, 2) if self.last_keep_alive else None}
 

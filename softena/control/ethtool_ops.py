@@ -194,6 +194,11 @@ class EthtoolOps:
             out[f"ena_admin_q_{name}"] = value
         for name, value in stats["aenq"].items():
             out[f"aenq_{name}"] = value
+        health = stats["health"]
+        for name in ("total_resets", "reset_fail", "wd_expired", "missing_tx_cmpl"):
+            out[name] = health.get(name, 0)
+        for reason, count in health.get("reasons", {}).items():
+            out[f"reset_reason_{reason.lower()}"] = count
         for q in stats["queues"]:
             i = q["queue-id"]
             out.update({

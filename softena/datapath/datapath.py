@@ -121,6 +121,10 @@ class Datapath:
             ffi.memmove(mode.mc[i], group, 6)
         self._call(lib.sn_dev_set_rx_mode, mode)
 
+    def set_faults(self, qid: int, faults: int) -> None:
+        """Make queue QID misbehave (SN_FAULT_* bits), or stop it (0)."""
+        self._call(lib.sn_queue_set_faults, qid, faults)
+
     def set_mtu(self, mtu: int) -> None:
         """The wire's MTU: the TSO target and the Tx ring reservation follow."""
         self._call(lib.sn_dev_set_mtu, mtu)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Callable
@@ -99,10 +100,14 @@ Executor = Callable[[Command], Completion]
 class AdminQueue:
     """A bounded queue of commands, executed in order by the device's admin thread."""
 
-    def __init__(self, dev: str, execute: Executor, depth: int = 32, timeout: float = 3.0) -> None:
+    def __init__(self, dev: str, execute: Executor, depth: int = 32, timeout: float = 3.0,
+                 stalled: Callable[[], bool] = lambda: False,
+                 on_timeout: Callable[[Command], None] = lambda cmd: None) -> None:
         self.dev = dev
         self.execute = execute
         self.timeout = timeout
+        self.stalled = stalled  # fault injection: the device stops completing
+        self.on_timeout = on_timeout
         self.stats = AdminStats()
         self._sq: queue.Queue[tuple[Command, queue.Queue[Completion]] | None] = queue.Queue(maxsize=depth)
         self._ids = itertools.count(1)
@@ -125,6 +130,7 @@ class AdminQueue:
             completion = done.get(timeout=self.timeout)
         except queue.Empty:
             self.stats.no_completion += 1
+            self.on_timeout(cmd)
             raise AdminError(None, f"{self.dev}: the admin command {cmd.opcode.name} timed out "
                                    f"after {self.timeout:.1f} s") from None
         self.stats.completed_cmd += 1
@@ -139,6 +145,8 @@ class AdminQueue:
             if item is None:
                 return
             cmd, done = item
+            if self.stalled():  # completes too late: the submitter has given up
+                time.sleep(self.timeout + 0.2)
             try:
                 completion = self.execute(cmd)
             except Exception as exc:  # a device bug must not kill the queue

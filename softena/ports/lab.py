@@ -154,6 +154,12 @@ def configure_peer(names: LabNames, checksum_offload: bool = False) -> None:
         run_in_netns(names.netns, ["ethtool", "-K", PEER_IFNAME, "tx", "off"])
 
 
+def set_peer_state(names: LabNames, state: str) -> None:
+    """Set the peer's eth0 up or down."""
+    with NetNS(names.netns) as ns:
+        ns.link("set", index=link_index(ns, PEER_IFNAME), state=state)
+
+
 def set_mtu(names: LabNames, wire: str | None, mtu: int) -> None:
     """Set the MTU of the wire: its host end WIRE (if a veth) and the peer's eth0."""
     if wire is not None:

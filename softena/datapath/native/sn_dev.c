@@ -202,9 +202,24 @@ void sn_dev_set_mtu(struct sn_dev *dev, uint32_t mtu)
 	dev->tx_need = tx_need_for(mtu);
 }
 
+void sn_queue_set_faults(struct sn_dev *dev, uint32_t qid, uint32_t faults)
+{
+	if (qid < dev->cfg.num_queues)
+		atomic_store(&dev->q[qid].faults, faults);
+}
+
 struct sn_qstats *sn_queue_stats(struct sn_dev *dev, uint32_t qid)
 {
-	return qid < dev->cfg.num_queues ? &dev->q[qid].st : NULL;
+	struct sn_queue *q;
+
+	if (qid >= dev->cfg.num_queues)
+		return NULL;
+	q = &dev->q[qid];
+	q->st.tx_inflight = q->tx_outstanding;
+	if (q->xsk)
+		q->st.tx_oldest_slot = (q->tx.cached_prod - q->tx_outstanding) &
+				       (dev->cfg.tx_ring_size - 1);
+	return &q->st;
 }
 
 struct sn_pp_stats *sn_queue_pp_stats(struct sn_dev *dev, uint32_t qid)
@@ -367,12 +382,17 @@ static int pending(struct sn_queue *q)
 	return 0;
 }
 
-static uint64_t now_us(void)
+uint64_t sn_now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_us(void)
+{
+	return sn_now_ns() / 1000;
 }
 
 /*

@@ -35,6 +35,7 @@ struct sn_queue {
 	struct xsk_ring_cons rx, comp;
 	struct xsk_ring_prod tx, fill;
 	uint32_t tx_outstanding;	/* posted, not yet completed */
+	_Atomic uint32_t faults;	/* SN_FAULT_*, set from Python */
 	uint8_t tx_stopped;
 
 	uint64_t *free;		/* page pool: a stack of frame bases */
@@ -74,6 +75,7 @@ struct sn_dev {
 
 /* sn_dev.c */
 void sn_set_err(char *err, size_t len, const char *fmt, int e);
+uint64_t sn_now_ns(void);
 
 /* sn_pool.c: the page pools */
 uint64_t sn_pool_get(struct sn_queue *q);

@@ -158,6 +158,8 @@ void sn_rx_steer(struct sn_queue *q, const struct sn_desc *d, uint32_t n,
 	uint32_t t;
 
 	q->st.rx_wire_packets++;
+	if (atomic_load_explicit(&q->faults, memory_order_relaxed) & SN_FAULT_CORRUPT_RX)
+		dev->region[d->addr + d->len - 1] ^= 0x5a;	/* the last byte: payload, not headers */
 	if (!rx_accept(&dev->rx_mode, dev->region + d->addr, d->len)) {
 		q->st.rx_filtered++;
 		sn_rx_drop(q, d, n);

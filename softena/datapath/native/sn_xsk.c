@@ -206,6 +206,8 @@ static void xsk_tx_commit(void *ctx, uint8_t *buf, uint32_t len)
 		llq_push(q, idx, q->dev->region + xsk_ring_prod__tx_desc(&q->tx, idx)->addr,
 			 xsk_ring_prod__tx_desc(&q->tx, idx)->len);
 	xsk_ring_prod__submit(&q->tx, chunks);
+	if (!q->tx_outstanding)	/* the completion clock starts with the first in flight */
+		q->st.tx_cmpl_stamp_ns = sn_now_ns();
 	q->tx_outstanding += chunks;
 }
 
@@ -230,12 +232,15 @@ void sn_xsk_reap(struct sn_queue *q)
 {
 	uint32_t idx, n, i;
 
+	if (atomic_load_explicit(&q->faults, memory_order_relaxed) & SN_FAULT_TX_CMPL_STALL)
+		return;
 	n = xsk_ring_cons__peek(&q->comp, q->dev->cfg.tx_ring_size, &idx);
 	for (i = 0; i < n; i++)
 		sn_pool_put(q, *xsk_ring_cons__comp_addr(&q->comp, idx + i));
 	if (n) {
 		xsk_ring_cons__release(&q->comp, n);
 		q->tx_outstanding -= n;
+		q->st.tx_cmpl_stamp_ns = sn_now_ns();
 	}
 }
 
@@ -303,6 +308,10 @@ void sn_xsk_refill(struct sn_queue *q)
 	want = xsk_prod_nb_free(&q->fill, q->dev->cfg.rx_ring_size);
 	if (!want)
 		return;
+	if (atomic_load_explicit(&q->faults, memory_order_relaxed) & SN_FAULT_RX_ALLOC) {
+		q->st.rx_alloc_fail++;
+		return;
+	}
 	if (want > q->nfree)
 		sn_pool_refill(q);
 	if (want > q->nfree)

@@ -84,6 +84,10 @@ struct sn_qstats {
 	uint64_t napi_busy_polls;
 	uint64_t napi_sleeps;
 	uint64_t napi_wakeups;
+	/* health: what the Tx completion watchdog reads */
+	uint64_t tx_inflight;		/* descriptors posted, not completed */
+	uint64_t tx_cmpl_stamp_ns;	/* CLOCK_MONOTONIC of the last completion progress */
+	uint64_t tx_oldest_slot;	/* Tx ring index of the oldest descriptor in flight */
 };
 
 /* Per-queue page pool counters, named after the page-pool-stats attributes. */
@@ -137,6 +141,11 @@ struct sn_rx_mode {
 	uint8_t mc[32][6];
 };
 
+/* Faults a queue can be told to commit (softena fault inject). */
+#define SN_FAULT_TX_CMPL_STALL	1	/* completions are not reaped */
+#define SN_FAULT_RX_ALLOC	2	/* the fill ring gets no buffers */
+#define SN_FAULT_CORRUPT_RX	4	/* a byte of each received frame flips */
+
 struct sn_dev;
 
 struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
@@ -161,6 +170,7 @@ int sn_napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
 		 int timeout_ms, int rx_usecs, int tx_usecs);
 void sn_queue_kick(struct sn_dev *dev, uint32_t qid);
 
+void sn_queue_set_faults(struct sn_dev *dev, uint32_t qid, uint32_t faults);
 struct sn_qstats *sn_queue_stats(struct sn_dev *dev, uint32_t qid);
 struct sn_pp_stats *sn_queue_pp_stats(struct sn_dev *dev, uint32_t qid);
 

@@ -1,0 +1,154 @@
+"""The driver's health watchdog: keep-alive, Tx completions, stuck queues, and resets.
+
+Once a second it looks at what the device reports: the age of the last
+KEEP_ALIVE, every queue's oldest Tx descriptor in flight and whether each
+worker still polls. What it finds, and resets other parts ask for (an admin
+command that timed out, the user), end in one device reset at a time,
+carried out by this thread. It also applies the injected faults the
+datapath must commit, and lifts them when their time is up.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from softena.datapath.native import lib
+from softena.device.faults import FaultInjector
+from softena.device.health import HealthStats, RateLimitedLog, ResetReason
+
+# Faults the C datapath commits, and its bits for them.
+DATAPATH_FAULTS = {"tx-completion-stall": lib.SN_FAULT_TX_CMPL_STALL, "rx-alloc-fail": lib.SN_FAULT_RX_ALLOC,
+                   "corrupt-rx": lib.SN_FAULT_CORRUPT_RX}
+
+
+@dataclass
+class Thresholds:
+    """When the watchdogs fire (softena up --keep-alive-timeout ...)."""
+
+    keep_alive_timeout: float = 6.0
+    tx_timeout: float = 5.0
+    missing_tx_threshold: int = 128
+    stuck_queue_timeout: float = 3.0
+
+
+class HealthMonitor(threading.Thread):
+    """Watches DEVICE and resets it when a watchdog fires or a reset is asked for."""
+
+    def __init__(self, device, faults: FaultInjector, thresholds: Thresholds) -> None:
+        super().__init__(name=f"softena/{device.name}-wd", daemon=True)
+        self.device = device
+        self.faults = faults
+        self.thresholds = thresholds
+        self.stats = HealthStats()
+        self.log = RateLimitedLog(device.name)
+        self._requests: list[ResetReason] = []
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._polls: dict[int, tuple[int, float]] = {}  # qid -> (napi-polls, since)
+        self._stale_tx: set[int] = set()
+        self._fault_bits: dict[int, int] = {}
+
+    def request_reset(self, reason: ResetReason) -> None:
+        """Ask for a reset from any thread; this one carries it out."""
+        if reason not in self._requests:
+            self._requests.append(reason)
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(0.25)
+            self._wake.clear()
+            if self._stopping.is_set():
+                break
+            self._apply_faults()
+            reason = self._requests.pop(0) if self._requests else self._check()
+            if reason is not None:
+                self._reset(reason)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self.join(timeout=30)
+
+    # ---- watchdogs ----------------------------------------------------------
+
+    def _check(self) -> ResetReason | None:
+        dev, t, now = self.device, self.thresholds, time.monotonic()
+        if dev.last_keep_alive and now - dev.last_keep_alive > t.keep_alive_timeout:
+            self.stats.wd_expired += 1
+            self.log("err", "keep alive watchdog timeout")
+            return ResetReason.KEEP_ALIVE_TO
+        if not dev.workers:
+            self._polls.clear()
+            return None
+        now_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        missing = 0
+        for q in dev.live_queue_stats():
+            qid = q["queue-id"]
+            if q["tx-inflight"] and now_ns - q["tx-cmpl-stamp-ns"] > t.tx_timeout * 1e9:
+                if qid not in self._stale_tx:
+                    self._stale_tx.add(qid)
+                    self.stats.missing_tx_cmpl += q["tx-inflight"]
+                    self.log("warning", f"Found a Tx that wasn't completed on time, qid {qid}, "
+                                        f"index {q['tx-oldest-slot']}.", key="missing-tx")
+                missing += q["tx-inflight"]
+            else:
+                self._stale_tx.discard(qid)
+            polls, since = self._polls.get(qid, (-1, now))
+            if q["napi-polls"] != polls:
+                self._polls[qid] = (q["napi-polls"], now)
+            elif now - since > t.stuck_queue_timeout:
+                self.log("err", f"queue {qid} is no longer polled")
+                return ResetReason.MISS_INTERRUPT
+        if missing > t.missing_tx_threshold:
+            self.log("err", f"The number of lost tx completion is above the threshold "
+                            f"({missing} > {t.missing_tx_threshold}). Reset the device")
+            return ResetReason.MISS_TX_CMPL
+        return None
+
+    def _apply_faults(self) -> None:
+        """Tell each queue which faults to commit; expired ones lift here."""
+        dev = self.device
+        if dev.datapath is None:
+            self._fault_bits.clear()
+            return
+        wanted: dict[int, int] = {}
+        for kind, bit in DATAPATH_FAULTS.items():
+            fault = self.faults.active(kind)
+            if fault is None:
+                continue
+            for qid in range(dev.settings.queues):
+                if fault.queue is None or fault.queue == qid:
+                    wanted[qid] = wanted.get(qid, 0) | bit
+        for qid in range(dev.settings.queues):
+            if wanted.get(qid, 0) != self._fault_bits.get(qid, 0):
+                dev.datapath.set_faults(qid, wanted.get(qid, 0))
+        self._fault_bits = wanted
+
+    # ---- reset ------------------------------------------------------------------
+
+    def _reset(self, reason: ResetReason, attempts: int = 6) -> None:
+        self.log("err", "trigger reset is on", key="reset")
+        self.log("err", f"reset reason: {reason.name}", key="reset-reason")
+        self.stats.reasons[reason.name] += 1
+        delay = 0.1
+        for _ in range(attempts):
+            try:
+                self.device.rebuild_io()
+            except Exception as exc:  # any failure is retried: the device must come back
+                self.stats.reset_fail += 1
+                self.log("err", f"reset failed ({exc}); retrying in {delay:.1f} s", key="reset-fail")
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            self.stats.total_resets += 1
+            self._requests.clear()  # what went wrong meanwhile, this reset has cured
+            self._polls.clear()
+            self._stale_tx.clear()
+            self._fault_bits.clear()
+            self.device.last_keep_alive = time.monotonic()  # a fresh device, a fresh watchdog
+            self.log("info", f"device reset done ({reason.name})", key="reset-done")
+            return
+        self.log("err", f"device did not come back after {attempts} attempts")
