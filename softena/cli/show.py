@@ -76,5 +76,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for q in queues:
         table.add_row(str(q["queue-id"]), *(str(q[c]) for c in columns))
     table.add_row("total", *(str(totals[c]) for c in columns), style="bold")
-    Console(width=max(120, 14 * (len(columns) + 1))).print(table)
+    console = Console(width=max(120, 14 * (len(columns) + 1)))
+    console.print(table)
+    health, admin = stats.get("health", {}), stats.get("admin-queue", {})
+    resets = ", ".join(f"{k}={v}" for k, v in health.get("reasons", {}).items() if v) or "none"
+    console.print(f"health: total_resets {health.get('total_resets', 0)}, reset_fail {health.get('reset_fail', 0)}, "
+                  f"wd_expired {health.get('wd_expired', 0)}, missing_tx_cmpl {health.get('missing_tx_cmpl', 0)}; "
+                  f"reasons: {resets}")
+    console.print("admin queue: " + ", ".join(f"{k} {v}" for k, v in admin.items()))
+    if stats.get("faults"):
+        console.print("faults in force: " + ", ".join(f["kind"] for f in stats["faults"]))
     return 0

@@ -48,6 +48,7 @@ class HealthMonitor(threading.Thread):
         self._stopping = threading.Event()
         self._polls: dict[int, tuple[int, float]] = {}  # qid -> (napi-polls, since)
         self._stale_tx: set[int] = set()
+        self._seen: dict[int, dict] = {}  # qid -> its counters at the last look
         self._fault_bits: dict[int, int] = {}
 
     def request_reset(self, reason: ResetReason) -> None:
@@ -82,11 +83,28 @@ class HealthMonitor(threading.Thread):
             return ResetReason.KEEP_ALIVE_TO
         if not dev.workers:
             self._polls.clear()
+            self._seen.clear()
             return None
         now_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         missing = 0
         for q in dev.live_queue_stats():
             qid = q["queue-id"]
+            seen = self._seen.get(qid, {})
+            self._seen[qid] = q
+            grew = {key: q[key] - seen.get(key, q[key]) for key in ("rx-alloc-fail", "rx-csum-bad",
+                                                                 "tx-bad-req-id", "rx-bad-req-id")}
+            if grew["tx-bad-req-id"] > 0:
+                self.log("err", f"Invalid req_id in Tx completions of queue {qid}")
+                return ResetReason.INV_TX_REQ_ID
+            if grew["rx-bad-req-id"] > 0:
+                self.log("err", f"Invalid req_id in Rx descriptors of queue {qid}")
+                return ResetReason.INV_RX_REQ_ID
+            if grew["rx-alloc-fail"] > 0:
+                self.log("warning", f"refilled rx queue {qid} with 0 pages only "
+                                    f"({grew['rx-alloc-fail']} failed refills)", key="rx-alloc")
+            if grew["rx-csum-bad"] > 0:
+                self.log("warning", f"rx queue {qid}: {grew['rx-csum-bad']} frames with bad checksums",
+                         key="csum-bad")
             if q["tx-inflight"] and now_ns - q["tx-cmpl-stamp-ns"] > t.tx_timeout * 1e9:
                 if qid not in self._stale_tx:
                     self._stale_tx.add(qid)
@@ -147,6 +165,7 @@ class HealthMonitor(threading.Thread):
             self._requests.clear()  # what went wrong meanwhile, this reset has cured
             self._polls.clear()
             self._stale_tx.clear()
+            self._seen.clear()
             self._fault_bits.clear()
             self.device.last_keep_alive = time.monotonic()  # a fresh device, a fresh watchdog
             self.log("info", f"device reset done ({reason.name})", key="reset-done")

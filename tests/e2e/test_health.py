@@ -39,11 +39,11 @@ def fault(dev, *args: str) -> None:
 def test_user_reset_under_iperf3_load_loses_no_connection(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "2")
     result: dict = {}
-    stream = threading.Thread(target=lambda: result.update(iperf3(dev.netns, dev.peer_v4, duration=12)))
+    stream = threading.Thread(target=lambda: result.update(iperf3(dev.netns, dev.peer_v4, duration=20)))
     stream.start()
     try:
         for _ in range(3):
-            time.sleep(2.5)
+            time.sleep(4)
             run(["softena", "reset", "sft0"], check=True)
     finally:
         stream.join(timeout=60)
@@ -72,6 +72,7 @@ def test_admin_timeout_is_counted_and_resets_the_device(softena_up) -> None:
     wait_for(lambda: health(dev)["reasons"]["ADMIN_TO"] >= 1 and health(dev)["total_resets"] >= 1,
              within=20, what="ADMIN_TO reset")
     assert dev.stats()["admin-queue"]["no_completion"] >= 1
+    assert "reset reason: ADMIN_TO" in device_log("sft0")
     wait_for(lambda: reachable(dev), within=5, what="traffic after the reset")
 
 
@@ -99,6 +100,8 @@ def test_wire_down_takes_the_wire_and_gives_it_back(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "1")
     fault(dev, "wire-down", "--for", "2")
     wait_for(lambda: "NO-CARRIER" in run(["ip", "link", "show", "sft0"]).stdout, within=1.5, what="NO-CARRIER")
+    assert "fault injected: wire-down for 2.0 s" in device_log("sft0")
+    wait_for(lambda: "link is DOWN" in device_log("sft0"), within=1, what="log line")
     wait_for(lambda: reachable(dev), within=6, what="traffic after the wire is back")
 
 
@@ -107,6 +110,7 @@ def test_rx_alloc_fail_starves_the_fill_ring_until_lifted(softena_up) -> None:
     fault(dev, "rx-alloc-fail", "--for", "2")
     run(["ping", "-c", "20", "-i", "0.05", "-W", "1", dev.peer_v4])
     assert dev.queue_totals()["rx-alloc-fail"] > 0
+    wait_for(lambda: "refilled rx queue 0 with 0 pages only" in device_log("sft0"), within=3, what="log line")
     wait_for(lambda: reachable(dev), within=5, what="traffic after the pool refills")
 
 
@@ -116,6 +120,7 @@ def test_corrupt_rx_frames_are_counted_bad_and_traffic_recovers(softena_up) -> N
     time.sleep(0.5)
     iperf3(dev.netns, dev.peer_v4, "-R", duration=1)
     assert dev.queue_totals()["rx-csum-bad"] > 0
+    wait_for(lambda: "frames with bad checksums" in device_log("sft0"), within=3, what="log line")
     time.sleep(2)
     assert reachable(dev)
 

@@ -235,8 +235,17 @@ void sn_xsk_reap(struct sn_queue *q)
 	if (atomic_load_explicit(&q->faults, memory_order_relaxed) & SN_FAULT_TX_CMPL_STALL)
 		return;
 	n = xsk_ring_cons__peek(&q->comp, q->dev->cfg.tx_ring_size, &idx);
-	for (i = 0; i < n; i++)
-		sn_pool_put(q, *xsk_ring_cons__comp_addr(&q->comp, idx + i));
+	for (i = 0; i < n; i++) {
+		uint64_t addr = *xsk_ring_cons__comp_addr(&q->comp, idx + i);
+
+		/* The device names a buffer it was never given: the ring is
+		 * corrupt, and only a reset puts it right (INV_TX_REQ_ID). */
+		if (addr >= q->dev->region_size) {
+			q->st.tx_bad_req_id++;
+			continue;
+		}
+		sn_pool_put(q, addr);
+	}
 	if (n) {
 		xsk_ring_cons__release(&q->comp, n);
 		q->tx_outstanding -= n;
@@ -277,6 +286,15 @@ int sn_xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
 	for (i = 0; i < n && frames < budget; i++) {
 		const struct xdp_desc *x = xsk_ring_cons__rx_desc(&q->rx, idx + i);
 		int more = x->options & XDP_PKT_CONTD;
+
+		if (x->addr >= q->dev->region_size ||
+		    x->addr % q->dev->cfg.frame_size + x->len > q->dev->cfg.frame_size) {
+			q->st.rx_bad_req_id++;	/* not a frame we lent: INV_RX_REQ_ID */
+			sn_rx_drop(q, frags, nf);	/* and the frame it belonged to */
+			nf = 0;
+			used = i + 1;
+			continue;
+		}
 
 		if (nf == SN_MAX_FRAGS) {	/* more pieces than a frame can have */
 			q->st.rx_hw_drops++;

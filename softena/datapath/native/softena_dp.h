@@ -88,6 +88,8 @@ struct sn_qstats {
 	uint64_t tx_inflight;		/* descriptors posted, not completed */
 	uint64_t tx_cmpl_stamp_ns;	/* CLOCK_MONOTONIC of the last completion progress */
 	uint64_t tx_oldest_slot;	/* Tx ring index of the oldest descriptor in flight */
+	uint64_t tx_bad_req_id;		/* a completion for no frame of ours */
+	uint64_t rx_bad_req_id;		/* an Rx descriptor outside the UMEM or a frame */
 };
 
 /* Per-queue page pool counters, named after the page-pool-stats attributes. */
