@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -23,6 +24,22 @@ def run(argv: list[str], timeout: float = 60, check: bool = False) -> subprocess
 # Tests name their devices sft*; snapshots look only at those, so a softena
 # device or a benchmark running beside the suite does not disturb it.
 PREFIX = "sft"
+
+
+def wait_for(predicate, within: float = 2.0, what: str = "condition") -> float:
+    """Poll PREDICATE until it holds; return the seconds it took, fail past WITHIN."""
+    start = time.monotonic()
+    while time.monotonic() - start < within:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not within {within} s")
+
+
+def device_log(name: str) -> str:
+    """What the device process has logged so far."""
+    with open(os.path.join(RUN_DIR, f"{name}.log")) as f:
+        return f.read()
 
 
 def links() -> set[str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
+import threading
 import time
 
 
@@ -49,3 +51,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def iperf3_running(netns: str, server: str, *args: str, duration: int):
+    """Run iperf3 in the background for the body of the with block; yields the
+    dict its JSON result lands in once the stream has ended."""
+    result: dict = {}
+    stream = threading.Thread(target=lambda: result.update(iperf3(netns, server, *args, duration=duration)))
+    stream.start()
+    try:
+        yield result
+    finally:
+        stream.join(timeout=duration + 60)

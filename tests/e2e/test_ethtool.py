@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import threading
 import time
 
 import pytest
-from conftest import run
-from iperf import iperf3
+from conftest import run, wait_for
+from iperf import iperf3, iperf3_running
 from rss_ref import toeplitz
 
 
@@ -116,18 +115,13 @@ def test_turning_an_rx_feature_off_stops_its_work(softena_up, feature: str, iper
 
 def test_channels_change_live_and_a_tcp_stream_across_it_completes(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "2")
-    result: dict = {}
-    stream = threading.Thread(target=lambda: result.update(iperf3(dev.netns, dev.peer_v4, duration=8)))
-    stream.start()
-    try:
-        threading.Event().wait(2)
+    with iperf3_running(dev.netns, dev.peer_v4, duration=8) as result:
+        time.sleep(2)
         ethtool("sft0", "-L", "combined", "1")
         assert "Combined:\t1" in ethtool("sft0", "-l").split("Current hardware settings:")[1]
         assert run(["softena", "status", "--json"], check=True).stdout.count('"queues": 1') == 1
-        threading.Event().wait(2)
+        time.sleep(2)
         ethtool("sft0", "-L", "combined", "2")
-    finally:
-        stream.join(timeout=60)
     assert result["end"]["sum_received"]["bytes"] > 0
     assert len(dev.stats()["queues"]) == 2
     assert ethtool("sft0", "-x", json_out=True)["indir"][:2] == [0, 1]
@@ -189,10 +183,8 @@ def test_a_smaller_modelled_device_enforces_its_limits_everywhere(softena_up) ->
     assert "Combined:\t2" in ethtool("sft0", "-l").split("Current hardware settings:")[0]
     assert "exceeds maximum 2" in refused("sft0", "-L", "combined", "3")
     run(["ip", "link", "set", "sft0", "mtu", "2500"], check=True)
-    deadline = time.monotonic() + 2
-    while json.loads(run(["ip", "-j", "link", "show", "sft0"], check=True).stdout)[0]["mtu"] != 1500:
-        assert time.monotonic() < deadline, "MTU was not set back"
-        time.sleep(0.05)
+    wait_for(lambda: json.loads(run(["ip", "-j", "link", "show", "sft0"], check=True).stdout)[0]["mtu"] == 1500,
+             what="MTU set back")
     proc = run(["softena", "up", "sft1", "--queues", "3", "--max-queues", "2"])
     assert proc.returncode == 1 and "invalid queue count 3: the device supports 1..2" in proc.stderr
     assert dev.status["queues"] == 2

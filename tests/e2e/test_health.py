@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import psutil
-from conftest import run
-from iperf import iperf3
-
-
-def device_log(name: str) -> str:
-    with open(f"/run/softena/{name}.log") as f:
-        return f.read()
+from conftest import device_log, run, wait_for
+from iperf import iperf3, iperf3_running
 
 
 def health(dev) -> dict:
     return dev.stats()["health"]
 
 
-def wait_for(predicate, within: float, what: str) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < within:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not within {within} s")
 
 
 def reachable(dev) -> bool:
@@ -38,15 +25,10 @@ def fault(dev, *args: str) -> None:
 
 def test_user_reset_under_iperf3_load_loses_no_connection(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "2")
-    result: dict = {}
-    stream = threading.Thread(target=lambda: result.update(iperf3(dev.netns, dev.peer_v4, duration=20)))
-    stream.start()
-    try:
+    with iperf3_running(dev.netns, dev.peer_v4, duration=20) as result:
         for _ in range(3):
             time.sleep(4)
             run(["softena", "reset", "sft0"], check=True)
-    finally:
-        stream.join(timeout=60)
     assert result["end"]["sum_received"]["bytes"] > 0
     stats = health(dev)
     assert stats["total_resets"] == 3 and stats["reasons"]["USER_TRIGGER"] == 3

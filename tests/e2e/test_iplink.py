@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import run
+from conftest import device_log, run, wait_for
 from iperf import iperf3
 
 
@@ -17,18 +17,8 @@ def link(ifname: str, netns: str | None = None) -> dict:
     return json.loads(run([*prefix, "ip", "-j", "link", "show", ifname], check=True).stdout)[0]
 
 
-def wait_for(predicate, within: float = 2.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
-def device_log(name: str) -> str:
-    with open(f"/run/softena/{name}.log") as f:
-        return f.read()
 
 
 def ping(address: str, size: int = 56) -> bool:

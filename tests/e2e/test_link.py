@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from conftest import run
+from conftest import run, wait_for
 
 
 def carrier(ifname: str) -> bool:
@@ -15,12 +15,7 @@ def carrier(ifname: str) -> bool:
 
 def wait_carrier(ifname: str, want: bool, within: float) -> float:
     """Seconds until IFNAME's carrier is WANT; fails past WITHIN."""
-    start = time.monotonic()
-    while time.monotonic() - start < within:
-        if carrier(ifname) == want:
-            return time.monotonic() - start
-        time.sleep(0.05)
-    raise AssertionError(f"{ifname} carrier still {not want} after {within} s")
+    return wait_for(lambda: carrier(ifname) == want, within, f"{ifname} carrier {'up' if want else 'down'}")
 
 
 def test_peer_end_going_down_takes_the_carrier_within_a_second_and_back(softena_up) -> None:
