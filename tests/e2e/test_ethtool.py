@@ -140,15 +140,16 @@ def test_coalescing_rx_usecs_cuts_wakeups_per_frame(softena_up) -> None:
 
     def wakeups_per_frame() -> float:
         before = dev.queue_totals()
-        iperf3(dev.netns, dev.peer_v4, "-R", "-u", "-b", "100M", "-l", "1000")
+        # A frame every 400 us: unmoderated, about one wakeup each, however busy the machine.
+        iperf3(dev.netns, dev.peer_v4, "-R", "-u", "-b", "20M", "-l", "1000", "--pacing-timer", "50")
         after = dev.queue_totals()
         return (after["napi-wakeups"] - before["napi-wakeups"]) / (after["rx-wire-packets"] - before["rx-wire-packets"])
 
     plain = wakeups_per_frame()
-    ethtool("sft0", "-C", "rx-usecs", "500")
-    assert "rx-usecs: 500" in ethtool("sft0", "-c")
+    ethtool("sft0", "-C", "rx-usecs", "1000")
+    assert "rx-usecs: 1000" in ethtool("sft0", "-c")
     moderated = wakeups_per_frame()
-    assert moderated < plain / 2, (plain, moderated)
+    assert moderated < plain / 2, (plain, moderated)  # measured here: 1.0 -> 0.33
 
 
 @pytest.mark.parametrize("args, reason", [
