@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 
 # sd-daemon(3) priority prefixes, as the kernel's printk levels.
 LEVELS = {"err": 3, "warning": 4, "notice": 5, "info": 6, "debug": 7}
@@ -16,7 +15,3 @@ def log(dev: str, level: str, msg: str) -> None:
     except (OSError, ValueError):
         pass  # a closed stderr must not stop a teardown half-way
 
-
-def stamp() -> float:
-    """Monotonic seconds, for ages and rates in the log and the stats."""
-    return time.monotonic()

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from softena.errors import SoftenaError
 
-SN_MAX_QUEUES = 64  # the datapath's and the XSKMAP's limit (softena_dp.h)
 MAX_MTU = 65535 - 14 - 8  # a tap carries at most 64 KiB frames (L2 and two tags)
 
 

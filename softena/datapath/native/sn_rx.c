@@ -21,6 +21,22 @@ static uint32_t rx_pick_queue(struct sn_queue *q, const uint8_t *frame,
 	return dev->rss.indir[hash % SN_RSS_INDIR_SIZE] % dev->cfg.num_queues;
 }
 
+/* Validate a frame's checksums, mark the verdict in its vnet header, count it. */
+static void rx_check_csum(struct sn_queue *q, struct virtio_net_hdr_v1 *vh,
+			  const uint8_t *data, uint32_t len)
+{
+	int c = q->dev->off.rx_csum ? sn_rx_csum(data, len) : 0;
+
+	if (c > 0) {
+		vh->flags |= VIRTIO_NET_HDR_F_DATA_VALID;
+		q->st.rx_csum_unnecessary++;
+	} else if (c == 0) {
+		q->st.rx_csum_none++;
+	} else {
+		q->st.rx_csum_bad++;	/* delivered; the stack decides */
+	}
+}
+
 /* Hand one frame to the host stack through our tap fd, then free it.
  * CSUM_OK: the checksums were validated already (by LRO). */
 void sn_rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum_ok)
@@ -29,7 +45,7 @@ void sn_rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum_ok)
 	uint8_t *data = dev->region + d->addr;
 	struct virtio_net_hdr_v1 local = { 0 }, *vh = &local;
 	struct iovec iov[2];
-	int niov = 0, c;
+	int niov = 0;
 
 	if (d->flags & SN_DESC_VNET)
 		vh = (void *)(data - SN_VNET_HDR_LEN);
@@ -42,18 +58,8 @@ void sn_rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum_ok)
 		q->st.rx_csum_unnecessary++;
 	} else if (vh->flags & (VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID)) {
 		q->st.rx_csum_unnecessary++;
-	} else if (!dev->off.rx_csum) {
-		q->st.rx_csum_none++;
 	} else {
-		c = sn_rx_csum(data, d->len);
-		if (c > 0) {
-			vh->flags |= VIRTIO_NET_HDR_F_DATA_VALID;
-			q->st.rx_csum_unnecessary++;
-		} else if (c == 0) {
-			q->st.rx_csum_none++;
-		} else {
-			q->st.rx_csum_bad++;	/* delivered; the stack decides */
-		}
+		rx_check_csum(q, vh, data, d->len);
 	}
 	if (d->flags & SN_DESC_VNET)
 		iov[niov++] = (struct iovec){ vh, SN_VNET_HDR_LEN + d->len };
@@ -68,7 +74,6 @@ void sn_rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum_ok)
 	sn_pool_put(q, d->addr);
 }
 
-/* A frame for our host queue: into LRO when it can merge, else up now. */
 /* A frame in N fragments: gathered into the scratch buffer (free during
  * Rx), so it is checked and written like any other, then freed. */
 static void rx_deliver_frags(struct sn_queue *q, const struct sn_desc *d, uint32_t n)
@@ -77,7 +82,6 @@ static void rx_deliver_frags(struct sn_queue *q, const struct sn_desc *d, uint32
 	struct virtio_net_hdr_v1 *vh = (void *)q->scratch;
 	uint8_t *data = q->scratch + SN_VNET_HDR_LEN;
 	uint32_t i, len = 0;
-	int c = 0;
 
 	for (i = 0; i < n; i++) {
 		if (len + d[i].len <= SN_MAX_FRAME)
@@ -90,16 +94,7 @@ static void rx_deliver_frags(struct sn_queue *q, const struct sn_desc *d, uint32
 		return;
 	}
 	memset(vh, 0, sizeof(*vh));
-	if (dev->off.rx_csum)
-		c = sn_rx_csum(data, len);
-	if (c > 0) {
-		vh->flags = VIRTIO_NET_HDR_F_DATA_VALID;
-		q->st.rx_csum_unnecessary++;
-	} else if (c == 0) {
-		q->st.rx_csum_none++;
-	} else {
-		q->st.rx_csum_bad++;
-	}
+	rx_check_csum(q, vh, data, len);
 	if (write(q->host_fd, q->scratch, SN_VNET_HDR_LEN + len) < 0) {
 		q->st.rx_hw_drops++;
 	} else {
@@ -108,6 +103,7 @@ static void rx_deliver_frags(struct sn_queue *q, const struct sn_desc *d, uint32
 	}
 }
 
+/* A frame for our host queue: into LRO when it can merge, else up now. */
 static void rx_receive(struct sn_queue *q, const struct sn_desc *d, uint32_t n)
 {
 	const struct sn_offloads *off = &q->dev->off;

@@ -147,17 +147,16 @@ struct xsk_tx_ctx {
 /*
  * LLQ (ENA's low-latency queue): the first bytes of the frame travel with
  * its descriptor into the ring entry in device memory, and the device sends
- * them from there, the rest from host memory. Here the device is this same
- * thread and its "memory" a per-queue ring: the header goes to the entry and
- * from the entry back in front of the payload, which is what it costs.
+ * them from there, the rest from host memory. Here the device's memory is a
+ * per-queue ring and the push is the copy into it; AF_XDP itself can only
+ * send from the UMEM, where the frame stays whole.
  */
-static void llq_push(struct sn_queue *q, uint32_t slot, uint8_t *frame, uint32_t len)
+static void llq_push(struct sn_queue *q, uint32_t slot, const uint8_t *frame, uint32_t len)
 {
 	uint8_t *entry = q->llq + (size_t)(slot & (q->dev->cfg.tx_ring_size - 1)) * SN_LLQ_ENTRY_SIZE;
 	uint32_t n = len < q->dev->cfg.llq_header ? len : q->dev->cfg.llq_header;
 
 	memcpy(entry, frame, n);
-	memcpy(frame, entry, n);
 	q->st.tx_llq_push++;
 	q->st.tx_llq_push_bytes += n;
 }
@@ -202,9 +201,11 @@ static void xsk_tx_commit(void *ctx, uint8_t *buf, uint32_t len)
 		d->len = part;
 		d->options = k + 1 < chunks ? XDP_PKT_CONTD : 0;
 	}
-	if (q->dev->cfg.llq_header)
-		llq_push(q, idx, q->dev->region + xsk_ring_prod__tx_desc(&q->tx, idx)->addr,
-			 xsk_ring_prod__tx_desc(&q->tx, idx)->len);
+	if (q->dev->cfg.llq_header) {
+		const struct xdp_desc *first = xsk_ring_prod__tx_desc(&q->tx, idx);
+
+		llq_push(q, idx, q->dev->region + first->addr, first->len);
+	}
 	xsk_ring_prod__submit(&q->tx, chunks);
 	if (!q->tx_outstanding)	/* the completion clock starts with the first in flight */
 		q->st.tx_cmpl_stamp_ns = sn_now_ns();
