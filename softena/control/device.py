@@ -71,6 +71,7 @@ class Device:
         self.health: HealthMonitor | None = None
         self.promisc = self.allmulti = False
         self._mc_groups: list[bytes] = []
+        self._rx_mode_lock = threading.Lock()
         # Serialises queue rebuilds (ethtool -L/-G, ip link up/down).
         self._io_lock = threading.RLock()
         # Counters of datapaths already rebuilt away, so totals never go back.
@@ -283,13 +284,22 @@ class Device:
         log(self.name, "info", f"MTU {mtu}, wire follows")
 
     def _sync_rx_mode(self, force: bool = False) -> None:
-        """Give the datapath the host's filter: our MAC, joined groups, promisc, allmulti."""
+        """Give the datapath the host's filter: our MAC, joined groups, promisc, allmulti.
+
+        The link monitor (new groups) and the rtnetlink watcher (flags) both
+        call this: the lock keeps one from pushing a filter older than the other's.
+        """
+        with self._rx_mode_lock:
+            self._push_rx_mode(force)
+
+    def _push_rx_mode(self, force: bool) -> None:
         groups = joined_groups(self.ifindex)
         if groups != self._mc_groups or force:
             self._mc_groups = groups
-            if self.datapath is not None:
-                self.datapath.set_rx_mode(bytes.fromhex(device_mac(self.name).replace(":", "")),
-                                          self.promisc, self.allmulti, groups)
+            dp = self.datapath  # read once: a rebuild may swap it meanwhile
+            if dp is not None:
+                dp.set_rx_mode(bytes.fromhex(device_mac(self.name).replace(":", "")),
+                               self.promisc, self.allmulti, groups)
 
     # ---- IO queues: created through the admin queue, run by the workers ---
 
@@ -474,12 +484,14 @@ class Device:
     def apply_offloads(self, offloads: dict[str, bool]) -> None:
         for fd in self.host_fds:
             tap.set_offloads(fd, tap.offload_flags(offloads["tx_csum"], offloads["tso"]))
-        if self.datapath is not None:
-            self.datapath.set_offloads(**offloads)
+        dp = self.datapath  # read once: a rebuild may swap it meanwhile
+        if dp is not None:
+            dp.set_offloads(**offloads)
 
     def apply_rss(self, rss) -> None:
-        if self.datapath is not None:
-            self.datapath.set_rss(rss)
+        dp = self.datapath
+        if dp is not None:
+            dp.set_rss(rss)
 
     def apply_coalesce(self, coalesce) -> None:
         self.napi.rx_usecs = coalesce.rx_usecs
@@ -495,8 +507,9 @@ class Device:
             lab.set_mtu(self.lab_names, None, mtu)
         else:
             tap.set_link(self.wire_ifname, mtu=mtu)
-        if self.datapath is not None:
-            self.datapath.set_mtu(mtu)
+        dp = self.datapath
+        if dp is not None:
+            dp.set_mtu(mtu)
 
     # ---- teardown ---------------------------------------------------------
 
