@@ -116,11 +116,8 @@ class Device:
         return json.loads(run(["softena", "stats", self.name, "--json"], check=True).stdout)
 
     def queue_totals(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for q in self.stats()["queues"]:
-            for key, value in q.items():
-                totals[key] = totals.get(key, 0) + value
-        return totals
+        """Device scope: what retired queues left plus the live queues."""
+        return self.stats()["device"]
 
 
 def device_status(name: str) -> dict:

@@ -72,10 +72,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
     table.add_column("queue")
     for col in columns:
         table.add_column(col, justify="right")
-    totals = {c: sum(q[c] for q in queues) for c in columns}
     for q in queues:
         table.add_row(str(q["queue-id"]), *(str(q[c]) for c in columns))
-    table.add_row("total", *(str(totals[c]) for c in columns), style="bold")
+    # Device scope as netdev_stat_ops give it: what retired queues left + live queues.
+    base, device = stats["base"], stats["device"]
+    if any(base.get(c) for c in columns):
+        table.add_row("retired", *(str(base.get(c, 0)) for c in columns), style="dim")
+    table.add_row("device", *(str(device.get(c, 0)) for c in columns), style="bold")
     console = Console(width=max(120, 14 * (len(columns) + 1)))
     console.print(table)
     health, admin = stats.get("health", {}), stats.get("admin-queue", {})

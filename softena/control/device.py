@@ -23,6 +23,7 @@ from softena.control.cleanup import clear_leftovers, remove_kernel_objects
 from softena.control.config import XSK_MAX_MTU, DeviceConfig, check_environment
 from softena.control.health import HealthMonitor
 from softena.control.hostwatch import HostLinkState, HostLinkWatcher, joined_groups
+from softena.control.qstats import DeviceReading, StatsBase
 from softena.control.state import DeviceState, lab_indexes_in_use, remove_files
 from softena.datapath.datapath import Datapath, DatapathConfig
 from softena.datapath.native import lib
@@ -74,8 +75,8 @@ class Device:
         self._rx_mode_lock = threading.Lock()
         # Serialises queue rebuilds (ethtool -L/-G, ip link up/down).
         self._io_lock = threading.RLock()
-        # Counters of datapaths already rebuilt away, so totals never go back.
-        self._retired: dict[int, dict[str, int]] = {}
+        # What datapaths rebuilt away had counted: totals never go back.
+        self.stats_base = StatsBase()
         self.napi = NapiConfig()
         self.state = DeviceState(config.name, os.getpid(), wire=config.wire.describe())
         self.host_fds: list[int] = []
@@ -362,11 +363,7 @@ class Device:
             worker.join(timeout=5)
         self.workers = []
         if self.datapath is not None:
-            for qid in range(self.datapath.config.num_queues):
-                retired = self._retired.setdefault(qid, {})
-                for key, value in self.datapath.queue_stats(qid).items():
-                    retired[key] = retired.get(key, 0) + value
-            self.datapath.close()
+            self.stats_base.retire(self.datapath)
             self.datapath = None
         if self.admin is not None:
             for direction, qid in sorted(self.model.io_sqs):
@@ -435,11 +432,9 @@ class Device:
         else:
             tap.set_link(self.wire_ifname, state=state)
 
-    def live_queue_stats(self) -> list[dict]:
-        """Counters of the running datapath only, for the watchdog."""
-        with self._io_lock:
-            dp = self.datapath
-            return [{"queue-id": q, **dp.queue_stats(q)} for q in range(dp.config.num_queues)] if dp else []
+    def read_counters(self) -> DeviceReading:
+        """Live queues and device totals in one consistent read; never waits behind a rebuild."""
+        return self.stats_base.read(self.datapath)
 
     def reconfigure_queues(self, queues: int, rx_ring: int, tx_ring: int) -> None:
         """Change queue count or ring sizes live: the host interface, its
@@ -568,24 +563,18 @@ class Device:
         }
 
     def stats(self) -> dict:
-        """Per-queue counters and page pools, as `softena stats` prints them."""
-        n = self.settings.queues
-        with self._io_lock:
-            live = self.datapath
-            queues, pools = [], []
-            for q in range(n):
-                counters = dict(live.queue_stats(q)) if live else {}
-                for key, value in self._retired.get(q, {}).items():
-                    counters[key] = counters.get(key, 0) + value
-                queues.append({"queue-id": q, **counters})
-                if live:
-                    pools.append({"queue-id": q, **live.page_pool_stats(q)})
+        """Counters as `softena stats` prints them: live queues (each since its
+        creation), the base retired queues left, and device totals = base + queues."""
+        reading = self.read_counters()
         admin = vars(self.admin.stats) if self.admin else {}
         aenq = dict(self.aenq.counts) if self.aenq else {}
-        health = vars(self.health.stats) if self.health else {}
-        return {"dev": self.name, "ifindex": self.ifindex, "queues": queues, "page-pools": pools,
+        health = self.health.stats.as_dict() if self.health else {}
+        return {"dev": self.name, "ifindex": self.ifindex,
+                "queues": [{"queue-id": r.qid, **r.counters} for r in reading.queues],
+                "queue-gauges": [{"queue-id": r.qid, **r.gauges} for r in reading.queues],
+                "base": reading.queue_base, "device": reading.queue_totals,
+                "page-pools": [{"queue-id": r.qid, **r.pool, **r.pool_gauges} for r in reading.queues],
+                "page-pool-base": reading.pool_base, "page-pool-device": reading.pool_totals,
                 "admin-queue": admin, "aenq": aenq, "health": health, "faults": self.faults.listing(),
                 "link": "up" if self.link and self.link.up else "down",
                 "keep-alive-age": round(time.monotonic() - self.last_keep_alive, 2) if self.last_keep_alive else None}
-
-

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from softena.datapath.datapath import QueueReading
 from softena.datapath.native import lib
 from softena.device.faults import FaultInjector
 from softena.device.health import HealthStats, RateLimitedLog, ResetReason
@@ -48,7 +49,7 @@ class HealthMonitor(threading.Thread):
         self._stopping = threading.Event()
         self._polls: dict[int, tuple[int, float]] = {}  # qid -> (napi-polls, since)
         self._stale_tx: set[int] = set()
-        self._seen: dict[int, dict] = {}  # qid -> its counters at the last look
+        self._seen: dict[int, dict[str, int]] = {}  # qid -> its counters at the last look
         self._fault_bits: dict[int, int] = {}
 
     def request_reset(self, reason: ResetReason) -> None:
@@ -73,57 +74,96 @@ class HealthMonitor(threading.Thread):
         self._wake.set()
         self.join(timeout=30)
 
-    # ---- watchdogs ----------------------------------------------------------
+    # ---- watchdogs: one small check each, as ena_netdev.c's timer service --
 
     def _check(self) -> ResetReason | None:
-        dev, t, now = self.device, self.thresholds, time.monotonic()
-        if dev.last_keep_alive and now - dev.last_keep_alive > t.keep_alive_timeout:
-            self.stats.wd_expired += 1
-            self.log("err", "keep alive watchdog timeout")
-            return ResetReason.KEEP_ALIVE_TO
-        if not dev.workers:
+        """Run every check on one reading of the datapath; the first that fires wins."""
+        now = time.monotonic()
+        reason = self.check_for_missing_keep_alive(now)
+        if reason is not None:
+            return reason
+        if not self.device.workers:
             self._polls.clear()
             self._seen.clear()
             return None
+        # Read once: a concurrent `ip link set down` may free the datapath
+        # meanwhile, and then this reading is simply empty.
+        queues = self.device.read_counters().queues
+        for check in (self.check_for_bad_req_ids, self.check_for_rx_trouble,
+                      self.check_for_missing_completions, self.check_for_missed_polls):
+            reason = check(queues, now)
+            if reason is not None:
+                break
+        for q in queues:
+            self._seen[q.qid] = q.counters
+        return reason
+
+    def _grew(self, q: QueueReading, key: str) -> int:
+        return q.counters[key] - self._seen.get(q.qid, q.counters)[key]
+
+    def check_for_missing_keep_alive(self, now: float) -> ResetReason | None:
+        last = self.device.last_keep_alive
+        if last and now - last > self.thresholds.keep_alive_timeout:
+            self.stats.wd_expired += 1
+            self.log("err", "keep alive watchdog timeout")
+            return ResetReason.KEEP_ALIVE_TO
+        return None
+
+    def check_for_bad_req_ids(self, queues: list[QueueReading], now: float) -> ResetReason | None:
+        for q in queues:
+            tx, rx = self._grew(q, "tx-bad-req-id"), self._grew(q, "rx-bad-req-id")
+            self.stats.bad_tx_req_id += tx
+            self.stats.bad_rx_req_id += rx
+            if tx > 0:
+                self.log("err", f"Invalid req_id in Tx completions of queue {q.qid}")
+                return ResetReason.INV_TX_REQ_ID
+            if rx > 0:
+                self.log("err", f"Invalid req_id in Rx descriptors of queue {q.qid}")
+                return ResetReason.INV_RX_REQ_ID
+        return None
+
+    def check_for_rx_trouble(self, queues: list[QueueReading], now: float) -> None:
+        """Failed refills and bad checksums are logged, not reset for."""
+        for q in queues:
+            failed, bad = self._grew(q, "rx-alloc-fail"), self._grew(q, "rx-csum-bad")
+            if failed > 0:
+                self.log("warning", f"refilled rx queue {q.qid} with 0 pages only ({failed} failed refills)",
+                         key="rx-alloc")
+            if bad > 0:
+                self.log("warning", f"rx queue {q.qid}: {bad} frames with bad checksums", key="csum-bad")
+        return None
+
+    def check_for_missing_completions(self, queues: list[QueueReading], now: float) -> ResetReason | None:
+        t = self.thresholds
         now_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         missing = 0
-        for q in dev.live_queue_stats():
-            qid = q["queue-id"]
-            seen = self._seen.get(qid, {})
-            self._seen[qid] = q
-            grew = {key: q[key] - seen.get(key, q[key]) for key in ("rx-alloc-fail", "rx-csum-bad",
-                                                                 "tx-bad-req-id", "rx-bad-req-id")}
-            if grew["tx-bad-req-id"] > 0:
-                self.log("err", f"Invalid req_id in Tx completions of queue {qid}")
-                return ResetReason.INV_TX_REQ_ID
-            if grew["rx-bad-req-id"] > 0:
-                self.log("err", f"Invalid req_id in Rx descriptors of queue {qid}")
-                return ResetReason.INV_RX_REQ_ID
-            if grew["rx-alloc-fail"] > 0:
-                self.log("warning", f"refilled rx queue {qid} with 0 pages only "
-                                    f"({grew['rx-alloc-fail']} failed refills)", key="rx-alloc")
-            if grew["rx-csum-bad"] > 0:
-                self.log("warning", f"rx queue {qid}: {grew['rx-csum-bad']} frames with bad checksums",
-                         key="csum-bad")
-            if q["tx-inflight"] and now_ns - q["tx-cmpl-stamp-ns"] > t.tx_timeout * 1e9:
-                if qid not in self._stale_tx:
-                    self._stale_tx.add(qid)
-                    self.stats.missing_tx_cmpl += q["tx-inflight"]
-                    self.log("warning", f"Found a Tx that wasn't completed on time, qid {qid}, "
-                                        f"index {q['tx-oldest-slot']}.", key="missing-tx")
-                missing += q["tx-inflight"]
+        for q in queues:
+            inflight = q.gauges["tx-inflight"]
+            if inflight and now_ns - q.gauges["tx-cmpl-stamp-ns"] > t.tx_timeout * 1e9:
+                if q.qid not in self._stale_tx:
+                    self._stale_tx.add(q.qid)
+                    self.stats.missing_tx_cmpl += inflight
+                    self.log("warning", f"Found a Tx that wasn't completed on time, qid {q.qid}, "
+                                        f"index {q.gauges['tx-oldest-slot']}.", key="missing-tx")
+                missing += inflight
             else:
-                self._stale_tx.discard(qid)
-            polls, since = self._polls.get(qid, (-1, now))
-            if q["napi-polls"] != polls:
-                self._polls[qid] = (q["napi-polls"], now)
-            elif now - since > t.stuck_queue_timeout:
-                self.log("err", f"queue {qid} is no longer polled")
-                return ResetReason.MISS_INTERRUPT
+                self._stale_tx.discard(q.qid)
         if missing > t.missing_tx_threshold:
             self.log("err", f"The number of lost tx completion is above the threshold "
                             f"({missing} > {t.missing_tx_threshold}). Reset the device")
             return ResetReason.MISS_TX_CMPL
+        return None
+
+    def check_for_missed_polls(self, queues: list[QueueReading], now: float) -> ResetReason | None:
+        """A worker whose poll count stands still is a lost interrupt."""
+        for q in queues:
+            polls, since = self._polls.get(q.qid, (-1, now))
+            if q.counters["napi-polls"] != polls:
+                self._polls[q.qid] = (q.counters["napi-polls"], now)
+            elif now - since > self.thresholds.stuck_queue_timeout:
+                self.stats.missing_intr += 1
+                self.log("err", f"queue {q.qid} is no longer polled")
+                return ResetReason.MISS_INTERRUPT
         return None
 
     def _apply_faults(self) -> None:

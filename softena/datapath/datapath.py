@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from softena.datapath.native import error_buffer, error_text, ffi, lib, struct_to_dict
 from softena.device.rss import RssConfig
@@ -49,6 +49,28 @@ class DatapathConfig:
             # 17 MiB a queue by default.
             cfg.frames_per_queue = max(256, self.rx_ring_size // 4)
         return cfg
+
+
+# Values that describe a moment, not a history: never summed into totals.
+QUEUE_GAUGES = ("tx-inflight", "tx-cmpl-stamp-ns", "tx-oldest-slot")
+POOL_GAUGES = ("frames-total", "frames-free")
+
+
+@dataclass
+class QueueReading:
+    """One queue's numbers, read in one pass: counters count from the queue's
+    creation and only grow; gauges are the state at the moment of reading."""
+
+    qid: int
+    counters: dict[str, int] = field(default_factory=dict)
+    gauges: dict[str, int] = field(default_factory=dict)
+    pool: dict[str, int] = field(default_factory=dict)
+    pool_gauges: dict[str, int] = field(default_factory=dict)
+
+
+def _split(values: dict[str, int], gauges: tuple[str, ...]) -> tuple[dict[str, int], dict[str, int]]:
+    return ({k: v for k, v in values.items() if k not in gauges},
+            {k: v for k, v in values.items() if k in gauges})
 
 
 class Datapath:
@@ -129,15 +151,20 @@ class Datapath:
         """The wire's MTU: the TSO target and the Tx ring reservation follow."""
         self._call(lib.sn_dev_set_mtu, mtu)
 
-    def queue_stats(self, qid: int) -> dict[str, int]:
-        """Counters of queue QID under their qstats names."""
+    def read(self) -> list[QueueReading]:
+        """Every queue's counters and gauges in one pass; [] once closed,
+        so a reader racing a rebuild sees no queues rather than freed memory."""
         with self._lock:
-            return struct_to_dict(lib.sn_queue_stats(self._dev, qid), "struct sn_qstats")
-
-    def page_pool_stats(self, qid: int) -> dict[str, int]:
-        """Page pool counters of queue QID."""
-        with self._lock:
-            return struct_to_dict(lib.sn_queue_pp_stats(self._dev, qid), "struct sn_pp_stats")
+            if self._dev is None:
+                return []
+            readings = []
+            for qid in range(self.config.num_queues):
+                counters, gauges = _split(struct_to_dict(lib.sn_queue_stats(self._dev, qid), "struct sn_qstats"),
+                                          QUEUE_GAUGES)
+                pool, pool_gauges = _split(struct_to_dict(lib.sn_queue_pp_stats(self._dev, qid),
+                                                          "struct sn_pp_stats"), POOL_GAUGES)
+                readings.append(QueueReading(qid, counters, gauges, pool, pool_gauges))
+            return readings
 
     def kick(self, qid: int) -> None:
         """Wake worker QID out of its sleep."""
