@@ -45,8 +45,8 @@ def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
         "shutdown": lambda req: done.set(),
         "ethtool": EthtoolOps(device).handle,
         "reset": lambda req: device.reset(ResetReason[req.get("reason", "USER_TRIGGER")]),
-        "fault-inject": lambda req: device.inject_fault(req["kind"], req.get("queue"), req.get("seconds")),
-        "fault-clear": lambda req: device.clear_faults(req.get("kind")),
+        "fault-inject": lambda req: device.faults.inject(req["kind"], req.get("queue"), req.get("seconds")),
+        "fault-clear": lambda req: device.faults.clear(req.get("kind")),
         "fault-list": lambda req: device.faults.listing(),
     }
     server = ControlServer(config.name, handlers)

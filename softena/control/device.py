@@ -21,6 +21,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from softena.control.cleanup import clear_leftovers, remove_kernel_objects
 from softena.control.config import XSK_MAX_MTU, DeviceConfig, check_environment
+from softena.control.faults import DeviceFaults
 from softena.control.health import HealthMonitor
 from softena.control.hostwatch import HostLinkState, HostLinkWatcher, joined_groups
 from softena.control.qstats import DeviceReading, StatsBase
@@ -30,7 +31,6 @@ from softena.datapath.native import lib
 from softena.datapath.worker import NapiConfig, QueueWorker, cpu_for_queue
 from softena.device.admin import AdminError, AdminQueue, Feature, Opcode
 from softena.device.aenq import Aenq, Event, Group
-from softena.device.faults import FaultInjector
 from softena.device.health import ResetReason
 from softena.device.model import EnaDevice, Settings
 from softena.errors import SoftenaError
@@ -68,7 +68,7 @@ class Device:
         self.link: LinkMonitor | None = None
         self.last_keep_alive = 0.0
         self.hostwatch: HostLinkWatcher | None = None
-        self.faults = FaultInjector()
+        self.faults = DeviceFaults(self)
         self.health: HealthMonitor | None = None
         self.promisc = self.allmulti = False
         self._mc_groups: list[bytes] = []
@@ -227,7 +227,7 @@ class Device:
                                          HostLinkState(self.settings.mtu, True, False, False), self._on_host_change)
         self.hostwatch.start()
         self.last_keep_alive = time.monotonic()  # the watchdog is armed from the start
-        self.health = HealthMonitor(self, self.faults, self.config.thresholds)
+        self.health = HealthMonitor(self, self.config.thresholds)
         self.health.start()
 
     def _keep_alive(self) -> None:
@@ -392,40 +392,8 @@ class Device:
             if running or self.hostwatch is None or self.hostwatch.state.up:
                 self._start_io()
 
-    def inject_fault(self, kind: str, queue: int | None, seconds: float | None) -> dict:
-        """softena fault inject: the datapath's faults apply within a quarter second."""
-        if queue is not None and not 0 <= queue < self.settings.queues:
-            raise SoftenaError(f"{self.name}: no queue {queue}")
-        try:
-            fault = self.faults.inject(kind, queue, seconds)
-        except ValueError as exc:
-            raise SoftenaError(f"{self.name}: {exc}") from exc
-        if kind == "link-flap":
-            self.aenq.post(Group.LINK_CHANGE, up=False)
-            threading.Timer(seconds or 1.0, self._end_flap).start()
-        elif kind == "wire-down":
-            self._set_wire_up(False)
-            if seconds:
-                threading.Timer(seconds, lambda: self.clear_faults("wire-down")).start()
-        log(self.name, "warning", f"fault injected: {kind}" + (f" on queue {queue}" if queue is not None else "")
-            + (f" for {seconds} s" if seconds else ""))
-        return {"kind": fault.kind, "queue": fault.queue, "for": seconds}
-
-    def _end_flap(self) -> None:
-        self.faults.clear("link-flap")
-        if self.aenq is not None and self.link is not None:
-            self.aenq.post(Group.LINK_CHANGE, up=bool(self.link.up))
-
-    def clear_faults(self, kind: str | None = None) -> list[str]:
-        """softena fault clear: end one fault or all of them."""
-        cleared = self.faults.clear(kind)
-        if "wire-down" in cleared:
-            self._set_wire_up(True)
-        if "link-flap" in cleared:
-            self._end_flap()
-        return cleared
-
-    def _set_wire_up(self, up: bool) -> None:
+    def set_wire_up(self, up: bool) -> None:
+        """Take the wire's link down or up, as pulling and plugging its cable."""
         state = "up" if up else "down"
         if self.config.wire.kind == "tap" and self.config.wire.lab:
             lab.set_peer_state(self.lab_names, state)

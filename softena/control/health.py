@@ -4,8 +4,8 @@ Once a second it looks at what the device reports: the age of the last
 KEEP_ALIVE, every queue's oldest Tx descriptor in flight and whether each
 worker still polls. What it finds, and resets other parts ask for (an admin
 command that timed out, the user), end in one device reset at a time,
-carried out by this thread. It also applies the injected faults the
-datapath must commit, and lifts them when their time is up.
+carried out by this thread. Its tick also lifts the datapath's injected
+faults when their time is up (softena.control.faults).
 """
 
 from __future__ import annotations
@@ -15,13 +15,7 @@ import time
 from dataclasses import dataclass
 
 from softena.datapath.datapath import QueueReading
-from softena.datapath.native import lib
-from softena.device.faults import FaultInjector
 from softena.device.health import HealthStats, RateLimitedLog, ResetReason
-
-# Faults the C datapath commits, and its bits for them.
-DATAPATH_FAULTS = {"tx-completion-stall": lib.SN_FAULT_TX_CMPL_STALL, "rx-alloc-fail": lib.SN_FAULT_RX_ALLOC,
-                   "corrupt-rx": lib.SN_FAULT_CORRUPT_RX}
 
 
 @dataclass
@@ -37,10 +31,9 @@ class Thresholds:
 class HealthMonitor(threading.Thread):
     """Watches DEVICE and resets it when a watchdog fires or a reset is asked for."""
 
-    def __init__(self, device, faults: FaultInjector, thresholds: Thresholds) -> None:
+    def __init__(self, device, thresholds: Thresholds) -> None:
         super().__init__(name=f"softena/{device.name}-wd", daemon=True)
         self.device = device
-        self.faults = faults
         self.thresholds = thresholds
         self.stats = HealthStats()
         self.log = RateLimitedLog(device.name)
@@ -50,7 +43,6 @@ class HealthMonitor(threading.Thread):
         self._polls: dict[int, tuple[int, float]] = {}  # qid -> (napi-polls, since)
         self._stale_tx: set[int] = set()
         self._seen: dict[int, dict[str, int]] = {}  # qid -> its counters at the last look
-        self._fault_bits: dict[int, int] = {}
 
     def request_reset(self, reason: ResetReason) -> None:
         """Ask for a reset from any thread; this one carries it out."""
@@ -64,7 +56,7 @@ class HealthMonitor(threading.Thread):
             self._wake.clear()
             if self._stopping.is_set():
                 break
-            self._apply_faults()
+            self.device.faults.sync_datapath()  # lifts expired faults
             reason = self._requests.pop(0) if self._requests else self._check()
             if reason is not None:
                 self._reset(reason)
@@ -166,25 +158,6 @@ class HealthMonitor(threading.Thread):
                 return ResetReason.MISS_INTERRUPT
         return None
 
-    def _apply_faults(self) -> None:
-        """Tell each queue which faults to commit; expired ones lift here."""
-        dev = self.device
-        if dev.datapath is None:
-            self._fault_bits.clear()
-            return
-        wanted: dict[int, int] = {}
-        for kind, bit in DATAPATH_FAULTS.items():
-            fault = self.faults.active(kind)
-            if fault is None:
-                continue
-            for qid in range(dev.settings.queues):
-                if fault.queue is None or fault.queue == qid:
-                    wanted[qid] = wanted.get(qid, 0) | bit
-        for qid in range(dev.settings.queues):
-            if wanted.get(qid, 0) != self._fault_bits.get(qid, 0):
-                dev.datapath.set_faults(qid, wanted.get(qid, 0))
-        self._fault_bits = wanted
-
     # ---- reset ------------------------------------------------------------------
 
     def _reset(self, reason: ResetReason, attempts: int = 6) -> None:
@@ -206,7 +179,7 @@ class HealthMonitor(threading.Thread):
             self._polls.clear()
             self._stale_tx.clear()
             self._seen.clear()
-            self._fault_bits.clear()
+            self.device.faults.sync_datapath(fresh=True)
             self.device.last_keep_alive = time.monotonic()  # a fresh device, a fresh watchdog
             self.log("info", f"device reset done ({reason.name})", key="reset-done")
             return
