@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     reset.set_defaults(func=cmd_reset)
 
     fault = sub.add_parser("fault", help="inject, list or clear device faults")
-    verbs = fault.add_subparsers(dest="verb", metavar="VERB", required=True)
+    # The verbs take options anywhere, as their parent does.
+    verbs = fault.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=type(fault))
     inject = verbs.add_parser("inject", help=f"make the device fail: {', '.join(KINDS)}")
     inject.add_argument("kind", choices=KINDS)
     inject.add_argument("name", nargs="?", default="ena0")

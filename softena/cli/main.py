@@ -8,12 +8,34 @@ import sys
 from softena.errors import SoftenaError
 
 
+class IntermixedParser(argparse.ArgumentParser):
+    """A command's parser that takes options anywhere, as ip and ethtool users type them.
+
+    argparse fills positionals from the first run of words it sees, so
+    `fault inject KIND --queue 0 DEV` would leave DEV over; the intermixed
+    parse collects the positionals from everywhere. A parser that has
+    subcommands of its own keeps argparse's usual parse (intermixed parsing
+    cannot take subparsers).
+    """
+
+    _intermixed = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._subparsers is not None or self._intermixed:
+            return super().parse_known_args(args, namespace)
+        self._intermixed = True  # parse_known_intermixed_args calls back into this method
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixed = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     from softena.cli import ethtool, health, lifecycle, show
 
     parser = argparse.ArgumentParser(
         prog="softena", description="softena: a software ENA-like multiqueue network adapter")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=IntermixedParser)
     lifecycle.register(sub)
     show.register(sub)
     ethtool.register(sub)

@@ -31,7 +31,7 @@ from softena.datapath.native import lib
 from softena.datapath.worker import NapiConfig, QueueWorker, cpu_for_queue
 from softena.device.admin import AdminError, AdminQueue, Feature, Opcode
 from softena.device.aenq import Aenq, Event, Group
-from softena.device.health import ResetReason
+from softena.device.health import HealthStats, ResetReason
 from softena.device.model import EnaDevice, Settings
 from softena.errors import SoftenaError
 from softena.log import log
@@ -70,6 +70,7 @@ class Device:
         self.hostwatch: HostLinkWatcher | None = None
         self.faults = DeviceFaults(self)
         self.health: HealthMonitor | None = None
+        self.health_stats = HealthStats()  # the device's, so no event before the watchdog starts is lost
         self.promisc = self.allmulti = False
         self._mc_groups: list[bytes] = []
         self._rx_mode_lock = threading.Lock()
@@ -132,10 +133,14 @@ class Device:
         """Start the admin queue and read the device's attributes, as a driver's probe does."""
         self.admin = AdminQueue(self.name, self.model.execute,
                                 stalled=lambda: self.faults.active("admin-timeout") is not None,
-                                on_timeout=lambda cmd: self._request_reset(ResetReason.ADMIN_TO))
+                                on_timeout=self._on_admin_timeout)
         attrs = self.admin.submit(Opcode.GET_FEATURE, Feature.DEVICE_ATTRIBUTES)
         limits = self.admin.submit(Opcode.GET_FEATURE, Feature.MAX_QUEUES_NUM)
         log(self.name, "debug", f"device attributes: {attrs}; queue limits: {limits}")
+
+    def _on_admin_timeout(self, cmd) -> None:
+        self.health_stats.admin_to += 1
+        self._request_reset(ResetReason.ADMIN_TO)
 
     def _create_wire(self) -> None:
         cfg, names = self.config, self.lab_names
@@ -227,7 +232,7 @@ class Device:
                                          HostLinkState(self.settings.mtu, True, False, False), self._on_host_change)
         self.hostwatch.start()
         self.last_keep_alive = time.monotonic()  # the watchdog is armed from the start
-        self.health = HealthMonitor(self, self.config.thresholds)
+        self.health = HealthMonitor(self, self.config.thresholds, self.health_stats)
         self.health.start()
 
     def _keep_alive(self) -> None:
@@ -270,10 +275,13 @@ class Device:
             with self._io_lock:
                 if new.up and not self.workers:
                     self._start_io()
+                    self.health_stats.interface_up += 1
                     log(self.name, "info", f"interface up: {self.settings.queues} queue pairs started")
                 elif not new.up and self.workers:
                     self._stop_io()
+                    self.health_stats.interface_down += 1
                     log(self.name, "info", "interface down: queues stopped")
+
 
     def _change_mtu(self, mtu: int) -> None:
         try:
@@ -461,6 +469,10 @@ class Device:
         self.napi.tx_usecs = coalesce.tx_usecs
         self.napi.adaptive_rx = coalesce.adaptive_rx
 
+    def device_counters(self) -> dict[str, int]:
+        """Device-scope counters for the model's GET_STATS."""
+        return self.read_counters().queue_totals
+
     def apply_mtu(self, mtu: int) -> None:
         """The wire follows the device's MTU; the datapath's TSO target too."""
         wire = self.config.wire
@@ -536,7 +548,7 @@ class Device:
         reading = self.read_counters()
         admin = vars(self.admin.stats) if self.admin else {}
         aenq = dict(self.aenq.counts) if self.aenq else {}
-        health = self.health.stats.as_dict() if self.health else {}
+        health = self.health_stats.as_dict()
         return {"dev": self.name, "ifindex": self.ifindex,
                 "queues": [{"queue-id": r.qid, **r.counters} for r in reading.queues],
                 "queue-gauges": [{"queue-id": r.qid, **r.gauges} for r in reading.queues],

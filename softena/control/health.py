@@ -31,11 +31,11 @@ class Thresholds:
 class HealthMonitor(threading.Thread):
     """Watches DEVICE and resets it when a watchdog fires or a reset is asked for."""
 
-    def __init__(self, device, thresholds: Thresholds) -> None:
+    def __init__(self, device, thresholds: Thresholds, stats: HealthStats) -> None:
         super().__init__(name=f"softena/{device.name}-wd", daemon=True)
         self.device = device
         self.thresholds = thresholds
-        self.stats = HealthStats()
+        self.stats = stats
         self.log = RateLimitedLog(device.name)
         self._requests: list[ResetReason] = []
         self._wake = threading.Event()

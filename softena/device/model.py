@@ -53,6 +53,7 @@ class Backend(Protocol):
     def apply_offloads(self, offloads: dict[str, bool]) -> None: ...
     def apply_rss(self, rss: RssConfig) -> None: ...
     def apply_coalesce(self, coalesce: Coalesce) -> None: ...
+    def device_counters(self) -> dict[str, int]: ...
 
 
 class Refused(Exception):
@@ -87,6 +88,7 @@ class EnaDevice:
             (Opcode.CREATE_SQ, None): self._create_sq,
             (Opcode.DESTROY_SQ, None): self._destroy_sq,
             (Opcode.DESTROY_CQ, None): self._destroy_cq,
+            (Opcode.GET_STATS, None): self._get_stats,
         }
 
     def execute(self, cmd: Command) -> Completion:
@@ -175,6 +177,27 @@ class EnaDevice:
         if size not in LLQ_HEADER_SIZES:
             raise Refused(Status.ILLEGAL_PARAMETER, f"{self.name}: tx-push-buf-len must be 96 or 224, got {size}")
         self.settings.llq_header = size
+
+    # ---- statistics ---------------------------------------------------------
+
+    def _get_stats(self, args: dict) -> dict[str, int]:
+        """GET_STATS of type BASIC: what the device moved on the wire (struct ena_admin_basic_stats).
+
+        The device counts wire frames: a GSO frame it segmented counts as its
+        segments, a coalesced one as the frames that arrived.
+        """
+        if args.get("type", "basic") != "basic":
+            raise Refused(Status.ILLEGAL_PARAMETER, f"{self.name}: only BASIC statistics are supported")
+        c = self.backend.device_counters()
+        return {
+            "tx_bytes": c["tx-bytes"] - c["tx-hw-gso-bytes"] + c["tx-hw-gso-wire-bytes"],
+            "tx_pkts": c["tx-packets"] - c["tx-hw-gso-packets"] + c["tx-hw-gso-wire-packets"],
+            "rx_bytes": c["rx-bytes"] - c["rx-hw-gro-bytes"] + c["rx-hw-gro-wire-bytes"],
+            "rx_pkts": c["rx-packets"] - c["rx-hw-gro-packets"] + c["rx-hw-gro-wire-packets"],
+            "rx_drops": c["rx-hw-drops"],
+            "tx_drops": c["tx-hw-drops"] + c["tx-hw-drop-errors"],
+            "rx_overruns": c["rx-hw-drop-overruns"],
+        }
 
     # ---- IO queues ------------------------------------------------------------
 
