@@ -54,11 +54,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def iperf3_running(netns: str, server: str, *args: str, duration: int):
+def iperf3_running(netns: str, server: str, *args: str, duration: int, port: int = 5201):
     """Run iperf3 in the background for the body of the with block; yields the
     dict its JSON result lands in once the stream has ended."""
     result: dict = {}
-    stream = threading.Thread(target=lambda: result.update(iperf3(netns, server, *args, duration=duration)))
+    stream = threading.Thread(target=lambda: result.update(iperf3(netns, server, *args, port=port,
+                                                                  duration=duration)))
     stream.start()
     try:
         yield result
