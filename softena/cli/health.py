@@ -27,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     inject.add_argument("--for", dest="seconds", type=float, help="lift it after this many seconds")
     inject.set_defaults(func=cmd_inject)
     clear = verbs.add_parser("clear", help="lift one fault, or all")
-    clear.add_argument("kind", nargs="?", choices=KINDS)
-    clear.add_argument("name", nargs="?", default="ena0")
+    # Both words are optional, so tell them apart by what they are: `clear DEV` and `clear KIND DEV` both work.
+    clear.add_argument("words", nargs="*", metavar="[KIND] [DEV]", help=f"a fault kind ({', '.join(KINDS)}) "
+                                                                        "and the device (default ena0)")
     clear.set_defaults(func=cmd_clear)
     listing = verbs.add_parser("list", help="faults in force")
     listing.add_argument("name", nargs="?", default="ena0")
@@ -52,6 +53,11 @@ def cmd_inject(args: argparse.Namespace) -> int:
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
+    kinds = [w for w in args.words if w in KINDS]
+    names = [w for w in args.words if w not in KINDS]
+    if len(kinds) > 1 or len(names) > 1:
+        raise SoftenaError(f"fault clear takes one fault kind and one device, not {' '.join(args.words)}")
+    args.kind, args.name = (kinds or [None])[0], (names or ["ena0"])[0]
     cleared = ctlsock.request(args.name, "fault-clear", kind=args.kind)
     print(f"{args.name}: cleared {', '.join(cleared) if cleared else 'nothing'}")
     return 0
