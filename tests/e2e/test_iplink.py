@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import device_log, run, wait_for
+from conftest import device_log, device_status, run, wait_for
 from iperf import iperf3
 
 
@@ -67,9 +67,9 @@ def test_tap_wire_takes_jumbo_frames_8000_byte_pings_pass(softena_up) -> None:
 def test_link_down_stops_the_queues_and_up_restarts_them(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "2")
     run(["ip", "link", "set", "sft0", "down"], check=True)
-    wait_for(lambda: json.loads(run(["softena", "status", "--json"], check=True).stdout)[0]["threads"] == [])
+    wait_for(lambda: device_status("sft0")["threads"] == [])
     run(["ip", "link", "set", "sft0", "up"], check=True)
-    wait_for(lambda: len(json.loads(run(["softena", "status", "--json"], check=True).stdout)[0]["threads"]) == 2)
+    wait_for(lambda: len(device_status("sft0")["threads"]) == 2)
     wait_for(lambda: ping(dev.peer_v4), within=5)
 
 
