@@ -18,6 +18,8 @@ from typing import Callable
 
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
+from softena.threads import NamedThread
+
 RTMGRP_LINK = 0x1
 RTM_NEWLINK = 16
 IFF_UP, IFF_PROMISC, IFF_ALLMULTI = 0x1, 0x100, 0x200
@@ -39,12 +41,12 @@ class HostLinkState:
                    bool(flags & IFF_ALLMULTI))
 
 
-class HostLinkWatcher(threading.Thread):
+class HostLinkWatcher(NamedThread):
     """Calls on_change(old, new) whenever the host changes the interface."""
 
     def __init__(self, dev: str, ifindex: int, initial: HostLinkState,
                  on_change: Callable[[HostLinkState, HostLinkState], None]) -> None:
-        super().__init__(name=f"softena/{dev}-rtnl", daemon=True)
+        super().__init__(name=f"softena/{dev}-ipwatch")
         self.ifindex = ifindex
         self.state = initial
         self.on_change = on_change

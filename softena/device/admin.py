@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Callable
 
+from softena.threads import NamedThread
+
 
 class Opcode(IntEnum):
     CREATE_SQ = 1
@@ -112,7 +114,7 @@ class AdminQueue:
         self._sq: queue.Queue[tuple[Command, queue.Queue[Completion]] | None] = queue.Queue(maxsize=depth)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._device_loop, name=f"softena/{dev}-aq", daemon=True)
+        self._thread = NamedThread(target=self._device_loop, name=f"softena/{dev}-admin")
         self._thread.start()
 
     def submit(self, opcode: Opcode, feature: Feature | None = None, **args: Any) -> Any:

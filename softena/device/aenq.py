@@ -8,11 +8,12 @@ to the handler registered for their group, and counts them per group.
 from __future__ import annotations
 
 import queue
-import threading
 import time
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Callable
+
+from softena.threads import NamedThread
 
 
 class Group(IntEnum):
@@ -43,7 +44,7 @@ class Aenq:
         self.counts = dict.fromkeys((g.name.lower() for g in Group), 0)
         self.unhandled = 0
         self._events: queue.Queue[Event | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._deliver, name=f"softena/{dev}-aenq", daemon=True)
+        self._thread = NamedThread(target=self._deliver, name=f"softena/{dev}-aenq")
         self._thread.start()
 
     def post(self, group: Group, syndrome: int = 0, **data: Any) -> None:

@@ -15,6 +15,8 @@ from typing import Callable
 
 from pyroute2 import NetNS
 
+from softena.threads import NamedThread
+
 IFF_UP = 0x1
 POLL_S = 0.25
 
@@ -58,13 +60,13 @@ class NetnsLinkReader:
             self._ns = None
 
 
-class LinkMonitor(threading.Thread):
+class LinkMonitor(NamedThread):
     """Calls on_change(up) when the wire's state flips, on_tick() every second,
     on_poll() at every look (the device's other periodic duties)."""
 
     def __init__(self, dev: str, read: Callable[[], bool], on_change: Callable[[bool], None],
                  on_tick: Callable[[], None], on_poll: Callable[[], None] | None = None) -> None:
-        super().__init__(name=f"softena/{dev}-link", daemon=True)
+        super().__init__(name=f"softena/{dev}-link")
         self.read = read
         self.on_change = on_change
         self.on_tick = on_tick
