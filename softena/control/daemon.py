@@ -1,4 +1,9 @@
-"""The device process: brings the device up, serves its socket, tears it down on a signal."""
+"""The device process: brings the device up, serves its socket, tears it down on a signal.
+
+Teardown always runs in the main thread, in order, once the done event is
+set: by a signal, a shutdown request, or a thread that died (see
+softena.threads.LastResort); a death makes the process exit non-zero.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,27 @@ import os
 import signal
 import threading
 
+from setproctitle import setproctitle
+
 from softena.control.config import DeviceConfig
-from softena.control.ctlsock import ControlServer
+from softena.control.ctlsock import (
+    Command,
+    ControlServer,
+    Field,
+    integer,
+    json_object,
+    nullable,
+    one_of,
+    positive,
+    text,
+)
 from softena.control.device import Device
 from softena.control.ethtool_ops import EthtoolOps
+from softena.device.faults import KINDS
 from softena.device.health import ResetReason
 from softena.errors import SoftenaError
 from softena.log import log
+from softena.threads import LastResort, name_this_thread
 
 
 def _notify(fd: int | None, line: str) -> None:
@@ -26,12 +45,57 @@ def _notify(fd: int | None, line: str) -> None:
         pass
 
 
+def ethtool_reads(request: dict) -> bool:
+    """Whether an ethtool operation only reads: get-channels and channels-get alike, drvinfo, stats."""
+    op = request["op"]
+    return op.startswith(("get", "drvinfo")) or op.endswith(("-get", "stats"))
+
+
+def commands(device: Device, done: threading.Event, retitle) -> dict[str, Command]:
+    """What the control socket answers, with the fields each request may carry."""
+    ethtool = EthtoolOps(device)
+
+    def ethtool_op(req: dict):
+        try:
+            return ethtool.handle(req)
+        finally:
+            if not ethtool_reads(req):
+                retitle()  # -L changes the queue count the title shows
+
+    return {
+        "status": Command(lambda req: device.status(), read_only=True),
+        "stats": Command(lambda req: device.stats(), read_only=True),
+        "fault-list": Command(lambda req: device.faults.listing(), read_only=True),
+        "ethtool": Command(ethtool_op, {"op": Field(text, required=True), "args": Field(json_object)},
+                           read_only=ethtool_reads),
+        "reset": Command(lambda req: device.reset(ResetReason[req.get("reason", "USER_TRIGGER")]),
+                         {"reason": Field(one_of(ResetReason.__members__))}),
+        "fault-inject": Command(lambda req: device.faults.inject(req["kind"], req.get("queue"), req.get("seconds")),
+                                {"kind": Field(one_of(KINDS), required=True), "queue": Field(nullable(integer)),
+                                 "seconds": Field(nullable(positive))}),
+        "fault-clear": Command(lambda req: device.faults.clear(req.get("kind")),
+                               {"kind": Field(nullable(one_of(KINDS)))}),
+        "shutdown": Command(lambda req: done.set()),
+    }
+
+
+def title(device: Device) -> str:
+    """What `ps` shows of the device process."""
+    return f"softena: {device.name} ({device.settings.queues} queues, wire {device.config.wire.describe()})"
+
+
 def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
-    """Run the device until SIGTERM, SIGINT or a shutdown request; return the exit code."""
+    """Run the device until SIGTERM, SIGINT, a shutdown request or a thread's death; return the exit code."""
     done = threading.Event()
     # Signals only set the event: teardown runs in the main thread, in order.
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: done.set())
+    last_resort = LastResort(config.name, done)
+    last_resort.install()
+    setproctitle(f"softena: {config.name} (starting)")
+    # setproctitle also names this thread for the kernel, cut to 15 bytes;
+    # threads started from here inherit the name, so give it a whole one.
+    name_this_thread(f"softena/{config.name}")
 
     device = Device(config)
     try:
@@ -39,17 +103,10 @@ def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
     except SoftenaError as exc:
         _notify(notify_fd, f"error {exc}")
         raise
-    handlers = {
-        "status": lambda req: device.status(),
-        "stats": lambda req: device.stats(),
-        "shutdown": lambda req: done.set(),
-        "ethtool": EthtoolOps(device).handle,
-        "reset": lambda req: device.reset(ResetReason[req.get("reason", "USER_TRIGGER")]),
-        "fault-inject": lambda req: device.faults.inject(req["kind"], req.get("queue"), req.get("seconds")),
-        "fault-clear": lambda req: device.faults.clear(req.get("kind")),
-        "fault-list": lambda req: device.faults.listing(),
-    }
-    server = ControlServer(config.name, handlers)
+    setproctitle(title(device))
+    name_this_thread(f"softena/{config.name}")
+    server = ControlServer(config.name, commands(device, done, lambda: setproctitle(title(device))))
+    last_resort.restart_with(server.thread_name, server.start)
     server.start()
     _notify(notify_fd, "ready")
     try:
@@ -57,6 +114,7 @@ def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
             pass
     finally:
         log(config.name, "info", "going down")
+        setproctitle(f"softena: {config.name} (going down)")
         server.close()
         device.stop()
-    return 0
+    return 1 if last_resort.failure else 0
