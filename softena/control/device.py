@@ -25,8 +25,8 @@ from softena.control.faults import DeviceFaults
 from softena.control.health import HealthMonitor
 from softena.control.hostwatch import HostLinkState, HostLinkWatcher, joined_groups
 from softena.control.qstats import DeviceReading, StatsBase
-from softena.control.state import DeviceState, lab_indexes_in_use, remove_files
-from softena.datapath.datapath import Datapath, DatapathConfig
+from softena.control.state import DeviceState, indexes_in_use, remove_files
+from softena.datapath.datapath import TAP_FRAME_SIZE, XSK_FRAME_SIZE, Datapath, DatapathConfig
 from softena.datapath.native import lib
 from softena.datapath.worker import NapiConfig, QueueWorker, cpu_for_queue
 from softena.device.admin import AdminError, AdminQueue, Feature, Opcode
@@ -35,8 +35,13 @@ from softena.device.health import HealthStats, ResetReason
 from softena.device.model import EnaDevice, Settings
 from softena.errors import SoftenaError
 from softena.log import log
+from softena.netdev import notify
+from softena.netdev.family import NapiSettings, NetdevFamily
 from softena.ports import lab, tap, xsk
 from softena.ports.link import LinkMonitor, NetnsLinkReader, host_link_up
+
+# Devices one machine runs at once: each takes a slot of NAPI ids below the kernel's MIN_NAPI_ID.
+MAX_DEVICES = 32
 
 
 def device_mac(name: str) -> str:
@@ -79,6 +84,10 @@ class Device:
         # What datapaths rebuilt away had counted: totals never go back.
         self.stats_base = StatsBase()
         self.napi = NapiConfig()
+        self.napi_settings = [NapiSettings() for _ in range(self.attrs.max_queues)]  # napi-set, per queue pair
+        self.slot = 0
+        self.pool_generation = 0  # bumped with each new set of page pools
+        self.netdev = NetdevFamily(self)  # the published netdev-family view of this device
         self.state = DeviceState(config.name, os.getpid(), wire=config.wire.describe())
         self.host_fds: list[int] = []
         self.wire_fds: list[int] = []
@@ -107,6 +116,9 @@ class Device:
             raise SoftenaError(f"{self.name}: wire interface {cfg.wire.iface} does not exist")
         if cfg.wire.kind == "tap" and cfg.wire.iface and link_exists(cfg.wire.iface):
             raise SoftenaError(f"{self.name}: wire tap name {cfg.wire.iface} already taken")
+        self.slot = self.state.slot = min(set(range(MAX_DEVICES)) - indexes_in_use(self.name, "slot"), default=None)
+        if self.slot is None:
+            raise SoftenaError(f"{self.name}: {MAX_DEVICES} softena devices are running already")
         self.state.save()
         try:
             self._probe()
@@ -126,6 +138,7 @@ class Device:
             self.stop()
             raise
         self.started_at = time.monotonic()
+        notify.publish("dev-add-ntf", self.netdev.dev())
         log(self.name, "info", f"up: {self.settings.queues} queue pairs on CPUs {self.cpu_list()}, "
                                f"wire {cfg.wire.describe()} ({self.xdp_mode})")
 
@@ -145,7 +158,7 @@ class Device:
     def _create_wire(self) -> None:
         cfg, names = self.config, self.lab_names
         if cfg.wire.lab:
-            used = lab_indexes_in_use(self.name)
+            used = indexes_in_use(self.name, "lab_index")
             free = [i for i in range(lab.MAX_LABS) if i not in used]
             if not free:
                 raise SoftenaError(f"{self.name}: all {lab.MAX_LABS} lab subnets are in use")
@@ -320,6 +333,7 @@ class Device:
             self.admin.submit(Opcode.CREATE_SQ, qid=qid, direction="tx", depth=st.tx_ring)
             self.admin.submit(Opcode.CREATE_SQ, qid=qid, direction="rx", depth=st.rx_ring)
         self.datapath = self._attached_datapath()
+        self.pool_generation += 1
         self.datapath.set_rss(st.rss)
         self.datapath.set_offloads(**st.offloads)
         self._sync_rx_mode(force=True)
@@ -333,6 +347,8 @@ class Device:
         for worker in self.workers:
             if not worker.wait_started():
                 raise SoftenaError(f"{self.name}: queue {worker.qid} worker did not start")
+        for pool in self.netdev.page_pools():
+            notify.publish("page-pool-add-ntf", pool)
 
     def _attached_datapath(self) -> Datapath:
         """A datapath with every queue attached to its ports.
@@ -371,8 +387,11 @@ class Device:
             worker.join(timeout=5)
         self.workers = []
         if self.datapath is not None:
+            pools = self.netdev.page_pools()
             self.stats_base.retire(self.datapath)
             self.datapath = None
+            for pool in pools:
+                notify.publish("page-pool-del-ntf", pool)
         if self.admin is not None:
             for direction, qid in sorted(self.model.io_sqs):
                 self.admin.submit(Opcode.DESTROY_SQ, qid=qid, direction=direction)
@@ -407,6 +426,18 @@ class Device:
             lab.set_peer_state(self.lab_names, state)
         else:
             tap.set_link(self.wire_ifname, state=state)
+
+    @property
+    def frame_size(self) -> int:
+        """Bytes of one page pool frame."""
+        return XSK_FRAME_SIZE if self.config.wire.kind == "xsk" else TAP_FRAME_SIZE
+
+    def set_napi(self, qid: int, **changes: int) -> None:
+        """napi-set on queue pair QID's worker; takes effect at its next poll."""
+        cfg = self.napi_settings[qid]
+        for key, value in changes.items():
+            setattr(cfg, key, value)
+        log(self.name, "info", f"napi {qid}: " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in changes.items()))
 
     def read_counters(self) -> DeviceReading:
         """Live queues and device totals in one consistent read; never waits behind a rebuild."""
@@ -494,6 +525,8 @@ class Device:
         Every step runs even when one before it fails: a teardown that stops
         half-way is what leaves kernel objects behind.
         """
+        if self.started_at:
+            notify.publish("dev-del-ntf", self.netdev.dev())
         for step in (self._stop_events, self._carrier_off, self._stop_io, self._close_admin,
                      self._close_ports, lambda: remove_kernel_objects(self.state),
                      lambda: remove_files(self.name)):
@@ -529,6 +562,7 @@ class Device:
             "dev": self.name,
             "pid": os.getpid(),
             "ifindex": self.ifindex,
+            "slot": self.slot,
             "queues": self.settings.queues,
             "cpus": self.cpu_list(),
             "threads": [w.name for w in self.workers],

@@ -35,6 +35,7 @@ class DeviceState:
     wire: str  # the --wire spec
     netns: str | None = None  # peer namespace we created
     lab_index: int | None = None  # which lab subnet it uses
+    slot: int | None = None  # its number among running devices: NAPI and page pool ids
     links: list[str] = field(default_factory=list)  # host links we created
 
     def save(self) -> None:
@@ -81,11 +82,12 @@ def remove_files(dev: str) -> None:
             pass
 
 
-def lab_indexes_in_use(except_dev: str) -> set[int]:
-    """Lab subnets taken by other devices that are still running."""
+def indexes_in_use(except_dev: str, field_name: str) -> set[int]:
+    """Values of FIELD_NAME (lab_index, slot) taken by other devices that are still running."""
     used = set()
     for name in list_devices():
         state = DeviceState.load(name)
-        if name != except_dev and state and state.lab_index is not None and pid_alive(state.pid):
-            used.add(state.lab_index)
+        value = getattr(state, field_name, None) if state else None
+        if name != except_dev and value is not None and pid_alive(state.pid):
+            used.add(value)
     return used
