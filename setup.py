@@ -31,6 +31,7 @@ class BuildWithBpf(build_ext):
 
 
 setup(
-    cffi_modules=["softena/datapath/build_native.py:ffibuilder"],
+    cffi_modules=["softena/datapath/build_native.py:ffibuilder",
+                  "softena/datapath/build_native.py:vectors_builder"],
     cmdclass={"build_ext": BuildWithBpf},
 )

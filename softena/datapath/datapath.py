@@ -8,8 +8,18 @@ import time
 from dataclasses import dataclass, field
 
 from softena.datapath.native import error_buffer, error_text, ffi, lib, struct_to_dict
-from softena.device.rss import RssConfig
+from softena.device.rss import FLOW_TYPES, RssConfig
 from softena.errors import SoftenaError
+
+# The datapath's limits and fault bits, for the rest of softena: only this
+# package reaches the native module.
+MAX_QUEUES = lib.SN_MAX_QUEUES  # queue pairs of one device, and the XSKMAP's size
+TSO_MAX_SEGS = lib.SN_TSO_MAX_SEGS  # wire frames one GSO frame may become
+FAULT_BITS = {
+    "tx-completion-stall": lib.SN_FAULT_TX_CMPL_STALL,
+    "rx-alloc-fail": lib.SN_FAULT_RX_ALLOC,
+    "corrupt-rx": lib.SN_FAULT_CORRUPT_RX,
+}
 
 XSK_FRAME_SIZE = 4096
 # A tap wire hands over whole GSO frames: 64 KiB plus headers, 4 KiB-rounded.
@@ -51,9 +61,15 @@ class DatapathConfig:
         return cfg
 
 
-# Values that describe a moment, not a history: never summed into totals.
-QUEUE_GAUGES = ("tx-inflight", "tx-cmpl-stamp-ns", "tx-oldest-slot")
-POOL_GAUGES = ("frames-total", "frames-free")
+def _rss_native(rss: RssConfig):
+    """A struct sn_rss_config for the datapath."""
+    cfg = ffi.new("struct sn_rss_config *")
+    ffi.memmove(cfg.key, rss.key, len(rss.key))
+    for i, q in enumerate(rss.indir):
+        cfg.indir[i] = q
+    for i, flow in enumerate(FLOW_TYPES):
+        cfg.fields[i] = rss.fields[flow]
+    return cfg
 
 
 @dataclass
@@ -66,11 +82,6 @@ class QueueReading:
     gauges: dict[str, int] = field(default_factory=dict)
     pool: dict[str, int] = field(default_factory=dict)
     pool_gauges: dict[str, int] = field(default_factory=dict)
-
-
-def _split(values: dict[str, int], gauges: tuple[str, ...]) -> tuple[dict[str, int], dict[str, int]]:
-    return ({k: v for k, v in values.items() if k not in gauges},
-            {k: v for k, v in values.items() if k in gauges})
 
 
 class Datapath:
@@ -128,7 +139,7 @@ class Datapath:
 
     def set_rss(self, rss: RssConfig) -> None:
         """Load key, table and fields into the datapath."""
-        self._call(lib.sn_dev_set_rss, rss.to_native(ffi))
+        self._call(lib.sn_dev_set_rss, _rss_native(rss))
 
     def set_offloads(self, tx_csum: bool, tso: bool, rx_csum: bool, rxhash: bool, hw_gro: bool) -> None:
         """Switch the offload engines."""
@@ -144,7 +155,7 @@ class Datapath:
         self._call(lib.sn_dev_set_rx_mode, mode)
 
     def set_faults(self, qid: int, faults: int) -> None:
-        """Make queue QID misbehave (SN_FAULT_* bits), or stop it (0)."""
+        """Make queue QID misbehave (FAULT_BITS values or'ed), or stop it (0)."""
         self._call(lib.sn_queue_set_faults, qid, faults)
 
     def set_mtu(self, mtu: int) -> None:
@@ -157,13 +168,19 @@ class Datapath:
         with self._lock:
             if self._dev is None:
                 return []
+            # Gauges are values of a moment, kept apart from the counters,
+            # which only grow: only counters are ever summed into totals.
+            gauges, pool_gauges = ffi.new("struct sn_qgauges *"), ffi.new("struct sn_pp_gauges *")
             readings = []
             for qid in range(self.config.num_queues):
-                counters, gauges = _split(struct_to_dict(lib.sn_queue_stats(self._dev, qid), "struct sn_qstats"),
-                                          QUEUE_GAUGES)
-                pool, pool_gauges = _split(struct_to_dict(lib.sn_queue_pp_stats(self._dev, qid),
-                                                          "struct sn_pp_stats"), POOL_GAUGES)
-                readings.append(QueueReading(qid, counters, gauges, pool, pool_gauges))
+                lib.sn_queue_gauges(self._dev, qid, gauges)
+                lib.sn_queue_pp_gauges(self._dev, qid, pool_gauges)
+                readings.append(QueueReading(
+                    qid,
+                    counters=struct_to_dict(lib.sn_queue_stats(self._dev, qid), "struct sn_qstats"),
+                    gauges=struct_to_dict(gauges, "struct sn_qgauges"),
+                    pool=struct_to_dict(lib.sn_queue_pp_stats(self._dev, qid), "struct sn_pp_stats"),
+                    pool_gauges=struct_to_dict(pool_gauges, "struct sn_pp_gauges")))
             return readings
 
     def kick(self, qid: int) -> None:

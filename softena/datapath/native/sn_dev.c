@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The queue pairs of a softena device: one host tap fd and one wire queue
- * (an AF_XDP socket, or a tap fd) each, a page pool of frames per queue over
- * one shared region (the UMEM), and the rings that carry frames and recycled
- * buffers between queues.
+ * A softena device: its queue pairs, one host tap fd and one wire queue
+ * (an AF_XDP socket, or a tap fd: struct sn_wire_ops) each, a page pool of
+ * frames per queue over one shared region (the UMEM), the rings that carry
+ * frames and recycled buffers between queues; and the NAPI loop that polls
+ * a queue pair and sleeps until it has work.
  *
  * Threading: queue q's state is touched only by worker q, inside
  * sn_napi_poll()/sn_napi_wait(). Other workers reach it only through the
@@ -12,7 +13,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,26 +21,7 @@
 #include <sys/mman.h>
 
 #include "sn_dev.h"
-
-void sn_set_err(char *err, size_t len, const char *fmt, int e)
-{
-	if (err && len)
-		snprintf(err, len, fmt, strerror(e));
-}
-
-static int pow2(uint32_t v)
-{
-	return v && !(v & (v - 1));
-}
-
-static uint32_t roundup_pow2(uint32_t v)
-{
-	uint32_t p = 1;
-
-	while (p < v)
-		p <<= 1;
-	return p;
-}
+#include "sn_util.h"
 
 static void wake(struct sn_queue *q)
 {
@@ -78,7 +59,8 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 
 	if (nq == 0 || nq > SN_MAX_QUEUES || cfg->frame_size < 2048 ||
 	    cfg->llq_header > SN_LLQ_ENTRY_SIZE - 32 ||
-	    !pow2(cfg->rx_ring_size) || !pow2(cfg->tx_ring_size) ||
+	    !sn_is_pow2(cfg->rx_ring_size) || !sn_is_pow2(cfg->tx_ring_size) ||
+	    (cfg->wire_kind != SN_WIRE_XSK && cfg->wire_kind != SN_WIRE_TAP) ||
 	    (cfg->wire_kind == SN_WIRE_XSK &&
 	     cfg->frames_per_queue < cfg->rx_ring_size + cfg->tx_ring_size)) {
 		sn_set_err(err, errlen, "invalid datapath configuration: %s", EINVAL);
@@ -90,6 +72,7 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 		return NULL;
 	}
 	dev->cfg = *cfg;
+	dev->wire = cfg->wire_kind == SN_WIRE_XSK ? &sn_xsk_wire : &sn_tap_wire;
 	dev->pool_span = (uint64_t)cfg->frames_per_queue * cfg->frame_size;
 	dev->region_size = dev->pool_span * nq;
 	dev->tx_need = tx_need_for(cfg->wire_mtu);
@@ -111,7 +94,7 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 	dev->recycle = calloc((size_t)nq * nq, sizeof(struct sn_ring));
 	if (!dev->handoff || !dev->recycle)
 		goto nomem;
-	rsize = roundup_pow2(cfg->frames_per_queue);
+	rsize = sn_roundup_pow2(cfg->frames_per_queue);
 	for (a = 0; a < nq; a++)
 		for (i = 0; i < nq; i++)
 			if (sn_ring_init(RING(dev, handoff, a, i), cfg->rx_ring_size) ||
@@ -120,24 +103,20 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 
 	for (i = 0; i < nq; i++) {
 		struct sn_queue *q = &dev->q[i];
-		uint32_t f;
 
 		q->dev = dev;
 		q->qid = i;
 		q->host_fd = q->wire_fd = -1;
 		q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		q->free = calloc(cfg->frames_per_queue, sizeof(uint64_t));
+		if (q->wake_fd < 0 || sn_pool_init(q))
+			goto nomem;
+		sn_rx_init(q);
 		q->scratch = malloc(SN_VNET_HDR_LEN + SN_MAX_FRAME);
 		q->bounce = malloc(SN_MAX_FRAME);
 		if (cfg->llq_header)
 			q->llq = calloc(cfg->tx_ring_size, SN_LLQ_ENTRY_SIZE);
-		if (q->wake_fd < 0 || !q->free || !q->scratch || !q->bounce ||
-		    (cfg->llq_header && !q->llq))
+		if (!q->scratch || !q->bounce || (cfg->llq_header && !q->llq))
 			goto nomem;
-		for (f = cfg->frames_per_queue; f > 0; f--)
-			q->free[q->nfree++] = i * dev->pool_span +
-					      (uint64_t)(f - 1) * cfg->frame_size;
-		q->pp.frames_total = cfg->frames_per_queue;
 	}
 	return dev;
 nomem:
@@ -153,21 +132,17 @@ void sn_dev_destroy(struct sn_dev *dev)
 	if (!dev)
 		return;
 	nq = dev->cfg.num_queues;
+	dev->wire->destroy(dev);
 	for (i = 0; i < nq; i++) {
 		struct sn_queue *q = &dev->q[i];
 
-		/* Tap fds belong to the Python ports; only the xsk is ours. */
-		if (q->xsk)
-			xsk_socket__delete(q->xsk);
 		if (q->wake_fd > 0)
 			close(q->wake_fd);
-		free(q->free);
+		sn_pool_fini(q);
 		free(q->scratch);
 		free(q->bounce);
 		free(q->llq);
 	}
-	if (dev->umem)
-		xsk_umem__delete(dev->umem);
 	for (i = 0; dev->handoff && dev->recycle && i < nq * nq; i++) {
 		sn_ring_free(&dev->handoff[i]);
 		sn_ring_free(&dev->recycle[i]);
@@ -210,40 +185,37 @@ void sn_queue_set_faults(struct sn_dev *dev, uint32_t qid, uint32_t faults)
 
 struct sn_qstats *sn_queue_stats(struct sn_dev *dev, uint32_t qid)
 {
-	struct sn_queue *q;
-
-	if (qid >= dev->cfg.num_queues)
-		return NULL;
-	q = &dev->q[qid];
-	q->st.tx_inflight = q->tx_outstanding;
-	if (q->xsk)
-		q->st.tx_oldest_slot = (q->tx.cached_prod - q->tx_outstanding) &
-				       (dev->cfg.tx_ring_size - 1);
-	return &q->st;
+	return qid < dev->cfg.num_queues ? &dev->q[qid].st : NULL;
 }
 
 struct sn_pp_stats *sn_queue_pp_stats(struct sn_dev *dev, uint32_t qid)
 {
+	return qid < dev->cfg.num_queues ? &dev->q[qid].pool.st : NULL;
+}
+
+/* Read from another thread while the worker runs: each value is one load,
+ * and a moment's disagreement between them is what a gauge may show. */
+int sn_queue_gauges(struct sn_dev *dev, uint32_t qid, struct sn_qgauges *g)
+{
 	struct sn_queue *q;
 
 	if (qid >= dev->cfg.num_queues)
-		return NULL;
+		return -1;
 	q = &dev->q[qid];
-	q->pp.frames_free = q->nfree;
-	return &q->pp;
+	g->tx_inflight = q->tx_outstanding;
+	g->tx_cmpl_stamp_ns = q->tx_cmpl_stamp_ns;
+	/* Descriptors are completed in ring order: the oldest in flight sits
+	 * at the slot after the last completed. */
+	g->tx_oldest_slot = q->tx_completed & (dev->cfg.tx_ring_size - 1);
+	return 0;
 }
 
-/* ---- ports -------------------------------------------------------------- */
-
-int sn_queue_attach_tap(struct sn_dev *dev, uint32_t qid, int host_fd,
-			int wire_fd, char *err, size_t errlen)
+int sn_queue_pp_gauges(struct sn_dev *dev, uint32_t qid, struct sn_pp_gauges *g)
 {
-	if (qid >= dev->cfg.num_queues || dev->cfg.wire_kind != SN_WIRE_TAP) {
-		sn_set_err(err, errlen, "invalid queue: %s", EINVAL);
-		return -EINVAL;
-	}
-	dev->q[qid].host_fd = host_fd;
-	dev->q[qid].wire_fd = wire_fd;
+	if (qid >= dev->cfg.num_queues)
+		return -1;
+	g->frames_total = dev->q[qid].pool.size;
+	g->frames_free = dev->q[qid].pool.nfree;
 	return 0;
 }
 
@@ -267,18 +239,20 @@ static void count_tx(struct sn_queue *q, const struct virtio_net_hdr_v1 *vh,
 	}
 }
 
+/* Host to wire: frames from our host tap queue, through the wire's Tx. */
 static int tx_poll(struct sn_queue *q, int budget)
 {
-	struct sn_dev *dev = q->dev;
+	const struct sn_wire_ops *wire = q->dev->wire;
 	struct virtio_net_hdr_v1 *vh = (void *)q->scratch;
 	int done = 0, posted = 0;
 
 	while (done < budget) {
 		struct sn_tx_result r;
+		uint32_t len;
 		ssize_t n;
 		int segs;
 
-		if (dev->cfg.wire_kind == SN_WIRE_XSK && !sn_xsk_tx_room(q)) {
+		if (!wire->tx_room(q)) {
 			if (!q->tx_stopped)
 				q->st.tx_stop++;
 			q->tx_stopped = 1;
@@ -293,41 +267,29 @@ static int tx_poll(struct sn_queue *q, int budget)
 			break;
 		done++;
 		if (n < SN_VNET_HDR_LEN + 14) {
+			q->st.tx_hw_drops++;
 			q->st.tx_hw_drop_errors++;
 			continue;
 		}
-		if (dev->cfg.wire_kind == SN_WIRE_TAP) {
-			/* A tap wire takes GSO frames and partial checksums as
-			 * they are: the cheapest offload is none at all. */
-			if (write(q->wire_fd, q->scratch, (size_t)n) != n) {
-				q->st.tx_hw_drops++;
-				continue;
-			}
-			r = (struct sn_tx_result){ .wire_frames = 1 };
-			count_tx(q, vh, (uint32_t)(n - SN_VNET_HDR_LEN), &r);
-			continue;
-		}
-		segs = sn_xsk_tx_frame(q, vh, q->scratch + SN_VNET_HDR_LEN,
-				       (size_t)n - SN_VNET_HDR_LEN, &r);
+		len = (uint32_t)(n - SN_VNET_HDR_LEN);
+		segs = wire->tx_frame(q, vh, q->scratch + SN_VNET_HDR_LEN, len, &r);
 		if (segs <= 0) {
-			if (segs == -ENOBUFS)
-				q->st.tx_hw_drops++;
-			else
+			/* Errors are the drops of malformed frames: a part of all drops. */
+			q->st.tx_hw_drops++;
+			if (segs != -ENOBUFS)
 				q->st.tx_hw_drop_errors++;
 			continue;
 		}
 		posted += segs;
-		count_tx(q, vh, (uint32_t)(n - SN_VNET_HDR_LEN), &r);
+		count_tx(q, vh, len, &r);
 		if (posted >= 32) {
-			sn_xsk_kick(q);
+			wire->tx_kick(q);
 			posted = 0;
 		}
 	}
-	if (dev->cfg.wire_kind == SN_WIRE_XSK) {
-		if (posted)
-			sn_xsk_kick(q);
-		sn_xsk_reap(q);
-	}
+	if (posted)
+		wire->tx_kick(q);
+	wire->tx_reap(q);
 	return done;
 }
 
@@ -340,10 +302,7 @@ int sn_napi_poll(struct sn_dev *dev, uint32_t qid, int budget)
 	q->st.napi_polls++;
 	sn_pool_refill(q);
 	work = tx_poll(q, budget);
-	if (dev->cfg.wire_kind == SN_WIRE_XSK)
-		work += sn_xsk_rx_poll(q, budget, &woken);
-	else
-		work += sn_rx_poll_tap(q, budget, &woken);
+	work += dev->wire->rx_poll(q, budget, &woken);
 	for (t = 0; woken && t < dev->cfg.num_queues; t++)
 		if (woken & (1u << (t & 31)))
 			wake(&dev->q[t]);
@@ -353,13 +312,12 @@ int sn_napi_poll(struct sn_dev *dev, uint32_t qid, int budget)
 	 * when it runs short, or two idle workers would wake each other. */
 	for (t = 0; t < dev->cfg.num_queues; t++)
 		if (t != qid &&
-		    __atomic_load_n(&dev->q[t].nfree, __ATOMIC_RELAXED) <
+		    __atomic_load_n(&dev->q[t].pool.nfree, __ATOMIC_RELAXED) <
 		    dev->cfg.rx_ring_size / 2 &&
 		    sn_ring_count(RING(dev, recycle, qid, t)))
 			wake(&dev->q[t]);
-	sn_lro_flush_all(q);
-	if (dev->cfg.wire_kind == SN_WIRE_XSK)
-		sn_xsk_refill(q);
+	sn_rx_flush(q);
+	dev->wire->rx_refill(q);
 	return work;
 }
 
@@ -372,22 +330,7 @@ static int pending(struct sn_queue *q)
 	for (a = 0; a < dev->cfg.num_queues; a++)
 		if (a != q->qid && sn_ring_count(RING(dev, handoff, a, q->qid)))
 			return 1;
-	if (q->xsk && xsk_cons_nb_avail(&q->rx, 1))
-		return 1;
-	if (q->xsk && q->nfree < q->dev->cfg.rx_ring_size / 2) {
-		for (a = 0; a < dev->cfg.num_queues; a++)
-			if (a != q->qid && sn_ring_count(RING(dev, recycle, a, q->qid)))
-				return 1;
-	}
-	return 0;
-}
-
-uint64_t sn_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+	return dev->wire->rx_pending(q);
 }
 
 static uint64_t now_us(void)

@@ -1,12 +1,24 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Internal state of a device and its queues, shared by sn_dev.c and sn_lro.c. */
+/*
+ * Internal state of a device and its queues, shared by the files of the
+ * datapath, and the interfaces between them:
+ *
+ *   sn_dev.c   the device (create, destroy, config) and its NAPI loop
+ *   sn_xsk.c   the AF_XDP wire     } both behind struct sn_wire_ops
+ *   sn_tap.c   the tap wire        }
+ *   sn_rx.c    wire to host: filter, RSS steering, checksum verdict, delivery
+ *   sn_pool.c  the page pools: the only writer of a queue's free list
+ *   sn_hw_gro.c, sn_pkt.c, sn_rss.c   packet engines, which know no queue
+ *
+ * Calls go down that list, never back up.
+ */
 #ifndef SN_DEV_H
 #define SN_DEV_H
 
 #include <stdatomic.h>
 #include <xdp/xsk.h>
 
-#include "sn_lro.h"
+#include "sn_hw_gro.h"
 #include "sn_pkt.h"
 #include "sn_ring.h"
 
@@ -23,6 +35,41 @@
 #define XDP_PKT_CONTD			(1 << 0)
 #endif
 
+struct sn_queue;
+struct sn_dev;
+
+/*
+ * What a wire does for the NAPI loop. Tx: is there room for a worst-case
+ * host frame; put one frame on the wire (wire frames, or -ENOBUFS when it
+ * could not take it, another -errno when the frame is malformed); push what
+ * was posted; take back completed buffers. Rx: pass up to BUDGET frames to
+ * sn_rx_steer(); give the wire buffers to receive into; are frames waiting
+ * (without a syscall). Destroy: free what the wire made for the device.
+ */
+struct sn_wire_ops {
+	int (*tx_room)(struct sn_queue *q);
+	int (*tx_frame)(struct sn_queue *q, const struct virtio_net_hdr_v1 *vh,
+			const uint8_t *frame, size_t len, struct sn_tx_result *res);
+	void (*tx_kick)(struct sn_queue *q);
+	void (*tx_reap)(struct sn_queue *q);
+	int (*rx_poll)(struct sn_queue *q, int budget, uint32_t *woken);
+	void (*rx_refill)(struct sn_queue *q);
+	int (*rx_pending)(struct sn_queue *q);
+	void (*destroy)(struct sn_dev *dev);
+};
+
+extern const struct sn_wire_ops sn_xsk_wire;	/* sn_xsk.c */
+extern const struct sn_wire_ops sn_tap_wire;	/* sn_tap.c */
+
+/* A queue's page pool: a stack of free frame bases over its share of the
+ * region. Only sn_pool.c writes it; others may read nfree. */
+struct sn_pool {
+	uint64_t *free;
+	uint32_t nfree;
+	uint32_t size;		/* frames the pool owns */
+	struct sn_pp_stats st;
+};
+
 struct sn_queue {
 	struct sn_dev *dev;
 	uint32_t qid;
@@ -35,23 +82,24 @@ struct sn_queue {
 	struct xsk_ring_cons rx, comp;
 	struct xsk_ring_prod tx, fill;
 	uint32_t tx_outstanding;	/* posted, not yet completed */
+	uint32_t tx_completed;		/* descriptors completed, ever: the oldest slot */
+	uint64_t tx_cmpl_stamp_ns;	/* CLOCK_MONOTONIC of the last completion progress */
 	_Atomic uint32_t faults;	/* SN_FAULT_*, set from Python */
 	uint8_t tx_stopped;
 
-	uint64_t *free;		/* page pool: a stack of frame bases */
-	uint32_t nfree;
+	struct sn_pool pool;
 	uint8_t *scratch;	/* one host frame with its vnet header */
 	uint8_t *bounce;	/* a wire frame too big for one UMEM frame */
 	uint8_t *llq;		/* LLQ: the Tx ring in device memory, one entry a slot */
 
-	struct sn_lro lro;
+	struct sn_hw_gro gro;
 
 	struct sn_qstats st;
-	struct sn_pp_stats pp;
 };
 
 struct sn_dev {
 	struct sn_dev_config cfg;
+	const struct sn_wire_ops *wire;
 	uint8_t *region;	/* the UMEM: num_queues * frames_per_queue frames */
 	size_t region_size;
 	uint64_t pool_span;	/* bytes of region owned by one queue */
@@ -73,29 +121,19 @@ struct sn_dev {
 
 #define RING(dev, kind, a, b) (&(dev)->kind[(a) * (dev)->cfg.num_queues + (b)])
 
-/* sn_dev.c */
-void sn_set_err(char *err, size_t len, const char *fmt, int e);
-uint64_t sn_now_ns(void);
-
 /* sn_pool.c: the page pools */
+int sn_pool_init(struct sn_queue *q);
+void sn_pool_fini(struct sn_queue *q);
 uint64_t sn_pool_get(struct sn_queue *q);
 void sn_pool_put(struct sn_queue *q, uint64_t addr);
-void sn_pool_refill(struct sn_queue *q);
-
-/* sn_xsk.c: the AF_XDP wire */
-int sn_xsk_tx_room(struct sn_queue *q);
-int sn_xsk_tx_frame(struct sn_queue *q, const struct virtio_net_hdr_v1 *vh,
-		    const uint8_t *frame, size_t len, struct sn_tx_result *res);
-void sn_xsk_kick(struct sn_queue *q);
-void sn_xsk_reap(struct sn_queue *q);
-int sn_xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken);
-void sn_xsk_refill(struct sn_queue *q);
+uint32_t sn_pool_refill(struct sn_queue *q);
+int sn_pool_recycles_waiting(struct sn_queue *q);
 
 /* sn_rx.c: wire to host */
+void sn_rx_init(struct sn_queue *q);
 void sn_rx_steer(struct sn_queue *q, const struct sn_desc *d, uint32_t n, uint32_t *woken);
 void sn_rx_drop(struct sn_queue *q, const struct sn_desc *d, uint32_t n);
-void sn_rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum_ok);
-int sn_rx_poll_tap(struct sn_queue *q, int budget, uint32_t *woken);
 int sn_rx_poll_handoff(struct sn_queue *q, int budget);
+void sn_rx_flush(struct sn_queue *q);
 
 #endif

@@ -173,11 +173,6 @@ uint32_t sn_pseudo_sum(const uint8_t *frame, const struct sn_parsed *p,
 	return sn_csum_partial((const uint8_t *)&v, 2, sum);
 }
 
-uint16_t sn_inet_csum(const uint8_t *data, size_t len)
-{
-	return ntohs(sn_csum_fold(sn_csum_partial(data, len, 0)));
-}
-
 static void ipv4_fix_csum(uint8_t *ip)
 {
 	uint16_t c;
@@ -334,48 +329,4 @@ int sn_rx_csum(const uint8_t *frame, size_t len)
 					 sn_pseudo_sum(frame, &p, p.l4_len))))
 		return -1;
 	return 1;
-}
-
-int sn_rx_csum_check(const uint8_t *frame, size_t len)
-{
-	return sn_rx_csum(frame, len);
-}
-
-/* Test entry point: run the Tx engine into a flat buffer. */
-struct flat_sink {
-	uint8_t *out;
-	size_t cap, used;
-	uint32_t *lens;
-	int max, n;
-};
-
-static uint8_t *flat_alloc(void *ctx, size_t need)
-{
-	struct flat_sink *s = ctx;
-
-	if (s->n >= s->max || s->used + need > s->cap)
-		return NULL;
-	return s->out + s->used;
-}
-
-static void flat_commit(void *ctx, uint8_t *buf, uint32_t len)
-{
-	struct flat_sink *s = ctx;
-
-	(void)buf;
-	s->lens[s->n++] = len;
-	s->used += len;
-}
-
-int sn_tx_offload(const uint8_t *vnet_hdr, const uint8_t *frame, size_t len,
-		  uint32_t mtu, uint8_t *out, size_t outlen,
-		  uint32_t *seg_lens, int max_segs)
-{
-	struct flat_sink fs = { out, outlen, 0, seg_lens, max_segs, 0 };
-	struct sn_tx_sink sink = { flat_alloc, flat_commit, &fs };
-	struct virtio_net_hdr_v1 vh;
-	struct sn_tx_result res;
-
-	memcpy(&vh, vnet_hdr, sizeof(vh));
-	return sn_tx_process(&vh, frame, len, mtu, 1, 1, &sink, &res);
 }

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 
 #include "sn_pkt.h"
+#include "sn_rss.h"
 
 uint32_t sn_toeplitz(const uint8_t *key, size_t keylen,
 		     const uint8_t *data, size_t len)

@@ -2,7 +2,7 @@
 /*
  * Rx, wire to host: the MAC filter, RSS steering to the right queue
  * (through the handoff rings when it is another's), checksum validation,
- * LRO, and the write to the host's tap queue.
+ * hardware GRO, and the write to the host's tap queue.
  */
 #include <string.h>
 #include <unistd.h>
@@ -38,8 +38,8 @@ static void rx_check_csum(struct sn_queue *q, struct virtio_net_hdr_v1 *vh,
 }
 
 /* Hand one frame to the host stack through our tap fd, then free it.
- * CSUM_OK: the checksums were validated already (by LRO). */
-void sn_rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum_ok)
+ * CSUM_OK: the checksums were validated already (by hardware GRO). */
+static void rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum_ok)
 {
 	struct sn_dev *dev = q->dev;
 	uint8_t *data = dev->region + d->addr;
@@ -74,6 +74,48 @@ void sn_rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum_ok)
 	sn_pool_put(q, d->addr);
 }
 
+/* What hardware GRO hands up: a frame it held alone, or a merged one. */
+static void rx_gro_deliver(void *ctx, const struct sn_hw_gro_frame *f)
+{
+	struct sn_queue *q = ctx;
+	struct sn_dev *dev = q->dev;
+	struct iovec iov[2 + SN_HW_GRO_MAX_SEGS];
+	int i;
+
+	if (f->nsegs == 1) {
+		rx_deliver(q, &(struct sn_desc){ .addr = f->addrs[0], .len = f->len }, 1);
+		return;
+	}
+	iov[0] = (struct iovec){ (void *)&f->vh, SN_VNET_HDR_LEN };
+	iov[1] = (struct iovec){ (void *)f->hdr, f->hlen };
+	for (i = 0; i < f->nsegs; i++)
+		iov[2 + i] = (struct iovec){ dev->region + f->addrs[i] + f->hlen, f->lens[i] };
+	if (writev(q->host_fd, iov, 2 + f->nsegs) < 0) {
+		q->st.rx_hw_drops++;
+	} else {
+		q->st.rx_packets++;
+		q->st.rx_bytes += f->len;
+		q->st.rx_csum_unnecessary++;
+		q->st.rx_hw_gro_packets++;
+		q->st.rx_hw_gro_bytes += f->len;
+		q->st.rx_hw_gro_wire_packets += f->nsegs;
+		q->st.rx_hw_gro_wire_bytes += f->len + (uint32_t)(f->nsegs - 1) * f->hlen;
+	}
+	for (i = 0; i < f->nsegs; i++)
+		sn_pool_put(q, f->addrs[i]);
+}
+
+void sn_rx_init(struct sn_queue *q)
+{
+	sn_hw_gro_init(&q->gro, q->dev->region, rx_gro_deliver, q);
+}
+
+/* End of a NAPI poll: nothing stays held. */
+void sn_rx_flush(struct sn_queue *q)
+{
+	sn_hw_gro_flush_all(&q->gro);
+}
+
 /* A frame in N fragments: gathered into the scratch buffer (free during
  * Rx), so it is checked and written like any other, then freed. */
 static void rx_deliver_frags(struct sn_queue *q, const struct sn_desc *d, uint32_t n)
@@ -103,7 +145,7 @@ static void rx_deliver_frags(struct sn_queue *q, const struct sn_desc *d, uint32
 	}
 }
 
-/* A frame for our host queue: into LRO when it can merge, else up now. */
+/* A frame for our host queue: into hardware GRO when it can merge, else up now. */
 static void rx_receive(struct sn_queue *q, const struct sn_desc *d, uint32_t n)
 {
 	const struct sn_offloads *off = &q->dev->off;
@@ -113,9 +155,9 @@ static void rx_receive(struct sn_queue *q, const struct sn_desc *d, uint32_t n)
 		return;
 	}
 	if (off->hw_gro && off->rx_csum && !(d->flags & SN_DESC_VNET) &&
-	    sn_lro_receive(q, d))
+	    sn_hw_gro_receive(&q->gro, d))
 		return;
-	sn_rx_deliver(q, d, 0);
+	rx_deliver(q, d, 0);
 }
 
 /* The MAC filter: our address, broadcast, joined groups; all in promisc. */
@@ -174,35 +216,6 @@ void sn_rx_steer(struct sn_queue *q, const struct sn_desc *d, uint32_t n,
 	}
 	q->st.rx_steered_out++;
 	*woken |= 1u << (t & 31);
-}
-
-int sn_rx_poll_tap(struct sn_queue *q, int budget, uint32_t *woken)
-{
-	struct sn_dev *dev = q->dev;
-	int done = 0;
-
-	while (done < budget) {
-		uint64_t base = sn_pool_get(q);
-		ssize_t n;
-
-		if (base == NO_FRAME) {
-			q->st.rx_alloc_fail++;
-			break;
-		}
-		n = read(q->wire_fd, dev->region + base, dev->cfg.frame_size);
-		if (n < SN_VNET_HDR_LEN + 14) {
-			q->free[q->nfree++] = base;
-			if (n < 0)
-				break;
-			q->st.rx_hw_drops++;
-			continue;
-		}
-		done++;
-		sn_rx_steer(q, &(struct sn_desc){ .addr = base + SN_VNET_HDR_LEN,
-					       .len = (uint32_t)(n - SN_VNET_HDR_LEN),
-					       .flags = SN_DESC_VNET }, 1, woken);
-	}
-	return done;
 }
 
 int sn_rx_poll_handoff(struct sn_queue *q, int budget)

@@ -15,6 +15,7 @@
 #include <bpf/libbpf.h>
 
 #include "sn_dev.h"
+#include "sn_util.h"
 
 int sn_xdp_load(const char *obj_path, int ifindex, int native,
 		int *link_fd, int *xskmap_fd, char *err, size_t errlen)
@@ -172,7 +173,7 @@ static uint8_t *xsk_tx_alloc(void *ctx, size_t need)
 
 	if (chunks > 1 && (!q->dev->cfg.multi_buffer || need > SN_MAX_FRAME))
 		return NULL;
-	if (xsk_prod_nb_free(&q->tx, chunks) < chunks || q->nfree < chunks)
+	if (xsk_prod_nb_free(&q->tx, chunks) < chunks || q->pool.nfree < chunks)
 		return NULL;
 	if (chunks > 1)
 		return q->bounce;
@@ -184,7 +185,7 @@ static void xsk_tx_commit(void *ctx, uint8_t *buf, uint32_t len)
 {
 	struct xsk_tx_ctx *c = ctx;
 	struct sn_queue *q = c->q;
-	uint32_t fs = q->dev->cfg.frame_size, chunks = 1, idx, k;
+	uint32_t fs = q->dev->cfg.frame_size, chunks = 1, idx = 0, k;
 
 	if (buf == q->bounce)
 		chunks = (len + fs - 1) / fs;
@@ -208,11 +209,11 @@ static void xsk_tx_commit(void *ctx, uint8_t *buf, uint32_t len)
 	}
 	xsk_ring_prod__submit(&q->tx, chunks);
 	if (!q->tx_outstanding)	/* the completion clock starts with the first in flight */
-		q->st.tx_cmpl_stamp_ns = sn_now_ns();
+		q->tx_cmpl_stamp_ns = sn_now_ns();
 	q->tx_outstanding += chunks;
 }
 
-void sn_xsk_kick(struct sn_queue *q)
+static void xsk_kick(struct sn_queue *q)
 {
 	int tries = 64;
 
@@ -229,7 +230,7 @@ void sn_xsk_kick(struct sn_queue *q)
 	}
 }
 
-void sn_xsk_reap(struct sn_queue *q)
+static void xsk_reap(struct sn_queue *q)
 {
 	uint32_t idx, n, i;
 
@@ -250,24 +251,25 @@ void sn_xsk_reap(struct sn_queue *q)
 	if (n) {
 		xsk_ring_cons__release(&q->comp, n);
 		q->tx_outstanding -= n;
-		q->st.tx_cmpl_stamp_ns = sn_now_ns();
+		q->tx_completed += n;
+		q->tx_cmpl_stamp_ns = sn_now_ns();
 	}
 }
 
 /* Room on the Tx ring and in the pool for one worst-case host frame? */
-int sn_xsk_tx_room(struct sn_queue *q)
+static int xsk_tx_room(struct sn_queue *q)
 {
 	uint32_t need = q->dev->tx_need;
 
-	if (xsk_prod_nb_free(&q->tx, need) >= need && q->nfree >= need)
+	if (xsk_prod_nb_free(&q->tx, need) >= need && q->pool.nfree >= need)
 		return 1;
-	sn_xsk_reap(q);
-	return xsk_prod_nb_free(&q->tx, need) >= need && q->nfree >= need;
+	xsk_reap(q);
+	return xsk_prod_nb_free(&q->tx, need) >= need && q->pool.nfree >= need;
 }
 
 /* Run the Tx offload engine on one host frame, straight onto the ring. */
-int sn_xsk_tx_frame(struct sn_queue *q, const struct virtio_net_hdr_v1 *vh,
-		    const uint8_t *frame, size_t len, struct sn_tx_result *res)
+static int xsk_tx_frame(struct sn_queue *q, const struct virtio_net_hdr_v1 *vh,
+			const uint8_t *frame, size_t len, struct sn_tx_result *res)
 {
 	struct xsk_tx_ctx ctx = { q, 0 };
 	struct sn_tx_sink sink = { xsk_tx_alloc, xsk_tx_commit, &ctx };
@@ -276,7 +278,7 @@ int sn_xsk_tx_frame(struct sn_queue *q, const struct virtio_net_hdr_v1 *vh,
 			     q->dev->off.tx_csum, &sink, res);
 }
 
-int sn_xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
+static int xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
 {
 	struct sn_desc frags[SN_MAX_FRAGS];
 	uint32_t idx, n, i, nf = 0, used = 0;
@@ -320,7 +322,7 @@ int sn_xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
 	return frames;
 }
 
-void sn_xsk_refill(struct sn_queue *q)
+static void xsk_refill(struct sn_queue *q)
 {
 	uint32_t idx, want, got, i;
 
@@ -331,10 +333,10 @@ void sn_xsk_refill(struct sn_queue *q)
 		q->st.rx_alloc_fail++;
 		return;
 	}
-	if (want > q->nfree)
+	if (want > q->pool.nfree)
 		sn_pool_refill(q);
-	if (want > q->nfree)
-		want = q->nfree;
+	if (want > q->pool.nfree)
+		want = q->pool.nfree;
 	if (!want) {
 		q->st.rx_alloc_fail++;
 		return;
@@ -346,3 +348,37 @@ void sn_xsk_refill(struct sn_queue *q)
 	if (xsk_ring_prod__needs_wakeup(&q->fill))
 		recvfrom(q->wire_fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
 }
+
+/* Frames on the Rx ring, or our pool short of frames for the fill ring
+ * while others' returns wait in the recycle rings. */
+static int xsk_rx_pending(struct sn_queue *q)
+{
+	if (xsk_cons_nb_avail(&q->rx, 1))
+		return 1;
+	return q->pool.nfree < q->dev->cfg.rx_ring_size / 2 && sn_pool_recycles_waiting(q);
+}
+
+static void xsk_destroy(struct sn_dev *dev)
+{
+	uint32_t i;
+
+	for (i = 0; i < dev->cfg.num_queues; i++)
+		if (dev->q[i].xsk) {
+			xsk_socket__delete(dev->q[i].xsk);
+			dev->q[i].xsk = NULL;
+		}
+	if (dev->umem)
+		xsk_umem__delete(dev->umem);
+	dev->umem = NULL;
+}
+
+const struct sn_wire_ops sn_xsk_wire = {
+	.tx_room = xsk_tx_room,
+	.tx_frame = xsk_tx_frame,
+	.tx_kick = xsk_kick,
+	.tx_reap = xsk_reap,
+	.rx_poll = xsk_rx_poll,
+	.rx_refill = xsk_refill,
+	.rx_pending = xsk_rx_pending,
+	.destroy = xsk_destroy,
+};

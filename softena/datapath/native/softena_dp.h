@@ -7,8 +7,10 @@
  * create a device, attach each queue pair to its two ports, poll, wait.
  * Counters live in plain structs that Python reads in place.
  *
- * Every declaration between the CDEF markers is also fed to cffi, so it must
- * stay within what cffi's parser accepts (no macros with expressions).
+ * Every declaration between the CDEF markers, with those of sn_rss.h, is
+ * also fed to cffi as the runtime module softena.datapath._native, so it
+ * must stay within what cffi's parser accepts (no macros with expressions).
+ * Routines exported only for tests are in sn_vectors.h, another module.
  */
 #ifndef SOFTENA_DP_H
 #define SOFTENA_DP_H
@@ -16,9 +18,9 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "sn_rss.h"
+
 /* CDEF-BEGIN */
-#define SN_RSS_KEY_SIZE		40
-#define SN_RSS_INDIR_SIZE	128
 #define SN_MAX_QUEUES		64
 /* Most wire frames one GSO frame may become (the host tap's gso_max_segs,
  * a NIC's tso_max_segs): bounds the Tx ring space one frame can take. */
@@ -27,24 +29,6 @@
 #define SN_WIRE_XSK		1
 #define SN_WIRE_TAP		2
 
-/* RSS hash field bits, as ethtool's RXH_* (ethtool -N rx-flow-hash). */
-#define SN_RXH_L2DA		2
-#define SN_RXH_VLAN		4
-#define SN_RXH_L3_PROTO		8
-#define SN_RXH_IP_SRC		16
-#define SN_RXH_IP_DST		32
-#define SN_RXH_L4_B_0_1		64
-#define SN_RXH_L4_B_2_3		128
-
-/* Flow types for sn_rss_config.fields[], as ethtool's flow types. */
-#define SN_FLOW_TCP4		0
-#define SN_FLOW_UDP4		1
-#define SN_FLOW_IP4		2
-#define SN_FLOW_TCP6		3
-#define SN_FLOW_UDP6		4
-#define SN_FLOW_IP6		5
-#define SN_FLOW_MAX		6
-
 /* Per-queue counters, named after the netdev family's qstats attributes. */
 struct sn_qstats {
 	uint64_t rx_packets;
@@ -52,7 +36,6 @@ struct sn_qstats {
 	uint64_t rx_alloc_fail;
 	uint64_t rx_hw_drops;
 	uint64_t rx_hw_drop_overruns;
-	uint64_t rx_csum_complete;
 	uint64_t rx_csum_unnecessary;
 	uint64_t rx_csum_none;
 	uint64_t rx_csum_bad;
@@ -84,24 +67,34 @@ struct sn_qstats {
 	uint64_t napi_busy_polls;
 	uint64_t napi_sleeps;
 	uint64_t napi_wakeups;
-	/* health: what the Tx completion watchdog reads */
-	uint64_t tx_inflight;		/* descriptors posted, not completed */
-	uint64_t tx_cmpl_stamp_ns;	/* CLOCK_MONOTONIC of the last completion progress */
-	uint64_t tx_oldest_slot;	/* Tx ring index of the oldest descriptor in flight */
+	/* health: what the device reports as corrupt rings */
 	uint64_t tx_bad_req_id;		/* a completion for no frame of ours */
 	uint64_t rx_bad_req_id;		/* an Rx descriptor outside the UMEM or a frame */
 };
 
-/* Per-queue page pool counters, named after the page-pool-stats attributes. */
+/* A queue's state at the moment of reading, never summed: what the Tx
+ * completion watchdog reads. */
+struct sn_qgauges {
+	uint64_t tx_inflight;		/* descriptors posted, not completed */
+	uint64_t tx_cmpl_stamp_ns;	/* CLOCK_MONOTONIC of the last completion progress */
+	uint64_t tx_oldest_slot;	/* Tx ring index of the oldest descriptor in flight */
+};
+
+/* Per-queue page pool counters, named after the page-pool-stats attributes
+ * and counted with the kernel's page_pool meaning: an allocation is fast
+ * (from the pool's own stack) or a refill (the stack was empty, the recycle
+ * rings filled it); empty when even the rings had nothing. */
 struct sn_pp_stats {
 	uint64_t alloc_fast;
-	uint64_t alloc_slow;
 	uint64_t alloc_empty;
 	uint64_t alloc_refill;
 	uint64_t recycle_cached;
-	uint64_t recycle_cache_full;
 	uint64_t recycle_ring;
 	uint64_t recycle_ring_full;
+};
+
+/* A page pool's size at the moment of reading. */
+struct sn_pp_gauges {
 	uint64_t frames_total;		/* frames this pool owns */
 	uint64_t frames_free;		/* of which are in the pool now */
 };
@@ -118,18 +111,12 @@ struct sn_dev_config {
 	uint32_t llq_header;		/* LLQ: bytes pushed inline per Tx frame, 0 off */
 };
 
-struct sn_rss_config {
-	uint8_t key[40];
-	uint32_t indir[128];
-	uint32_t fields[6];		/* SN_RXH_* bits per SN_FLOW_* */
-};
-
 struct sn_offloads {
 	uint8_t tx_csum;		/* complete CHECKSUM_PARTIAL on Tx */
 	uint8_t tso;			/* segment GSO frames on Tx */
 	uint8_t rx_csum;		/* validate checksums on Rx */
 	uint8_t rxhash;			/* RSS spreads Rx (off: stay on wire queue) */
-	uint8_t hw_gro;			/* coalesce TCP segments on Rx (LRO) */
+	uint8_t hw_gro;			/* coalesce TCP segments on Rx (hardware GRO) */
 };
 
 /* Which frames the device accepts: ndo_set_rx_mode's view. */
@@ -175,17 +162,10 @@ void sn_queue_kick(struct sn_dev *dev, uint32_t qid);
 void sn_queue_set_faults(struct sn_dev *dev, uint32_t qid, uint32_t faults);
 struct sn_qstats *sn_queue_stats(struct sn_dev *dev, uint32_t qid);
 struct sn_pp_stats *sn_queue_pp_stats(struct sn_dev *dev, uint32_t qid);
+/* Fill in the gauges now; 0, or -1 for no such queue. */
+int sn_queue_gauges(struct sn_dev *dev, uint32_t qid, struct sn_qgauges *g);
+int sn_queue_pp_gauges(struct sn_dev *dev, uint32_t qid, struct sn_pp_gauges *g);
 
-/* Packet routines, exported for tests against independent vectors. */
-uint32_t sn_toeplitz(const uint8_t *key, size_t keylen,
-		     const uint8_t *data, size_t len);
-uint16_t sn_inet_csum(const uint8_t *data, size_t len);
-int sn_rss_hash(const struct sn_rss_config *rss, const uint8_t *frame,
-		size_t len, uint32_t *hash);
-int sn_tx_offload(const uint8_t *vnet_hdr, const uint8_t *frame, size_t len,
-		  uint32_t mtu, uint8_t *out, size_t outlen,
-		  uint32_t *seg_lens, int max_segs);
-int sn_rx_csum_check(const uint8_t *frame, size_t len);
 /* CDEF-END */
 
 #endif
