@@ -20,7 +20,7 @@ from softena.control.state import (
     log_path,
     pid_alive,
 )
-from softena.datapath.native import lib
+from softena.datapath.datapath import MAX_QUEUES
 from softena.device.features import MAX_MTU, DeviceAttributes
 from softena.errors import SoftenaError
 
@@ -85,8 +85,8 @@ def device_attributes(max_queues: int | None, max_mtu: int | None) -> DeviceAttr
     """The device to model: the defaults, or a smaller or larger one."""
     attrs = DeviceAttributes()
     if max_queues is not None:
-        if not 1 <= max_queues <= lib.SN_MAX_QUEUES:  # the datapath's and the XSKMAP's limit
-            raise SoftenaError(f"invalid --max-queues {max_queues}: 1..{lib.SN_MAX_QUEUES}")
+        if not 1 <= max_queues <= MAX_QUEUES:  # the datapath's and the XSKMAP's limit
+            raise SoftenaError(f"invalid --max-queues {max_queues}: 1..{MAX_QUEUES}")
         attrs = dataclasses.replace(attrs, max_queues=max_queues)
     if max_mtu is not None:
         if not attrs.min_mtu <= max_mtu <= MAX_MTU:

@@ -37,13 +37,3 @@ class RssConfig:
     def __post_init__(self) -> None:
         if not self.indir:
             self.indir = default_indir(self.num_queues)
-
-    def to_native(self, ffi):
-        """A struct sn_rss_config for the datapath."""
-        cfg = ffi.new("struct sn_rss_config *")
-        ffi.memmove(cfg.key, self.key, len(self.key))
-        for i, q in enumerate(self.indir):
-            cfg.indir[i] = q
-        for i, flow in enumerate(FLOW_TYPES):
-            cfg.fields[i] = self.fields[flow]
-        return cfg

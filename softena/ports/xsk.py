@@ -11,7 +11,7 @@ import socket
 from dataclasses import dataclass
 from importlib import resources
 
-from softena.datapath.native import error_buffer, error_text, ffi, lib
+from softena.datapath.xdp import load_xdp_program
 from softena.errors import SoftenaError
 
 AF_XDP = 44
@@ -53,12 +53,13 @@ class XdpAttachment:
 
 def attach(ifname: str, ifindex: int) -> XdpAttachment:
     """Attach the wire program, native mode where the driver has it, generic otherwise."""
-    obj = bpf_object_path().encode()
-    link_fd, map_fd = ffi.new("int *", -1), ffi.new("int *", -1)
+    obj = bpf_object_path()
     reasons = []
-    for native, mode in ((1, "native"), (0, "generic")):
-        err = error_buffer()
-        if lib.sn_xdp_load(obj, ifindex, native, link_fd, map_fd, err, len(err)) == 0:
-            return XdpAttachment(ifname, link_fd[0], map_fd[0], mode)
-        reasons.append(f"{mode}: {error_text(err)}")
+    for native, mode in ((True, "native"), (False, "generic")):
+        try:
+            link_fd, map_fd = load_xdp_program(obj, ifindex, native)
+        except SoftenaError as exc:
+            reasons.append(f"{mode}: {exc}")
+            continue
+        return XdpAttachment(ifname, link_fd, map_fd, mode)
     raise SoftenaError(f"{ifname}: cannot attach the XDP program ({'; '.join(reasons)})")
