@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import time
 from dataclasses import dataclass
@@ -143,7 +144,12 @@ def softena_up():
     assert after == before, f"left behind: {after} vs {before}"
 
 
+E2E_DIR = pathlib.Path(__file__).resolve().parent / "e2e"
+
+
+# Only the end-to-end tests need root; the C vector tests run as anyone. A
+# conftest.py of its own in e2e/ would shadow this one for `from conftest import`.
 @pytest.fixture(autouse=True)
-def _must_be_root() -> None:
-    if os.geteuid() != 0:
-        pytest.fail("softena's tests need root: they create TAP, veth, namespaces and AF_XDP sockets")
+def _must_be_root(request: pytest.FixtureRequest) -> None:
+    if E2E_DIR in request.node.path.resolve().parents and os.geteuid() != 0:
+        pytest.fail("softena's end-to-end tests need root: they create TAP, veth, namespaces and AF_XDP sockets")

@@ -12,7 +12,7 @@ from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Packet, Raw
 
-from softena.datapath.native import ffi, lib
+from softena.datapath.vectors import ffi, lib
 
 V4 = {"src": "192.0.2.1", "dst": "198.51.100.7"}
 V6 = {"src": "2001:db8::1", "dst": "2001:db8:ffff::2:7"}

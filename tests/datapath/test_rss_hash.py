@@ -17,8 +17,9 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 from scapy.packet import Packet, Raw
 
-from softena.datapath.native import ffi, lib
+from softena.datapath.vectors import ffi, lib
 from softena.device.rss import (
+    FLOW_TYPES,
     RXH_IP_DST,
     RXH_IP_SRC,
     RXH_L4_B_0_1,
@@ -40,9 +41,20 @@ ENCAPS: dict[str, Callable[[], Packet]] = {
 }
 
 
+def rss_struct(rss: RssConfig):
+    """RSS as the C side takes it: key, table, and fields in SN_FLOW_* order."""
+    cfg = ffi.new("struct sn_rss_config *")
+    ffi.memmove(cfg.key, rss.key, len(rss.key))
+    for i, q in enumerate(rss.indir):
+        cfg.indir[i] = q
+    for i, flow in enumerate(FLOW_TYPES):
+        cfg.fields[i] = rss.fields[flow]
+    return cfg
+
+
 def rss_hash(frame: bytes, rss: RssConfig | None = None) -> int | None:
     """Run sn_rss_hash; None when it declines to hash the frame."""
-    cfg = (rss or RssConfig(4)).to_native(ffi)
+    cfg = rss_struct(rss or RssConfig(4))
     out = ffi.new("uint32_t *")
     if lib.sn_rss_hash(cfg, frame, len(frame), out) != 0:
         return None

@@ -12,7 +12,8 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Packet, Raw
 
-from softena.datapath.native import ffi, lib
+from softena.datapath.datapath import TSO_MAX_SEGS
+from softena.datapath.vectors import ffi, lib
 
 NEEDS_CSUM = 1
 GSO_NONE, GSO_TCPV4, GSO_UDP, GSO_TCPV6, GSO_UDP_L4, GSO_ECN = 0, 1, 3, 4, 5, 0x80
@@ -306,15 +307,15 @@ def test_tso_segments_the_largest_gso_frame(ver: int, payload: int) -> None:
 
 def test_tso_segments_up_to_the_device_limit_at_the_smallest_wire_mtu() -> None:
     """At the minimum MTU (128) a frame of exactly tso_max_segs segments still goes out whole."""
-    data = bytes(itertools.islice(itertools.cycle(range(253)), 76 * lib.SN_TSO_MAX_SEGS))
+    data = bytes(itertools.islice(itertools.cycle(range(253)), 76 * TSO_MAX_SEGS))
     segs = segment(tcp_frame(4, options=True, payload=data), mtu=128)
-    assert len(segs) == lib.SN_TSO_MAX_SEGS
+    assert len(segs) == TSO_MAX_SEGS
     assert b"".join(bytes(s[TCP].payload) for s in segs) == data
 
 
 def test_tso_refuses_a_frame_needing_more_than_tso_max_segs() -> None:
     """The host is told gso_max_segs; a frame past it is malformed, not cut short."""
-    data = bytes(76 * lib.SN_TSO_MAX_SEGS + 1)
+    data = bytes(76 * TSO_MAX_SEGS + 1)
     pkt = tcp_frame(4, options=True, payload=data)
     l4 = len(pkt) - len(pkt[TCP])
     rc, _ = tx_offload(vnet_hdr(NEEDS_CSUM, GSO_TCPV4, l4 + 32, 76, l4, 16), bytes(pkt), mtu=128)

@@ -9,7 +9,7 @@ import struct
 import pytest
 from rss_ref import IPV4_VECTORS, IPV6_VECTORS, MS_KEY
 
-from softena.datapath.native import ffi, lib
+from softena.datapath.vectors import ffi, lib
 
 IDS4 = [f"{v[2]}->{v[0]}" for v in IPV4_VECTORS]
 IDS6 = [f"{v[2]}->{v[0]}" for v in IPV6_VECTORS]
