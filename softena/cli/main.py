@@ -31,7 +31,7 @@ class IntermixedParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from softena.cli import ethtool, health, lifecycle, show
+    from softena.cli import ethtool, health, lifecycle, show, ynl
 
     parser = argparse.ArgumentParser(
         prog="softena", description="softena: a software ENA-like multiqueue network adapter")
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.register(sub)
     ethtool.register(sub)
     health.register(sub)
+    ynl.register(sub)
     return parser
 
 
@@ -51,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
             from softena.cli import ethtool
 
             return ethtool.run(argv[1:])
+        if argv[:1] == ["ynl"]:
+            from softena.cli import ynl
+
+            return ynl.run(argv[1:])
         args = build_parser().parse_args(argv)
         return args.func(args) or 0
     except SoftenaError as exc:

@@ -25,10 +25,12 @@ class Attr:
 
     name: str
     id: int
-    type: str  # u32, u64, uint, nest
+    type: str  # u32, u64, uint, nest, pad
     kind: str = "id"  # id, counter, gauge, config, flags, enum
     enum: str | None = None  # the definition naming its values (flags/enum kinds)
     doc: str = ""
+    nested: str | None = None  # the attribute set inside a nest
+    multi: bool = False  # may repeat in one message (a list of values)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ class Family:
             next((o for o in self.ops if o.id == op_id), None)
 
 
-U32, U64, UINT, NEST = "u32", "u64", "uint", "nest"
+U32, U64, UINT, NEST, PAD = "u32", "u64", "uint", "nest", "pad"
 
 # Definitions: flag sets by bit position, enums by value.
 DEFINITIONS = {
@@ -139,31 +141,36 @@ _PP_STATS_COUNTERS = (
     ("recycle-released-refcnt", 18, "pages released because of elevated refcount"),
 )
 
+# Docs of the attributes a request must carry are the kernel's own (netdev.yaml):
+# a missing one comes back as extack miss-type, and ynl prints its doc beside it.
 ATTR_SETS = {
     "dev": AttrSet("dev", (
-        Attr("ifindex", 1, U32),
+        Attr("ifindex", 1, U32, doc="netdev ifindex"),
+        Attr("pad", 2, PAD),
         Attr("xdp-features", 3, U64, "flags", "xdp-act", "XDP features the device offers"),
         Attr("xdp-zc-max-segs", 4, U32, "config", doc="fragments a zero-copy frame may have"),
         Attr("xdp-rx-metadata-features", 5, U64, "flags", "xdp-rx-metadata", "RX metadata the device offers"),
         Attr("xsk-features", 6, U64, "flags", "xsk-flags", "AF_XDP features the device offers"),
     )),
+    "io-uring-provider-info": AttrSet("io-uring-provider-info", ()),
     "page-pool": AttrSet("page-pool", (
-        Attr("id", 1, UINT),
+        Attr("id", 1, UINT, doc="Unique ID of a Page Pool instance."),
         Attr("ifindex", 2, U32),
         Attr("napi-id", 3, UINT),
         Attr("inflight", 4, UINT, "gauge", doc="pages allocated from the pool and not yet returned"),
         Attr("inflight-mem", 5, UINT, "gauge", doc="bytes of the inflight pages"),
         Attr("detach-time", 6, UINT, "gauge", doc="CLOCK_BOOTTIME seconds when the driver detached the pool"),
         Attr("dmabuf", 7, U32),
+        Attr("io-uring", 8, NEST, nested="io-uring-provider-info"),
     )),
     "page-pool-info": AttrSet("page-pool-info", (Attr("id", 1, UINT), Attr("ifindex", 2, U32))),
     "page-pool-stats": AttrSet("page-pool-stats", (
-        Attr("info", 1, NEST, doc="page-pool-info"),
+        Attr("info", 1, NEST, doc="Page pool identifying information.", nested="page-pool-info"),
         *(Attr(name, i, UINT, "counter", doc=doc) for name, i, doc in _PP_STATS_COUNTERS),
     )),
     "napi": AttrSet("napi", (
         Attr("ifindex", 1, U32),
-        Attr("id", 2, U32),
+        Attr("id", 2, U32, doc="ID of the NAPI instance."),
         Attr("irq", 3, U32, doc="the queue pair's interrupt vector"),
         Attr("pid", 4, U32, doc="the polling thread"),
         Attr("defer-hard-irqs", 5, U32, "config", doc="empty polls before the interrupt is re-armed"),
@@ -171,12 +178,20 @@ ATTR_SETS = {
         Attr("irq-suspend-timeout", 7, UINT, "config", doc="ns the interrupt stays suspended while polls find work"),
         Attr("threaded", 8, U32, "enum", "napi-threaded", "polled by a thread of its own"),
     )),
+    "xsk-info": AttrSet("xsk-info", ()),
     "queue": AttrSet("queue", (
-        Attr("id", 1, U32),
-        Attr("ifindex", 2, U32),
-        Attr("type", 3, U32, "enum", "queue-type"),
+        Attr("id", 1, U32, doc="Queue index; most queue types are indexed like a C array, with indexes starting "
+                               "at 0 and ending at queue count - 1. Queue indexes are scoped to an interface and "
+                               "queue type."),
+        Attr("ifindex", 2, U32, doc="ifindex of the netdevice to which the queue belongs."),
+        Attr("type", 3, U32, "enum", "queue-type",
+             "Queue type as rx, tx. Each queue type defines a separate ID space. XDP TX queues allocated in the "
+             "kernel are not linked to NAPIs and thus not listed. AF_XDP queues will have more information set "
+             "in the xsk attribute."),
         Attr("napi-id", 4, U32),
         Attr("dmabuf", 5, U32),
+        Attr("io-uring", 6, NEST, nested="io-uring-provider-info"),
+        Attr("xsk", 7, NEST, nested="xsk-info"),
     )),
     "qstats": AttrSet("qstats", (
         Attr("ifindex", 1, U32),
@@ -184,6 +199,13 @@ ATTR_SETS = {
         Attr("queue-id", 3, U32),
         Attr("scope", 4, UINT, "flags", "qstats-scope"),
         *(Attr(name, i, UINT, "counter", doc=doc) for name, i, doc in _QSTATS_COUNTERS),
+    )),
+    "queue-id": AttrSet("queue-id", (Attr("id", 1, U32), Attr("type", 3, U32, "enum", "queue-type"))),
+    "dmabuf": AttrSet("dmabuf", (
+        Attr("ifindex", 1, U32, doc="netdev ifindex to bind the dmabuf to."),
+        Attr("queues", 2, NEST, nested="queue-id", multi=True),
+        Attr("fd", 3, U32, doc="dmabuf file descriptor to bind."),
+        Attr("id", 4, U32),
     )),
 }
 
@@ -200,8 +222,11 @@ OPS = (
     Op("queue-get", 10, "queue", do=True, dump=True, request=("ifindex", "type", "id")),
     Op("napi-get", 11, "napi", do=True, dump=True, request=("ifindex", "id")),
     Op("qstats-get", 12, "qstats", dump=True, request=("ifindex", "scope")),
+    # dmabuf binding: no softena device takes one (it has no device memory), the kernel answers
+    Op("bind-rx", 13, "dmabuf", do=True, request=("ifindex", "fd", "queues"), admin=True),
     Op("napi-set", 14, "napi", do=True, admin=True,
        request=("id", "defer-hard-irqs", "gro-flush-timeout", "irq-suspend-timeout", "threaded")),
+    Op("bind-tx", 15, "dmabuf", do=True, request=("ifindex", "fd")),
 )
 
 NETDEV = Family("netdev", 1, DEFINITIONS, ATTR_SETS, OPS, groups=("mgmt", "page-pool"))

@@ -1,0 +1,132 @@
+"""`softena ynl`: the kernel's ynl command line for the netdev family, softena's devices included.
+
+Takes ynl's options (tools/net/ynl/pyynl/cli.py) and prints what ynl prints,
+errors included, so scripts written for ynl run unchanged. softena's
+devices answer for themselves and the kernel for everything else (see
+softena.netdev.ynl). Other families go to a system ynl when one is
+installed, and are refused otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+from softena.netdev.printer import format_error, format_reply
+from softena.netdev.spec import NETDEV
+
+USAGE = ("softena ynl --family netdev (--do OP | --dump OP | --multi OP JSON ... | --list-ops | --list-msgs) "
+         "[--json JSON] [--output-json] [--subscribe GROUP [--sleep N]]")
+
+# netlink request flags ynl's --replace, --excl, --create and --append add
+_NLM_F = {"replace": 0x100, "excl": 0x200, "create": 0x400, "append": 0x800}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    # Listed for `softena --help` only: main() hands `softena ynl ...` to run(),
+    # so ynl's options reach ynl's own parser untouched.
+    sub.add_parser("ynl", help="ynl for the netdev family, softena devices included (ynl's arguments and output)",
+                   usage=USAGE)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="softena ynl", description="YNL CLI for the netdev family: softena's devices "
+                                "answer for themselves, the kernel for everything else.")
+    spec = p.add_mutually_exclusive_group(required=True)
+    spec.add_argument("--family", help="name of the netlink FAMILY")
+    spec.add_argument("--list-families", action="store_true", help="list the families this ynl speaks")
+    spec.add_argument("--spec", help="a SPEC file; only netdev.yaml is understood")
+    p.add_argument("--schema", help="ignored: the family's spec is built in")
+    p.add_argument("--no-schema", action="store_true", help="ignored: the family's spec is built in")
+    p.add_argument("--json", dest="json_text")
+    ops = p.add_mutually_exclusive_group()
+    ops.add_argument("--do", metavar="DO-OPERATION")
+    ops.add_argument("--multi", nargs=2, action="append", metavar=("DO-OPERATION", "JSON_TEXT"))
+    ops.add_argument("--dump", metavar="DUMP-OPERATION")
+    ops.add_argument("--list-ops", action="store_true")
+    ops.add_argument("--list-msgs", action="store_true")
+    p.add_argument("--duration", dest="duration", type=int, help="when subscribed, watch for DURATION seconds")
+    p.add_argument("--sleep", dest="duration", type=int, help="alias for duration")
+    p.add_argument("--subscribe", dest="ntf")
+    for name in _NLM_F:
+        p.add_argument(f"--{name}", dest="flags", action="append_const", const=_NLM_F[name])
+    p.add_argument("--process-unknown", action=argparse.BooleanOptionalAction)
+    p.add_argument("--output-json", action="store_true")
+    p.add_argument("--dbg-small-recv", default=0, const=4000, nargs="?", type=int, help="ignored")
+    return p
+
+
+def _modes(op) -> str:
+    if op.group is not None:
+        return "notify"
+    return ", ".join(m for m, has in (("do", op.do), ("dump", op.dump)) if has)
+
+
+def _other_family(argv: list[str], family: str) -> int:
+    system_ynl = shutil.which("ynl")
+    if system_ynl:
+        os.execv(system_ynl, [system_ynl, *argv])  # not ours to answer: the system's ynl does, unchanged
+    print(f"softena ynl: family '{family}' is not supported: softena ynl speaks netdev only, and no system ynl "
+          "is installed to pass it to", file=sys.stderr)
+    return 1
+
+
+def _loads(text: str, what: str):
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SystemExit(_refuse(f"{what} is not valid JSON: {exc}")) from None
+
+
+def _refuse(message: str) -> int:
+    print(f"softena ynl: {message}", file=sys.stderr)
+    return 1
+
+
+def run(argv: list[str]) -> int:
+    """`softena ynl ARGV`, as `ynl ARGV` with the netdev family."""
+    from softena.netdev import ynl
+
+    args = parser().parse_args(argv)
+    if args.list_families:
+        print(NETDEV.name)
+        return 0
+    family = args.family or os.path.basename(args.spec).removesuffix(".yaml")
+    if family != NETDEV.name:
+        return _other_family(argv, family)
+    out = lambda reply: print(format_reply(reply, args.output_json), flush=True)  # noqa: E731
+    attrs = _loads(args.json_text, "--json") if args.json_text else {}
+    multi = [(op, _loads(text, f"--multi {op}")) for op, text in args.multi or ()]
+    flags = sum(set(args.flags or ()))
+
+    if args.list_ops or args.list_msgs:
+        for op in NETDEV.ops:
+            if args.list_msgs or op.group is None:
+                print(op.name, " [", _modes(op), "]")
+    netdev = ynl.Netdev() if args.do or args.dump or args.multi or args.ntf else None
+    try:
+        if args.ntf:
+            netdev.subscribe(args.ntf)
+        if args.do:
+            out(netdev.do(args.do, attrs, flags))
+        if args.dump:
+            out(netdev.dump(args.dump, attrs))
+        if multi:
+            out([netdev.do(op, op_attrs, flags) for op, op_attrs in multi])
+        if args.ntf:
+            for ntf in netdev.notifications(args.duration):
+                out(ntf)
+    except ynl.NlError as err:
+        print(format_error(err.code, err.nl_len, err.nl_flags, err.extack))
+        return 1
+    except ynl.SpecError as exc:
+        return _refuse(str(exc))
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass
+    finally:
+        if netdev is not None:
+            netdev.close()
+    return 0
