@@ -13,6 +13,7 @@ import os
 import struct
 
 from pyroute2 import IPRoute
+from pyroute2.ethtool import Ethtool
 
 from softena.errors import SoftenaError
 
@@ -88,6 +89,35 @@ def set_link(ifname: str, **attrs) -> None:
 def set_offloads(fd: int, offloads: int) -> None:
     """Renegotiate what the host may hand us (checksum, TSO)."""
     fcntl.ioctl(fd, TUNSETOFFLOAD, offloads)
+
+
+def kernel_feature(ifname: str, name: str) -> tuple[bool, bool]:
+    """A netdev feature the host kernel keeps for IFNAME (e.g. rx-gro, what
+    `ethtool -k` calls generic-receive-offload): (active, changeable)."""
+    ethtool = Ethtool()
+    try:
+        feature = ethtool.get_features(ifname).features[name]
+    except OSError as exc:
+        raise SoftenaError(f"{ifname}: cannot read feature {name}: {exc.strerror}") from exc
+    finally:
+        ethtool.close()
+    return bool(feature.enable), bool(feature.available)
+
+
+def set_kernel_feature(ifname: str, name: str, on: bool) -> None:
+    """Switch a host kernel feature of IFNAME (SIOCETHTOOL ETHTOOL_SFEATURES, as `ethtool -K`)."""
+    ethtool = Ethtool()
+    try:
+        features = ethtool.get_features(ifname)
+        features.features[name].enable = on
+        ethtool.set_features(ifname, features)
+        now = ethtool.get_features(ifname).features[name].enable
+    except OSError as exc:
+        raise SoftenaError(f"{ifname}: cannot change feature {name}: {exc.strerror}") from exc
+    finally:
+        ethtool.close()
+    if bool(now) != on:
+        raise SoftenaError(f"{ifname}: the kernel kept {name} {'on' if now else 'off'}")
 
 
 def set_carrier(fd: int, up: bool) -> None:
