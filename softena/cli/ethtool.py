@@ -1,17 +1,24 @@
 """softena ethtool: ethtool's own command line and output, answered by the device.
 
 The kernel cannot carry ethtool requests to a user-space device, so this
-takes ethtool's arguments (-i -l -L -g -G -k -K -x -X -n -N -c -C -S), asks
-the device process, and prints what ethtool would print.
+takes ethtool's arguments, asks the device process and prints what ethtool
+would print. One table, OPTIONS, says for every option which operation it
+sends (named as ethtool netlink names it), which argument words it takes,
+their types and the device-side argument each fills, and the lines it
+prints; one parser (to_request) and one printer (render) work from it, as
+ynl's ethtool front end works from the family spec (args_to_req, print_field).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import string
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from softena.control import ctlsock
-from softena.device.rss import RXH_IP_DST, RXH_IP_SRC, RXH_L4_B_0_1, RXH_L4_B_2_3
+from softena.device.rss import FLOW_TYPES, RXH_IP_DST, RXH_IP_SRC, RXH_L4_B_0_1, RXH_L4_B_2_3
 from softena.errors import SoftenaError
 
 FLOW_NAMES = {"tcp4": "TCP over IPV4", "udp4": "UDP over IPV4", "ip4": "IPV4",
@@ -22,8 +29,260 @@ HASH_FIELDS = (("s", RXH_IP_SRC, "IP SA"), ("d", RXH_IP_DST, "IP DA"),
                ("n", RXH_L4_B_2_3, "L4 bytes 2 & 3 [TCP/UDP dst port]"))
 
 
-USAGE = "softena ethtool [--json] -i|-l|-L|-g|-G|-k|-K|-x|-X|-n|-N|-c|-C|-S DEV [ARGS...]"
+# ---- argument types: how ethtool spells a value on its command line -----------
 
+def _u32(word: str, what: str, dev: str) -> int:
+    try:
+        return int(word, 0)
+    except ValueError:
+        raise SoftenaError(f"ethtool: invalid value '{word}' for {what}") from None
+
+
+def _bool(word: str, what: str, dev: str) -> bool:
+    if word not in ("on", "off"):
+        raise SoftenaError(f"ethtool: invalid value '{word}' for {what}: on or off")
+    return word == "on"
+
+
+def _hex(word: str, what: str, dev: str) -> str:
+    digits = word.replace(":", "")
+    try:
+        bytes.fromhex(digits)
+    except ValueError:
+        raise SoftenaError(f"ethtool: invalid value '{word}' for {what}: hex bytes, e.g. 6d:5a:56") from None
+    return digits
+
+
+def _flow(word: str, what: str, dev: str) -> str:
+    if word not in FLOW_TYPES:
+        raise SoftenaError(f"{dev}: unsupported flow type {word}: one of {'|'.join(FLOW_TYPES)}")
+    return word
+
+
+def _rxh(word: str, what: str, dev: str) -> int:
+    letters = {letter: bit for letter, bit, _ in HASH_FIELDS}
+    bad = set(word) - set(letters)
+    if bad:
+        raise SoftenaError(f"{dev}: the device hashes on s, d, f and n only, not {''.join(sorted(bad))}")
+    return sum(letters[c] for c in set(word))
+
+
+@dataclass(frozen=True)
+class Type:
+    """How a value is written (for usage lines) and parsed. COUNT: words it
+    takes, 1; 0 for a flag; -1 for all the numbers that follow."""
+
+    placeholder: str
+    parse: Callable[[str, str, str], Any] | None = None
+    count: int = 1
+
+
+TYPES = {
+    "u32": Type("N", _u32),
+    "bool": Type("on|off", _bool),
+    "hex": Type("HEX", _hex),
+    "str": Type("NAME", lambda word, what, dev: word),
+    "flow": Type("|".join(FLOW_TYPES), _flow),
+    "rxh": Type("sdfn", _rxh),
+    "u32-list": Type("N...", _u32, count=-1),
+    "flag": Type("", count=0),
+}
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument word of an option and the typed values after it.
+
+    WORD None takes any word: each becomes a key of a dict under the value's
+    device argument (-K FEATURE on|off). LOCAL arguments choose what to print
+    and are not sent (-n rx-flow-hash FLOW: rss-get answers every flow).
+    """
+
+    word: str | None
+    values: tuple[tuple[str, str], ...]  # (device-side argument, type name)
+    required: bool = False
+    local: bool = False
+
+    def usage(self) -> str:
+        words = [self.word or "FEATURE"] + [TYPES[t].placeholder for _, t in self.values]
+        return " ".join(w for w in words if w)
+
+
+# ---- printed lines: templates formatted against the reply ---------------------
+
+@dataclass(frozen=True)
+class Rows:
+    """One TEMPLATE line per element of the reply's list or dict ATTR (None: the reply itself)."""
+
+    attr: str | None
+    template: str
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The list ATTR, PER_ROW cells a line, each line headed by its first index."""
+
+    attr: str
+    per_row: int
+    head: str
+    cell: str
+
+
+Line = str | Rows | Grid
+
+
+@dataclass(frozen=True)
+class Option:
+    """One ethtool option: the operation it sends, its arguments, what it prints.
+
+    A set prints nothing on success, as ethtool; it needs at least one argument.
+    """
+
+    flag: str
+    op: str
+    args: tuple[Arg, ...] = ()
+    show: tuple[Line, ...] = ()
+
+
+_CHANNELS = ("RX:\t\tn/a", "TX:\t\tn/a", "Other:\t\tn/a")
+_RING_ROWS = ("RX Mini:\t\tn/a", "RX Jumbo:\t\tn/a")
+
+OPTIONS: dict[str, Option] = {o.flag: o for o in (
+    Option("-i", "drvinfo", show=(
+        "driver: {driver}", "version: {version}", "firmware-version: {firmware-version}",
+        "expansion-rom-version: ", "bus-info: {bus-info}", "supports-statistics: {supports-statistics:yesno}",
+        "supports-test: no", "supports-eeprom-access: no", "supports-register-dump: no",
+        "supports-priv-flags: no")),
+    Option("-l", "channels-get", show=(
+        "Channel parameters for {dev}:", "Pre-set maximums:", *_CHANNELS, "Combined:\t{combined-max}",
+        "Current hardware settings:", *_CHANNELS, "Combined:\t{combined-count}")),
+    Option("-L", "channels-set", args=(Arg("combined", (("combined-count", "u32"),)),)),
+    Option("-g", "rings-get", show=(
+        "Ring parameters for {dev}:", "Pre-set maximums:", "RX:\t\t\t{rx-max}", *_RING_ROWS, "TX:\t\t\t{tx-max}",
+        "TX push buff len:\t{tx-push-buf-len-max}",
+        "Current hardware settings:", "RX:\t\t\t{rx}", *_RING_ROWS, "TX:\t\t\t{tx}",
+        "TX push buff len:\t{tx-push-buf-len}")),
+    Option("-G", "rings-set", args=(Arg("rx", (("rx", "u32"),)), Arg("tx", (("tx", "u32"),)),
+                                    Arg("tx-push-buf-len", (("tx-push-buf-len", "u32"),)))),
+    Option("-k", "features-get", show=(
+        "Features for {dev}:", Rows("features", "{name}: {active:onoff}{fixed:fixed}"))),
+    Option("-K", "features-set", args=(Arg(None, (("wanted", "bool"),)),)),
+    Option("-x", "rss-get", show=(
+        "RX flow hash indirection table for {dev} with {rings} RX ring(s):", Grid("indir", 8, "{:5}: ", "{:6}"),
+        "RSS hash key:", "{hkey:colonhex}", "RSS hash function:",
+        "    toeplitz: {hfunc:is-toeplitz}", "    xor: {hfunc:is-xor}", "    crc32: {hfunc:is-crc32}")),
+    Option("-X", "rss-set", args=(Arg("equal", (("equal", "u32"),)), Arg("weight", (("weight", "u32-list"),)),
+                                  Arg("default", (("default", "flag"),)), Arg("hkey", (("hkey", "hex"),)),
+                                  Arg("hfunc", (("hfunc", "str"),)))),
+    Option("-n", "rss-get", args=(Arg("rx-flow-hash", (("flow", "flow"),), required=True, local=True),), show=(
+        "{flow:flowname} flows use these fields for computing Hash flow key:", "{flow-hash.$flow:rxh}")),
+    Option("-N", "rss-set", args=(Arg("rx-flow-hash", (("flow", "flow"), ("fields", "rxh")), required=True),)),
+    Option("-c", "coalesce-get", show=(
+        "Coalesce parameters for {dev}:", "Adaptive RX: {use-adaptive-rx:onoff}  TX: n/a", "",
+        "rx-usecs: {rx-usecs}", "", "tx-usecs: {tx-usecs}")),
+    Option("-C", "coalesce-set", args=(Arg("rx-usecs", (("rx-usecs", "u32"),)), Arg("tx-usecs", (("tx-usecs", "u32"),)),
+                                       Arg("adaptive-rx", (("use-adaptive-rx", "bool"),)))),
+    Option("-S", "gstats", show=("NIC statistics:", Rows(None, "     {key}: {value}"))),
+)}
+
+USAGE = f"softena ethtool [--json] {'|'.join(OPTIONS)} DEV [ARGS...]"
+
+
+# ---- the parser ---------------------------------------------------------------
+
+def _usage(option: Option, dev: str) -> SoftenaError:
+    return SoftenaError(f"{dev}: {option.flag} takes {', '.join(a.usage() for a in option.args)}")
+
+
+def to_request(option: Option, dev: str, words: list[str]) -> tuple[dict, dict]:
+    """Parse an option's words into (device arguments, local arguments), as ynl's args_to_req."""
+    by_word = {a.word: a for a in option.args}
+    sent: dict[str, Any] = {}
+    local: dict[str, Any] = {}
+    seen: set[str | None] = set()
+    i = 0
+    while i < len(words):
+        key = words[i]
+        arg = by_word.get(key) or by_word.get(None)
+        if arg is None:
+            raise _usage(option, dev) if option.args else SoftenaError(f"{dev}: {option.flag} takes no arguments")
+        seen.add(arg.word)
+        i += 1
+        out = local if arg.local else sent
+        for attr, type_name in arg.values:
+            kind = TYPES[type_name]
+            if kind.count == 0:
+                value: Any = True
+            elif kind.count < 0:
+                value = []
+                while i < len(words) and words[i].isdigit():
+                    value.append(kind.parse(words[i], key, dev))
+                    i += 1
+            elif i >= len(words):
+                raise SoftenaError(f"ethtool: missing value after '{key}'")
+            else:
+                value = kind.parse(words[i], key, dev)
+                i += 1
+            if arg.word is None:
+                out.setdefault(attr, {})[key] = value
+            else:
+                out[attr] = value
+    missing = [a for a in option.args if a.required and a.word not in seen]
+    if missing or (option.args and not option.show and not seen):
+        raise _usage(option, dev)
+    return sent, local
+
+
+# ---- the printer ---------------------------------------------------------------
+
+class _Formatter(string.Formatter):
+    """Fields are attribute names, dashed as netlink spells them; a dotted
+    path looks into nested values, and $NAME there stands for NAME's value."""
+
+    SPECS: dict[str, Callable[[Any], str]] = {
+        "onoff": lambda v: "on" if v else "off",
+        "yesno": lambda v: "yes" if v else "no",
+        "fixed": lambda v: " [fixed]" if v else "",
+        "colonhex": lambda v: ":".join(v[i:i + 2] for i in range(0, len(v), 2)),
+        "flowname": lambda v: FLOW_NAMES[v],
+        "rxh": lambda v: "\n".join([label for _, bit, label in HASH_FIELDS if v & bit] or ["None"]),
+        **{f"is-{h}": (lambda h: lambda v: "on" if v == h else "off")(h) for h in ("toeplitz", "xor", "crc32")},
+    }
+
+    def get_field(self, field_name: str, args, kwargs) -> tuple[Any, str]:
+        value: Any = kwargs
+        for part in field_name.split("."):
+            value = value[kwargs[part[1:]] if part.startswith("$") else part]
+        return value, field_name
+
+    def format_field(self, value: Any, spec: str) -> str:
+        if spec in self.SPECS:
+            return self.SPECS[spec](value)
+        return "n/a" if value is None else format(value, spec)
+
+
+_FMT = _Formatter()
+
+
+def render(option: Option, dev: str, values: dict, reply: Any) -> str:
+    """An option's printed lines for REPLY, as print_field prints a spec's attributes."""
+    ns = {**values, **(reply if isinstance(reply, dict) else {}), "dev": dev}
+    out: list[str] = []
+    for line in option.show:
+        if isinstance(line, Rows):
+            items = reply if line.attr is None else ns[line.attr]
+            rows = ({"key": k, "value": v} for k, v in items.items()) if isinstance(items, dict) else items
+            out += [_FMT.format(line.template, **{**ns, **row}) for row in rows]
+        elif isinstance(line, Grid):
+            cells = ns[line.attr]
+            out += [line.head.format(i) + "".join(line.cell.format(c) for c in cells[i:i + line.per_row])
+                    for i in range(0, len(cells), line.per_row)]
+        else:
+            out.append(_FMT.format(line, **ns))
+    return "\n".join(out)
+
+
+# ---- the command --------------------------------------------------------------
 
 def register(sub: argparse._SubParsersAction) -> None:
     # Listed for `softena --help` only: ethtool's own option letters would
@@ -39,209 +298,14 @@ def run(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] in ("-h", "--help"):
         print(f"usage: {USAGE}")
         return 0 if argv[:1] in (["-h"], ["--help"]) else 1
-    option, dev, args = argv[0], argv[1], argv[2:]
-    handler = OPTIONS.get(option)
-    if handler is None:
-        raise SoftenaError(f"ethtool: unsupported option {option}; use one of {' '.join(OPTIONS)}")
-    result = handler(dev, args)
-    if as_json and result is not None:
-        print(json.dumps(result, indent=2))
-    elif result is not None:
-        print(PRINTERS[option](dev, result))
+    flag, dev, words = argv[0], argv[1], argv[2:]
+    option = OPTIONS.get(flag)
+    if option is None:
+        raise SoftenaError(f"ethtool: unsupported option {flag}; use one of {' '.join(OPTIONS)}")
+    sent, local = to_request(option, dev, words)
+    reply = ctlsock.request(dev, "ethtool", op=option.op, args=sent)
+    if as_json and reply is not None:
+        print(json.dumps(reply, indent=2))
+    elif option.show:
+        print(render(option, dev, {**sent, **local}, reply))
     return 0
-
-
-def _ask(dev: str, op: str, **args) -> object:
-    return ctlsock.request(dev, "ethtool", op=op, args=args)
-
-
-def _pairs(args: list[str], dev: str) -> dict[str, str]:
-    if len(args) % 2:
-        raise SoftenaError(f"ethtool: missing value after '{args[-1]}'")
-    return dict(zip(args[::2], args[1::2]))
-
-
-def _int(value: str, what: str) -> int:
-    try:
-        return int(value, 0)
-    except ValueError:
-        raise SoftenaError(f"ethtool: invalid value '{value}' for {what}") from None
-
-
-def _onoff(value: str, what: str) -> bool:
-    if value not in ("on", "off"):
-        raise SoftenaError(f"ethtool: invalid value '{value}' for {what}: on or off")
-    return value == "on"
-
-
-def _nz(v: object) -> str:
-    return "n/a" if v is None else str(v)
-
-
-# ---- handlers: one per option --------------------------------------------
-
-def drvinfo(dev: str, args: list[str]):
-    return _ask(dev, "drvinfo")
-
-
-def get_channels(dev: str, args: list[str]):
-    return _ask(dev, "get-channels")
-
-
-def set_channels(dev: str, args: list[str]):
-    pairs = _pairs(args, dev)
-    if set(pairs) - {"combined"} or not pairs:
-        raise SoftenaError(f"{dev}: only combined channels can be set (queue pairs): -L {dev} combined N")
-    _ask(dev, "set-channels", combined=_int(pairs["combined"], "combined"))
-
-
-def get_rings(dev: str, args: list[str]):
-    return _ask(dev, "get-rings")
-
-
-def set_rings(dev: str, args: list[str]):
-    pairs = _pairs(args, dev)
-    known = {"rx": "rx", "tx": "tx", "tx-push-buf-len": "tx_push_buf_len"}
-    if not pairs or set(pairs) - set(known):
-        raise SoftenaError(f"{dev}: -G takes rx N, tx N, tx-push-buf-len 96|224")
-    _ask(dev, "set-rings", **{known[k]: _int(v, k) for k, v in pairs.items()})
-
-
-def get_features(dev: str, args: list[str]):
-    return _ask(dev, "get-features")
-
-
-def set_features(dev: str, args: list[str]):
-    pairs = _pairs(args, dev)
-    if not pairs:
-        raise SoftenaError(f"{dev}: -K needs FEATURE on|off")
-    _ask(dev, "set-features", features={k: _onoff(v, k) for k, v in pairs.items()})
-
-
-def get_rxfh(dev: str, args: list[str]):
-    return _ask(dev, "get-rxfh")
-
-
-def set_rxfh(dev: str, args: list[str]):
-    req: dict = {}
-    i = 0
-    while i < len(args):
-        word = args[i]
-        if word == "equal" and i + 1 < len(args):
-            req["equal"] = _int(args[i + 1], "equal")
-            i += 2
-        elif word == "weight":
-            weights = []
-            i += 1
-            while i < len(args) and args[i].isdigit():
-                weights.append(int(args[i]))
-                i += 1
-            req["weight"] = weights
-        elif word == "hkey" and i + 1 < len(args):
-            req["key"] = args[i + 1].replace(":", "")
-            i += 2
-        elif word == "hfunc" and i + 1 < len(args):
-            req["hfunc"] = args[i + 1]
-            i += 2
-        elif word == "default":
-            req["default"] = True
-            i += 1
-        else:
-            raise SoftenaError(f"{dev}: -X takes equal N | weight W... | default, hkey HEX, hfunc toeplitz")
-    if not req:
-        raise SoftenaError(f"{dev}: -X needs equal N, weight W..., default, hkey or hfunc")
-    _ask(dev, "set-rxfh", **req)
-
-
-def get_rxnfc(dev: str, args: list[str]):
-    if len(args) != 2 or args[0] != "rx-flow-hash":
-        raise SoftenaError(f"{dev}: -n takes rx-flow-hash tcp4|udp4|ip4|tcp6|udp6|ip6")
-    return _ask(dev, "get-rxnfc", flow=args[1])
-
-
-def set_rxnfc(dev: str, args: list[str]):
-    if len(args) != 3 or args[0] != "rx-flow-hash":
-        raise SoftenaError(f"{dev}: -N takes rx-flow-hash FLOW FIELDS, e.g. tcp4 sdfn")
-    letters = {letter: bit for letter, bit, _ in HASH_FIELDS}
-    bad = set(args[2]) - set(letters)
-    if bad:
-        raise SoftenaError(f"{dev}: the device hashes on s, d, f and n only, not {''.join(sorted(bad))}")
-    _ask(dev, "set-rxnfc", flow=args[1], fields=sum(letters[c] for c in set(args[2])))
-
-
-def get_coalesce(dev: str, args: list[str]):
-    return _ask(dev, "get-coalesce")
-
-
-def set_coalesce(dev: str, args: list[str]):
-    pairs = _pairs(args, dev)
-    known = {"rx-usecs", "tx-usecs", "adaptive-rx"}
-    if not pairs or set(pairs) - known:
-        raise SoftenaError(f"{dev}: -C takes rx-usecs N, tx-usecs N, adaptive-rx on|off")
-    changes = {k: (_onoff(v, k) if k == "adaptive-rx" else _int(v, k)) for k, v in pairs.items()}
-    _ask(dev, "set-coalesce", **changes)
-
-
-def get_stats(dev: str, args: list[str]):
-    return _ask(dev, "get-stats")
-
-
-# ---- printers: ethtool's output shapes --------------------------------------
-
-def print_drvinfo(dev: str, r: dict) -> str:
-    return "\n".join([f"driver: {r['driver']}", f"version: {r['version']}",
-                      f"firmware-version: {r['firmware-version']}", "expansion-rom-version: ",
-                      f"bus-info: {r['bus-info']}", "supports-statistics: yes", "supports-test: no",
-                      "supports-eeprom-access: no", "supports-register-dump: no", "supports-priv-flags: no"])
-
-
-def print_channels(dev: str, r: dict) -> str:
-    block = "RX:\t\tn/a\nTX:\t\tn/a\nOther:\t\tn/a\nCombined:\t{}"
-    return (f"Channel parameters for {dev}:\nPre-set maximums:\n{block.format(r['combined-max'])}\n"
-            f"Current hardware settings:\n{block.format(r['combined-count'])}")
-
-
-def print_rings(dev: str, r: dict) -> str:
-    def block(rx, tx):
-        return f"RX:\t\t\t{rx}\nRX Mini:\t\tn/a\nRX Jumbo:\t\tn/a\nTX:\t\t\t{tx}"
-    return (f"Ring parameters for {dev}:\nPre-set maximums:\n{block(r['rx-max'], r['tx-max'])}\n"
-            f"TX push buff len:\t{_nz(r['tx-push-buf-len-max'])}\n"
-            f"Current hardware settings:\n{block(r['rx'], r['tx'])}\n"
-            f"TX push buff len:\t{_nz(r['tx-push-buf-len'])}")
-
-
-def print_features(dev: str, r: dict) -> str:
-    return "\n".join([f"Features for {dev}:"] + [f"{name}: {'on' if on else 'off'}" for name, on in r.items()])
-
-
-def print_rxfh(dev: str, r: dict) -> str:
-    lines = [f"RX flow hash indirection table for {dev} with {r['rings']} RX ring(s):"]
-    table = r["indir"]
-    for row in range(0, len(table), 8):
-        lines.append(f"{row:5}: " + "".join(f"{q:6}" for q in table[row:row + 8]))
-    key = bytes.fromhex(r["key"])
-    lines += ["RSS hash key:", ":".join(f"{b:02x}" for b in key), "RSS hash function:",
-              "    toeplitz: on", "    xor: off", "    crc32: off"]
-    return "\n".join(lines)
-
-
-def print_rxnfc(dev: str, r: dict) -> str:
-    names = [label for _, bit, label in HASH_FIELDS if r["fields"] & bit]
-    head = f"{FLOW_NAMES[r['flow']]} flows use these fields for computing Hash flow key:"
-    return "\n".join([head] + (names or ["None"]))
-
-
-def print_coalesce(dev: str, r: dict) -> str:
-    return (f"Coalesce parameters for {dev}:\nAdaptive RX: {'on' if r['adaptive-rx'] else 'off'}  TX: n/a\n\n"
-            f"rx-usecs: {r['rx-usecs']}\n\ntx-usecs: {r['tx-usecs']}")
-
-
-def print_stats(dev: str, r: dict) -> str:
-    return "\n".join(["NIC statistics:"] + [f"     {k}: {v}" for k, v in r.items()])
-
-
-OPTIONS = {"-i": drvinfo, "-l": get_channels, "-L": set_channels, "-g": get_rings, "-G": set_rings,
-           "-k": get_features, "-K": set_features, "-x": get_rxfh, "-X": set_rxfh, "-n": get_rxnfc,
-           "-N": set_rxnfc, "-c": get_coalesce, "-C": set_coalesce, "-S": get_stats}
-PRINTERS = {"-i": print_drvinfo, "-l": print_channels, "-g": print_rings, "-k": print_features,
-            "-x": print_rxfh, "-n": print_rxnfc, "-c": print_coalesce, "-S": print_stats}
