@@ -162,6 +162,7 @@ class ControlServer:
     def _refuse(self, conn: socket.socket, message: str) -> None:
         with conn:
             try:
+                _stop_reading(conn)
                 conn.settimeout(0.5)
                 conn.sendall(json.dumps({"error": message}).encode())
             except OSError:

@@ -81,7 +81,8 @@ def commands(device: Device, done: threading.Event, retitle) -> dict[str, Comman
 
 def title(device: Device) -> str:
     """What `ps` shows of the device process."""
-    return f"softena: {device.name} ({device.settings.queues} queues, wire {device.config.wire.describe()})"
+    n = device.settings.queues
+    return f"softena: {device.name} ({n} queue pair{'s' if n != 1 else ''}, wire {device.config.wire.describe()})"
 
 
 def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
