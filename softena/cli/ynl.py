@@ -78,7 +78,7 @@ def _loads(text: str, what: str):
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise SystemExit(_refuse(f"{what} is not valid JSON: {exc}")) from None
+        raise ValueError(f"{what} is not valid JSON: {exc}") from None
 
 
 def _refuse(message: str) -> int:
@@ -98,8 +98,11 @@ def run(argv: list[str]) -> int:
     if family != NETDEV.name:
         return _other_family(argv, family)
     out = lambda reply: print(format_reply(reply, args.output_json), flush=True)  # noqa: E731
-    attrs = _loads(args.json_text, "--json") if args.json_text else {}
-    multi = [(op, _loads(text, f"--multi {op}")) for op, text in args.multi or ()]
+    try:
+        attrs = _loads(args.json_text, "--json") if args.json_text else {}
+        multi = [(op, _loads(text, f"--multi {op}")) for op, text in args.multi or ()]
+    except ValueError as exc:
+        return _refuse(str(exc))
     flags = sum(set(args.flags or ()))
 
     if args.list_ops or args.list_msgs:
@@ -120,7 +123,7 @@ def run(argv: list[str]) -> int:
             for ntf in netdev.notifications(args.duration):
                 out(ntf)
     except ynl.NlError as err:
-        print(format_error(err.code, err.nl_len, err.nl_flags, err.extack))
+        print(format_error(err.code, err.nl_len, err.nl_flags, err.extack, err.nl_type))
         return 1
     except ynl.SpecError as exc:
         return _refuse(str(exc))

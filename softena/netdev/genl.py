@@ -19,7 +19,17 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
-from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, genlmsg, nla, nlmsg
+from pyroute2.netlink import (
+    NETLINK_GENERIC,
+    NLM_F_ACK,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    genlmsg,
+    nla,
+    nlmsg,
+)
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import AsyncGenericNetlinkSocket, GenericNetlinkSocket
 from pyroute2.netlink.marshal import Marshal
@@ -52,11 +62,11 @@ class SpecError(ValueError):
 class NlError(NetlinkError):
     """An error the kernel answered, with what ynl prints of it."""
 
-    def __init__(self, code: int, nl_len: int, nl_flags: int, extack: dict | None) -> None:
+    def __init__(self, code: int, nl_len: int, nl_flags: int, extack: dict | None, nl_type: int = NLMSG_ERROR) -> None:
         super().__init__(code, (extack or {}).get("msg"))
         self.nl_len = nl_len
         self.nl_flags = nl_flags
-        self.nl_type = NLMSG_ERROR
+        self.nl_type = nl_type  # NLMSG_DONE when a dump fails
         self.extack = extack
 
 
@@ -77,7 +87,7 @@ def encode_value(attr, value: Any) -> Any:
         if not isinstance(value, dict):
             raise SpecError(f"Attribute '{attr.name}' is a nest: give a JSON object")
         return {"attrs": encode_attrs(ATTR_SETS[attr.nested], value)}
-    if isinstance(value, bool) or not isinstance(value, (int, str, list)):
+    if isinstance(value, bool) or not isinstance(value, (int, str, list, set, tuple)):
         raise SpecError(f"Attribute '{attr.name}' takes a number, not {value!r}")
     try:
         return int(value)
@@ -240,10 +250,12 @@ class _Marshal(Marshal):
         msg["header"] = {"length": length, "type": key, "flags": flags, "error": None,
                          "sequence_number": struct.unpack_from("I", data, offset + 8)[0]}
         if code:
-            # the original request follows the error code: its header only, as the ack is capped
-            skip = 16 if flags & NLM_F_CAPPED else struct.unpack_from("I", data, offset + 20)[0]
-            tlvs = data[offset + 20 + skip:offset + length] if flags & NLM_F_ACK_TLVS else b""
-            msg["header"]["error"] = NlError(code, length, flags, _extack(tlvs) if flags & NLM_F_ACK_TLVS else None)
+            # An error message carries the request's header after the code (only the header,
+            # as the ack is capped); a dump's DONE carries the extack right after the code.
+            skip = 0 if key == NLMSG_DONE else 16 if flags & NLM_F_CAPPED else \
+                struct.unpack_from("I", data, offset + 20)[0]
+            extack = _extack(data[offset + 20 + skip:offset + length]) if flags & NLM_F_ACK_TLVS else None
+            msg["header"]["error"] = NlError(code, length, flags, extack, key)
         return msg
 
 
@@ -355,7 +367,7 @@ class NetdevMulticast:
                 raise SpecError(f'Multicast group "{group}" not present in the family')
         self.marshal = _Marshal()
         self.marshal.family_id = family_id
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_GENERIC)
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_GENERIC)
         try:
             self.sock.bind((0, 0))
             for group in groups:

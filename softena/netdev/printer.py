@@ -35,10 +35,10 @@ def format_reply(reply: Any, as_json: bool = False) -> str:
     return pprint.PrettyPrinter().pformat(reply)
 
 
-def format_error(code: int, nl_len: int, nl_flags: int, extack: dict | None) -> str:
+def format_error(code: int, nl_len: int, nl_flags: int, extack: dict | None, nl_type: int = 2) -> str:
     """A netlink error as ynl prints it (NlError.__str__ and NlMsg.__repr__)."""
     lines = [f"Netlink error: {os.strerror(code)}",
-             f"nl_len = {nl_len} ({nl_len - NLMSG_HDRLEN}) nl_flags = 0x{nl_flags:x} nl_type = 2",
+             f"nl_len = {nl_len} ({nl_len - NLMSG_HDRLEN}) nl_flags = 0x{nl_flags:x} nl_type = {nl_type}",
              f"\terror: {-code}"]
     if extack:
         lines.append(f"\textack: {extack!r}")
