@@ -293,7 +293,9 @@ static int xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
 		if (x->addr >= q->dev->region_size ||
 		    x->addr % q->dev->cfg.frame_size + x->len > q->dev->cfg.frame_size) {
 			q->st.rx_bad_req_id++;	/* not a frame we lent: INV_RX_REQ_ID */
-			sn_rx_drop(q, frags, nf);	/* and the frame it belonged to */
+			if (nf)			/* and the frame it belonged to */
+				q->st.rx_hw_drops++;
+			sn_rx_drop(q, frags, nf);
 			nf = 0;
 			used = i + 1;
 			continue;
