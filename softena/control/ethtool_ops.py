@@ -9,6 +9,7 @@ it changed.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -84,11 +85,13 @@ class EthtoolOps:
             raise SoftenaError(f"unknown ethtool operation {request.get('op')!r}")
         args = {k.replace("-", "_"): v for k, v in request.get("args", {}).items()}
         try:
+            inspect.signature(op).bind(**args)
+        except TypeError as exc:
+            raise SoftenaError(f"{self.device.name}: malformed {request.get('op')} request: {exc}") from exc
+        try:
             return op(**args)
         except AdminError as exc:
             raise SoftenaError(str(exc)) from exc
-        except TypeError as exc:
-            raise SoftenaError(f"{self.device.name}: malformed {request.get('op')} request: {exc}") from exc
 
     @property
     def settings(self) -> Settings:

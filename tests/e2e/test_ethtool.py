@@ -13,6 +13,7 @@ from iperf import iperf3, iperf3_running
 from rss_ref import toeplitz
 
 from softena.cli.ethtool import OPTIONS
+from softena.control.ethtool_ops import EthtoolOps
 from softena.control.ethtool_stats import ENA_STATS
 
 
@@ -70,6 +71,10 @@ OPTION_CASES = {
 
 def test_the_option_cases_cover_the_table_exactly() -> None:
     assert set(OPTION_CASES) == set(OPTIONS)
+
+
+def test_the_options_send_exactly_the_operations_the_device_answers() -> None:
+    assert {o.op for o in OPTIONS.values()} == set(EthtoolOps(device=None)._ops)
 
 
 def test_every_option_of_the_table_answers_as_ethtool_would(softena_up) -> None:
