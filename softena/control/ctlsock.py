@@ -63,6 +63,10 @@ def positive(v: Any) -> str | None:
     return None if ok else "a positive number"
 
 
+def boolean(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "true or false"
+
+
 def text(v: Any) -> str | None:
     return None if isinstance(v, str) else "a string"
 

@@ -18,6 +18,7 @@ from softena.control.ctlsock import (
     Command,
     ControlServer,
     Field,
+    boolean,
     integer,
     json_object,
     nullable,
@@ -31,6 +32,8 @@ from softena.device.faults import KINDS
 from softena.device.health import ResetReason
 from softena.errors import SoftenaError
 from softena.log import log
+from softena.netdev.family import NetdevError
+from softena.netdev.spec import NETDEV
 from softena.threads import LastResort, name_this_thread
 
 
@@ -62,6 +65,13 @@ def commands(device: Device, done: threading.Event, retitle) -> dict[str, Comman
             if not ethtool_reads(req):
                 retitle()  # -L changes the queue count the title shows
 
+    def netdev_op(req: dict) -> dict:
+        """The netdev family: a reply, or the errno and extack the kernel would give."""
+        try:
+            return {"reply": device.netdev.handle(req["op"], req.get("attrs") or {}, bool(req.get("dump")))}
+        except NetdevError as exc:
+            return {"error": exc.as_reply()}
+
     return {
         "status": Command(lambda req: device.status(), read_only=True),
         "stats": Command(lambda req: device.stats(), read_only=True),
@@ -75,6 +85,10 @@ def commands(device: Device, done: threading.Event, retitle) -> dict[str, Comman
                                  "seconds": Field(nullable(positive))}),
         "fault-clear": Command(lambda req: device.faults.clear(req.get("kind")),
                                {"kind": Field(nullable(one_of(KINDS)))}),
+        "netdev": Command(netdev_op, {"op": Field(one_of(op.name for op in NETDEV.ops if op.do or op.dump),
+                                                  required=True),
+                                      "attrs": Field(json_object), "dump": Field(boolean)},
+                          read_only=lambda req: req["op"] != "napi-set"),
         "shutdown": Command(lambda req: done.set()),
     }
 

@@ -26,8 +26,7 @@ from softena.control.health import HealthMonitor
 from softena.control.hostwatch import HostLinkState, HostLinkWatcher, joined_groups
 from softena.control.qstats import DeviceReading, StatsBase
 from softena.control.state import DeviceState, indexes_in_use, remove_files
-from softena.datapath.datapath import TAP_FRAME_SIZE, XSK_FRAME_SIZE, Datapath, DatapathConfig
-from softena.datapath.native import lib
+from softena.datapath.datapath import TAP_FRAME_SIZE, TSO_MAX_SEGS, XSK_FRAME_SIZE, Datapath, DatapathConfig
 from softena.datapath.worker import NapiConfig, QueueWorker, cpu_for_queue
 from softena.device.admin import AdminError, AdminQueue, Feature, Opcode
 from softena.device.aenq import Aenq, Event, Group
@@ -209,7 +208,7 @@ class Device:
             # Like a NIC's tso_max_segs: the host never hands over a frame
             # the Tx ring could not take whole.
             ipr.link("set", index=self.ifindex, address=device_mac(self.name), mtu=cfg.mtu,
-                     gso_max_segs=lib.SN_TSO_MAX_SEGS)
+                     gso_max_segs=TSO_MAX_SEGS)
             ipr.link("set", index=self.ifindex, state="up")
         if cfg.wire.lab:
             lab.address_host(self.lab_names)

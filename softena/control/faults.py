@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import threading
 
-from softena.datapath.native import lib
+from softena.datapath.datapath import FAULT_BITS
 from softena.device.aenq import Group
 from softena.device.faults import FaultInjector
 from softena.errors import SoftenaError
 from softena.log import log
-
-# Faults the C datapath commits, and its bits for them.
-DATAPATH_FAULTS = {"tx-completion-stall": lib.SN_FAULT_TX_CMPL_STALL, "rx-alloc-fail": lib.SN_FAULT_RX_ALLOC,
-                   "corrupt-rx": lib.SN_FAULT_CORRUPT_RX}
 
 
 class DeviceFaults:
@@ -54,7 +50,7 @@ class DeviceFaults:
             dev.set_wire_up(False)
             if seconds:
                 self._later(seconds, lambda: self.clear("wire-down"))
-        elif kind in DATAPATH_FAULTS:
+        elif kind in FAULT_BITS:
             self.sync_datapath()
         log(dev.name, "warning", f"fault injected: {kind}" + (f" on queue {queue}" if queue is not None else "")
             + (f" for {seconds} s" if seconds else ""))
@@ -68,7 +64,7 @@ class DeviceFaults:
             dev.set_wire_up(True)
         if "link-flap" in cleared and dev.aenq is not None and dev.link is not None:
             dev.aenq.post(Group.LINK_CHANGE, up=bool(dev.link.up))
-        if set(cleared) & set(DATAPATH_FAULTS):
+        if set(cleared) & set(FAULT_BITS):
             self.sync_datapath()
         return cleared
 
@@ -84,7 +80,7 @@ class DeviceFaults:
             if dp is None:
                 return
             wanted: dict[int, int] = {}
-            for kind, bit in DATAPATH_FAULTS.items():
+            for kind, bit in FAULT_BITS.items():
                 fault = self.registry.active(kind)
                 if fault is None:
                     continue

@@ -195,7 +195,7 @@ class EnaDevice:
             "rx_bytes": c["rx-bytes"] - c["rx-hw-gro-bytes"] + c["rx-hw-gro-wire-bytes"],
             "rx_pkts": c["rx-packets"] - c["rx-hw-gro-packets"] + c["rx-hw-gro-wire-packets"],
             "rx_drops": c["rx-hw-drops"],
-            "tx_drops": c["tx-hw-drops"] + c["tx-hw-drop-errors"],
+            "tx_drops": c["tx-hw-drops"],  # malformed frames (tx-hw-drop-errors) are among them
             "rx_overruns": c["rx-hw-drop-overruns"],
         }
 
