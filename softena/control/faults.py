@@ -16,6 +16,7 @@ from softena.device.aenq import Group
 from softena.device.faults import FaultInjector
 from softena.errors import SoftenaError
 from softena.log import log
+from softena.threads import start_timer
 
 
 class DeviceFaults:
@@ -93,7 +94,4 @@ class DeviceFaults:
             self._committed = wanted
 
     def _later(self, seconds: float, action) -> None:
-        timer = threading.Timer(seconds, action)
-        timer.name = f"softena/{self.device.name}-fault"
-        timer.daemon = True
-        timer.start()
+        start_timer(f"softena/{self.device.name}-fault", seconds, action)

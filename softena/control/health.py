@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from softena.datapath.datapath import QueueReading
 from softena.device.health import HealthStats, RateLimitedLog, ResetReason
+from softena.threads import NamedThread
 
 
 @dataclass
@@ -28,11 +29,11 @@ class Thresholds:
     stuck_queue_timeout: float = 3.0
 
 
-class HealthMonitor(threading.Thread):
+class HealthMonitor(NamedThread):
     """Watches DEVICE and resets it when a watchdog fires or a reset is asked for."""
 
     def __init__(self, device, thresholds: Thresholds, stats: HealthStats) -> None:
-        super().__init__(name=f"softena/{device.name}-wd", daemon=True)
+        super().__init__(name=f"softena/{device.name}-wd")
         self.device = device
         self.thresholds = thresholds
         self.stats = stats
