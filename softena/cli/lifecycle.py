@@ -11,7 +11,14 @@ import time
 
 from softena.control import ctlsock, daemon
 from softena.control.cleanup import clear_leftovers
-from softena.control.config import DeviceConfig, WireSpec, check_environment, parse_cpus
+from softena.control.config import (
+    METRICS_HOST,
+    METRICS_PORT_BASE,
+    DeviceConfig,
+    WireSpec,
+    check_environment,
+    parse_cpus,
+)
 from softena.control.health import Thresholds
 from softena.control.state import (
     RUN_DIR,
@@ -41,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--tx-timeout", type=float, default=5.0, help="seconds before a Tx completion counts as missing")
     up.add_argument("--missing-tx-threshold", type=int, default=128,
                     help="missing Tx completions that reset the device")
+    metrics = up.add_mutually_exclusive_group()
+    metrics.add_argument("--metrics-port", type=int, metavar="PORT",
+                         help=f"Prometheus endpoint http://{METRICS_HOST}:PORT/metrics (default: "
+                              f"{METRICS_PORT_BASE} + the device's slot, {METRICS_PORT_BASE} for the first device)")
+    metrics.add_argument("--no-metrics", action="store_true", help="no Prometheus endpoint")
     up.add_argument("--foreground", action="store_true", help="stay attached (for supervisors)")
     up.add_argument("--notify-fd", type=int, help=argparse.SUPPRESS)
     up.set_defaults(func=cmd_up)
@@ -53,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace) -> DeviceConfig:
     config = DeviceConfig(name=args.name, wire=WireSpec.parse(args.wire), mtu=args.mtu,
                           llq_header=parse_llq(args.llq), attrs=device_attributes(args.max_queues, args.max_mtu),
-                          thresholds=thresholds(args))
+                          thresholds=thresholds(args), metrics=not args.no_metrics, metrics_port=args.metrics_port)
     if args.queues is not None:
         config.queues = args.queues
     else:  # one per online CPU, as far as the device has queues

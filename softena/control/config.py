@@ -17,6 +17,10 @@ _IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,9}$")  # room for "-wire", "-pee
 # the kernel lacks them, the AF_XDP wire's MTU stops here.
 XSK_MAX_MTU = 3498
 _ANY_IFNAME = re.compile(r"^[^\s/:]{1,15}$")  # what the kernel accepts
+# The Prometheus endpoint listens on loopback only; by default on this port
+# plus the device's slot, so each running device has its own, fixed port.
+METRICS_HOST = "127.0.0.1"
+METRICS_PORT_BASE = 9464
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class DeviceConfig:
     llq_header: int = 96  # ENA's default LLQ entry: 96 bytes of header inline
     thresholds: Thresholds = field(default_factory=Thresholds)
     attrs: DeviceAttributes = field(default_factory=DeviceAttributes)
+    metrics: bool = True  # --no-metrics: no Prometheus endpoint
+    metrics_port: int | None = None  # None: METRICS_PORT_BASE + the device's slot
 
     def validate(self) -> None:
         """Refuse what cannot work, before any kernel object exists."""
@@ -72,6 +78,8 @@ class DeviceConfig:
             raise SoftenaError(f"invalid --cpus: {bad or 'empty'} not among the allowed CPUs {sorted(allowed)}")
         if self.wire.iface and not _ANY_IFNAME.match(self.wire.iface):
             raise SoftenaError(f"invalid wire interface name '{self.wire.iface}'")
+        if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
+            raise SoftenaError(f"invalid --metrics-port {self.metrics_port}: 1..65535")
 
 
 def parse_cpus(text: str) -> list[int]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 from setproctitle import setproctitle
 
-from softena.control.config import DeviceConfig
+from softena.control.config import METRICS_HOST, METRICS_PORT_BASE, DeviceConfig
 from softena.control.ctlsock import (
     Command,
     ControlServer,
@@ -36,6 +37,9 @@ from softena.netdev.family import NetdevError
 from softena.netdev.spec import NETDEV
 from softena.threads import LastResort, name_this_thread
 
+if TYPE_CHECKING:
+    from softena.netdev.metrics import MetricsServer
+
 
 def _notify(fd: int | None, line: str) -> None:
     """Tell the waiting `softena up` how bring-up ended."""
@@ -54,7 +58,8 @@ def ethtool_reads(request: dict) -> bool:
     return op.startswith(("get", "drvinfo")) or op.endswith(("-get", "stats"))
 
 
-def commands(device: Device, done: threading.Event, retitle) -> dict[str, Command]:
+def commands(device: Device, done: threading.Event, retitle, metrics: MetricsServer | None = None
+             ) -> dict[str, Command]:
     """What the control socket answers, with the fields each request may carry."""
     ethtool = EthtoolOps(device)
 
@@ -73,7 +78,8 @@ def commands(device: Device, done: threading.Event, retitle) -> dict[str, Comman
             return {"error": exc.as_reply()}
 
     return {
-        "status": Command(lambda req: device.status(), read_only=True),
+        "status": Command(lambda req: {**device.status(), "metrics": metrics.address if metrics else None},
+                          read_only=True),
         "stats": Command(lambda req: device.stats(), read_only=True),
         "fault-list": Command(lambda req: device.faults.listing(), read_only=True),
         "ethtool": Command(ethtool_op, {"op": Field(text, required=True), "args": Field(json_object)},
@@ -99,6 +105,25 @@ def title(device: Device) -> str:
     return f"softena: {device.name} ({n} queue pair{'s' if n != 1 else ''}, wire {device.config.wire.describe()})"
 
 
+def start_metrics(device: Device) -> MetricsServer | None:
+    """The Prometheus endpoint, once the device has the slot its default port follows.
+
+    A port taken fails the bring-up rather than moving elsewhere: scrape
+    configurations name fixed ports, and the instance label carries the port.
+    """
+    config = device.config
+    if not config.metrics:
+        return None
+    from softena.netdev.metrics import MetricsServer  # prometheus_client: the device process's alone, not the CLI's
+
+    port = config.metrics_port if config.metrics_port is not None else METRICS_PORT_BASE + device.slot
+    try:
+        return MetricsServer(device, METRICS_HOST, port)
+    except SoftenaError:
+        device.stop()
+        raise
+
+
 def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
     """Run the device until SIGTERM, SIGINT, a shutdown request or a thread's death; return the exit code."""
     done = threading.Event()
@@ -115,12 +140,15 @@ def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
     device = Device(config)
     try:
         device.start()
+        metrics = start_metrics(device)
     except SoftenaError as exc:
         _notify(notify_fd, f"error {exc}")
         raise
     setproctitle(title(device))
     name_this_thread(f"softena/{config.name}")
-    server = ControlServer(config.name, commands(device, done, lambda: setproctitle(title(device))))
+    server = ControlServer(config.name, commands(device, done, lambda: setproctitle(title(device)), metrics))
+    if metrics:
+        last_resort.restart_with(metrics.thread_name, metrics.start)
     last_resort.restart_with(server.thread_name, server.start)
     server.start()
     _notify(notify_fd, "ready")
@@ -131,5 +159,7 @@ def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
         log(config.name, "info", "going down")
         setproctitle(f"softena: {config.name} (going down)")
         server.close()
+        if metrics:
+            metrics.close()
         device.stop()
     return 1 if last_resort.failure else 0
