@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install softena and everything it needs on a fresh Debian/Ubuntu machine, as root.
 #   deploy/install.sh          the tools, libraries and softena itself
-#   deploy/install.sh --test   also what the test suite needs (pytest, scapy)
+#   deploy/install.sh --test   also what the test suite needs (pytest, scapy, prometheus)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,15 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     iproute2 ethtool iperf3 iputils-ping bpftool \
     clang llvm gcc libc6-dev libbpf-dev libxdp-dev pkg-config >/dev/null
+# The metrics test reads the device's endpoint back through a real Prometheus;
+# its own on loopback: the package's service, where one starts, would listen
+# on every address, so it stays off.
+if [ -n "$extras" ]; then
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    if [ -d /run/systemd/system ]; then
+        systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
+fi
 
 # Editable: the C datapath is compiled in place, so the checkout is the install.
 # On a distribution Python, pip needs leave to install beside apt's packages.
