@@ -105,12 +105,12 @@ def run(argv: list[str]) -> int:
         return _refuse(str(exc))
     flags = sum(set(args.flags or ()))
 
-    if args.list_ops or args.list_msgs:
-        for op in NETDEV.ops:
-            if args.list_msgs or op.group is None:
-                print(op.name, " [", _modes(op), "]")
     netdev = ynl.Netdev() if args.do or args.dump or args.multi or args.ntf else None
     try:
+        if args.list_ops or args.list_msgs:
+            for op in NETDEV.ops:
+                if args.list_msgs or op.group is None:
+                    print(op.name, " [", _modes(op), "]")
         if args.ntf:
             netdev.subscribe(args.ntf)
         if args.do:
@@ -127,8 +127,11 @@ def run(argv: list[str]) -> int:
         return 1
     except ynl.SpecError as exc:
         return _refuse(str(exc))
-    except (KeyboardInterrupt, BrokenPipeError):
+    except KeyboardInterrupt:
         pass
+    except BrokenPipeError:
+        # the reader left (| head): no traceback, and none when Python flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         if netdev is not None:
             netdev.close()
