@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install softena and everything it needs on a fresh Debian/Ubuntu machine, as root.
 #   deploy/install.sh          the tools, libraries and softena itself
-#   deploy/install.sh --test   also what the test suite needs (pytest, scapy, prometheus)
+#   deploy/install.sh --test   also what the test suite needs (pytest, scapy, prometheus, tmux)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,9 +22,9 @@ apt-get install -y -qq --no-install-recommends \
     clang llvm gcc libc6-dev libbpf-dev libxdp-dev pkg-config >/dev/null
 # The metrics test reads the device's endpoint back through a real Prometheus;
 # its own on loopback: the package's service, where one starts, would listen
-# on every address, so it stays off.
+# on every address, so it stays off. The top test drives the live view in a tmux.
 if [ -n "$extras" ]; then
-    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    apt-get install -y -qq --no-install-recommends prometheus tmux >/dev/null
     if [ -d /run/systemd/system ]; then
         systemctl disable --now prometheus >/dev/null 2>&1 || true
     fi
