@@ -31,7 +31,7 @@ class IntermixedParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from softena.cli import ethtool, health, lifecycle, show, ynl
+    from softena.cli import ethtool, health, lifecycle, show, top, ynl
 
     parser = argparse.ArgumentParser(
         prog="softena", description="softena: a software ENA-like multiqueue network adapter")
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     ethtool.register(sub)
     health.register(sub)
     ynl.register(sub)
+    top.register(sub)
     return parser
 
 

@@ -128,6 +128,13 @@ def _netdev(request: Request, dev: str, op: str, attrs: dict) -> list[dict]:
     return answer["reply"]
 
 
+def _optional(request: Request, dev: str, op: str) -> list[dict]:
+    try:
+        return _netdev(request, dev, op, {})
+    except SoftenaError:
+        return []
+
+
 def read(dev: str, request: Request = ctlsock.request) -> Reading:
     """One read of DEV: its netdev objects and its threads' CPU times. Never raises for a device that went."""
     state = DeviceState.load(dev)
@@ -137,12 +144,11 @@ def read(dev: str, request: Request = ctlsock.request) -> Reading:
         at = time.monotonic()
         per_queue = _netdev(request, dev, "qstats-get", {"scope": ["queue"]})
         device = _netdev(request, dev, "qstats-get", {})
-        queues = _netdev(request, dev, "queue-get", {})
-        napis = _netdev(request, dev, "napi-get", {})
-        pools = _netdev(request, dev, "page-pool-get", {})
     except SoftenaError as exc:
         gone = not pid_alive(state.pid)
         return Reading(dev, time.monotonic(), state.pid, error="gone" if gone else f"not answering: {exc}")
+    # What these add (thread, inflight) may be missing for one read while queues are rebuilt: the counters stand.
+    queues, napis, pools = (_optional(request, dev, op) for op in ("queue-get", "napi-get", "page-pool-get"))
     reading = Reading(dev, at, state.pid, device=Row({"qstats": device[0] if device else {}}))
     for entry in per_queue:
         row = reading.queues.setdefault(entry["queue-id"], Row({"qstats": {}}))
