@@ -60,6 +60,7 @@ class View:
         self.last: dict[str, Reading] = {}
         self.frames: list[Frame] = []
         self.events: dict[str, str] = {}
+        self.settled: dict[str, Reading] = {}  # the last read with every queue and pool in place
         self.sort = 0  # index into SORT_COLUMNS
         self.reverse = False
 
@@ -73,7 +74,9 @@ class View:
         frames = []
         for dev in self.devices():
             cur = top.read(dev)
-            f = top.frame(self.last.get(dev), cur)
+            f = top.frame(self.last.get(dev), cur, since=self.settled.get(dev))
+            if top.settled(cur):
+                self.settled[dev] = cur
             if f.event:
                 self.events[dev] = f"{f.event} at {time.strftime('%H:%M:%S')}"
             f.event = self.events.get(dev)

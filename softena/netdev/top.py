@@ -240,18 +240,34 @@ def _keep_thread(prev: Row) -> Row:
     return Row({"napi": prev.values.get("napi", {})}, prev.cpu_seconds)
 
 
-def frame(prev: Reading | None, cur: Reading, columns: tuple[Column, ...] = COLUMNS) -> Frame:
-    """The frame between two reads of one device; PREV None (or a failed read) gives rows without rates."""
+def settled(reading: Reading) -> bool:
+    """Whether READING caught the device with its queues and pools in place, not half-way through a rebuild."""
+    return reading.error is None and bool(reading.pool_ids) and len(reading.pool_ids) == len(reading.queues)
+
+
+def change(since: Reading | None, cur: Reading) -> str | None:
+    """What happened to the device between a settled read SINCE and CUR: a reset, a queue count change."""
+    if since is None or cur.error or not settled(cur):
+        return None
+    if since.pid != cur.pid:
+        return f"process restarted (pid {since.pid} -> {cur.pid})"
+    if since.pool_ids != cur.pool_ids:  # the pool ids carry the generation of the device's pools
+        before, after = len(since.queues), len(cur.queues)
+        return "reset: queues rebuilt" if before == after else f"queues changed: {before} -> {after}"
+    return None
+
+
+def frame(prev: Reading | None, cur: Reading, columns: tuple[Column, ...] = COLUMNS,
+          since: Reading | None = None) -> Frame:
+    """The frame between two reads of one device; PREV None (or a failed read) gives rows without rates.
+
+    SINCE is the last settled read, what a reset or queue change is told against (PREV by default:
+    a read half-way through a rebuild has no pools to compare)."""
     if cur.error:
         return Frame(cur.dev, cur.error, None, [], None)
     usable = prev is not None and prev.error is None and prev.pid == cur.pid
     dt = cur.at - prev.at if usable else None
-    event = None
-    if prev is not None and prev.error is None and prev.pid != cur.pid:
-        event = f"process restarted (pid {prev.pid} -> {cur.pid})"
-    elif usable and prev.pool_ids and cur.pool_ids and prev.pool_ids != cur.pool_ids:
-        before, after = len(prev.queues), len(cur.queues)
-        event = "reset: queues rebuilt" if before == after else f"queues changed: {before} -> {after}"
+    event = change(since or prev, cur)
     rows = []
     for qid in sorted(cur.queues):
         before = prev.queues.get(qid) if usable else None
