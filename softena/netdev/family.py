@@ -58,17 +58,20 @@ def is_softena_page_pool(pool_id: int) -> bool:
 # host's view (a GSO or coalesced frame is one packet, as `ip -s link`
 # counts the tap); qstats count wire packets, so the two are converted here.
 def wire_qstats(c: dict[str, int]) -> dict[str, int]:
-    """The qstats counters of one queue (or the device), in the spec's meanings."""
-    out = {
+    """The qstats counters of one queue (or the device), in the spec's meanings.
+
+    Ordered as the kernel fills them (every rx counter, then every tx one);
+    counters the datapath does not count are left out, not sent as 0.
+    """
+    wire = {
         "rx-packets": c["rx-packets"] - c["rx-hw-gro-packets"] + c["rx-hw-gro-wire-packets"],
         "rx-bytes": c["rx-bytes"] - c["rx-hw-gro-bytes"] + c["rx-hw-gro-wire-bytes"],
         "tx-packets": c["tx-packets"] - c["tx-hw-gso-packets"] + c["tx-hw-gso-wire-packets"],
         "tx-bytes": c["tx-bytes"] - c["tx-hw-gso-bytes"] + c["tx-hw-gso-wire-bytes"],
     }
-    for name in ATTR_SETS["qstats"].of_kind("counter"):
-        if name.name not in out and name.name in c:
-            out[name.name] = c[name.name]
-    return out
+    names = [a.name for a in ATTR_SETS["qstats"].of_kind("counter")]
+    ordered = [n for n in names if n.startswith("rx-")] + [n for n in names if n.startswith("tx-")]
+    return {n: wire.get(n, c.get(n)) for n in ordered if n in wire or n in c}
 
 
 def split_by_direction(q: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
@@ -132,7 +135,7 @@ class NetdevFamily:
         out = []
         for qtype in ("rx", "tx"):
             for qid in range(d.settings.queues):
-                entry = {"id": qid, "ifindex": d.ifindex, "type": qtype}
+                entry = {"id": qid, "type": qtype, "ifindex": d.ifindex}
                 if ids:  # a stopped device's queues have no NAPI serving them
                     entry["napi-id"] = ids[qid]
                 out.append(entry)
@@ -143,13 +146,13 @@ class NetdevFamily:
         out = []
         for worker in list(d.workers):
             cfg = d.napi_settings[worker.qid]
+            # In the order netdev_nl_napi_fill_one() fills them.
             out.append({"id": napi_id(d.slot, worker.qid), "ifindex": d.ifindex,
                         "irq": worker.qid + 1,  # MSI-X vector 0 is the admin queue's, as on ENA
-                        "pid": worker.tid,
+                        "threaded": "enabled", "pid": worker.tid,
                         "defer-hard-irqs": cfg.defer_hard_irqs,
                         "irq-suspend-timeout": cfg.irq_suspend_timeout,
-                        "gro-flush-timeout": cfg.gro_flush_timeout,
-                        "threaded": "enabled"})
+                        "gro-flush-timeout": cfg.gro_flush_timeout})
         return out
 
     def qstats(self, per_queue: bool) -> list[dict]:
