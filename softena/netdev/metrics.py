@@ -41,8 +41,10 @@ def _family(obj: str, attr: Attr, labels: list[str]):
     """The metric family of one spec attribute: a counter for kind counter, a gauge otherwise."""
     if attr.kind == "counter":
         return CounterMetricFamily(metric_name(obj, attr.name), attr.doc or attr.name, labels=labels)
-    unit = UNITS.get(attr.name, ("", 1))[0]
-    return GaugeMetricFamily(metric_name(obj, attr.name), attr.doc or attr.name, labels=labels, unit=unit)
+    unit, scale = UNITS.get(attr.name, ("", 1))
+    doc = attr.doc or attr.name
+    return GaugeMetricFamily(metric_name(obj, attr.name), f"{doc}; here in {unit}" if scale != 1 else doc,
+                             labels=labels, unit=unit)
 
 
 def _from_spec(obj: str, attr_set: str, kinds: tuple[str, ...], labels: list[str], rows):
