@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("top", help="live per-queue rates, drops, offloads and worker CPU of devices")
     p.add_argument("name", nargs="?", metavar="DEV", help="the device (default: every running device)")
     p.add_argument("--interval", type=_positive, default=1.0, metavar="S", help="seconds between refreshes")
-    p.add_argument("--iterations", type=int, metavar="N", help="stop after N refreshes")
+    p.add_argument("--iterations", type=_count, metavar="N", help="stop after N refreshes")
     p.add_argument("--once", action="store_true", help="print one frame (two reads INTERVAL apart) and exit")
     p.set_defaults(func=cmd_top)
 
@@ -47,6 +47,12 @@ def _positive(value: str) -> float:
     if not 0 < seconds < 3600:
         raise argparse.ArgumentTypeError(f"invalid interval {value!r}: seconds, above 0")
     return seconds
+
+
+def _count(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {value!r}: a whole number, 1 or more")
+    return int(value)
 
 
 # ---- what to show ------------------------------------------------------------------------
@@ -212,12 +218,15 @@ def _plain(view: View, interval: float, iterations: int | None) -> int:
     utf8 = console.encoding.lower().startswith("utf")
     view.refresh()
     n = 0
-    while iterations is None or n < iterations:
-        time.sleep(interval)
-        view.refresh()
-        console.print(render(view, utf8, plain=True))
-        sys.stdout.flush()
-        n += 1
+    try:
+        while iterations is None or n < iterations:
+            time.sleep(interval)
+            view.refresh()
+            console.print(render(view, utf8, plain=True))
+            sys.stdout.flush()
+            n += 1
+    except BrokenPipeError:  # `softena top | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

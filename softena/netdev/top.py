@@ -23,6 +23,7 @@ for one interval instead of showing negative ones.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -30,7 +31,7 @@ from typing import Callable
 import psutil
 
 from softena.control import ctlsock
-from softena.control.state import DeviceState, pid_alive
+from softena.control.state import DeviceState, pid_alive, socket_path
 from softena.errors import SoftenaError
 from softena.netdev.spec import ATTR_SETS
 
@@ -145,7 +146,7 @@ def read(dev: str, request: Request = ctlsock.request) -> Reading:
         per_queue = _netdev(request, dev, "qstats-get", {"scope": ["queue"]})
         device = _netdev(request, dev, "qstats-get", {})
     except SoftenaError as exc:
-        gone = not pid_alive(state.pid)
+        gone = not pid_alive(state.pid) or not os.path.exists(socket_path(dev))  # `softena down` removes it first
         return Reading(dev, time.monotonic(), state.pid, error="gone" if gone else f"not answering: {exc}")
     # What these add (thread, inflight) may be missing for one read while queues are rebuilt: the counters stand.
     queues, napis, pools = (_optional(request, dev, op) for op in ("queue-get", "napi-get", "page-pool-get"))
