@@ -129,9 +129,6 @@ def run(argv: list[str]) -> int:
         return _refuse(str(exc))
     except KeyboardInterrupt:
         pass
-    except BrokenPipeError:
-        # the reader left (| head): no traceback, and none when Python flushes stdout at exit
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         if netdev is not None:
             netdev.close()
