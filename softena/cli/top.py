@@ -218,15 +218,12 @@ def _plain(view: View, interval: float, iterations: int | None) -> int:
     utf8 = console.encoding.lower().startswith("utf")
     view.refresh()
     n = 0
-    try:
-        while iterations is None or n < iterations:
-            time.sleep(interval)
-            view.refresh()
-            console.print(render(view, utf8, plain=True))
-            sys.stdout.flush()
-            n += 1
-    except BrokenPipeError:  # `softena top | head`: the reader has seen enough
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    while iterations is None or n < iterations:  # a reader that leaves (| head) is main()'s to handle
+        time.sleep(interval)
+        view.refresh()
+        console.print(render(view, utf8, plain=True))
+        sys.stdout.flush()
+        n += 1
     return 0
 
 
