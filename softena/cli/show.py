@@ -87,6 +87,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
                   f"wd_expired {health.get('wd_expired', 0)}, missing_tx_cmpl {health.get('missing_tx_cmpl', 0)}; "
                   f"reasons: {resets}")
     console.print("admin queue: " + ", ".join(f"{k} {v}" for k, v in admin.items()))
+    basic = ctlsock.request(args.name, "device-stats")
+    console.print("device (GET_STATS, wire packets): " + ", ".join(f"{k} {v}" for k, v in basic.items()))
     if stats.get("faults"):
         console.print("faults in force: " + ", ".join(f["kind"] for f in stats["faults"]))
     return 0

@@ -29,6 +29,7 @@ from softena.control.ctlsock import (
 )
 from softena.control.device import Device
 from softena.control.ethtool_ops import EthtoolOps
+from softena.device.admin import Opcode
 from softena.device.faults import KINDS
 from softena.device.health import ResetReason
 from softena.errors import SoftenaError
@@ -82,6 +83,8 @@ def commands(device: Device, done: threading.Event, retitle, metrics: MetricsSer
                           read_only=True),
         "stats": Command(lambda req: device.stats(), read_only=True),
         "fault-list": Command(lambda req: device.faults.listing(), read_only=True),
+        # The device's own count of what it moved, asked the way the ENA driver asks: an admin command.
+        "device-stats": Command(lambda req: device.admin.submit(Opcode.GET_STATS, type="basic"), read_only=True),
         "ethtool": Command(ethtool_op, {"op": Field(text, required=True), "args": Field(json_object)},
                            read_only=ethtool_reads),
         "reset": Command(lambda req: device.reset(ResetReason[req.get("reason", "USER_TRIGGER")]),

@@ -106,3 +106,18 @@ def test_dev_notifications_reach_a_subscriber_that_was_there_first(softena_up) -
         wait_for(lambda: got.extend(sub.read_ready()) or len(got) >= 2, within=5, what="dev-del-ntf")
         assert got[1]["name"] == "dev-del-ntf" and got[1]["msg"]["ifindex"] == dev.status["ifindex"]
     assert not os.path.exists(sub.path), "a subscriber leaves no socket behind"
+
+
+def test_get_stats_through_the_admin_queue_counts_what_qstats_count(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "2")
+    iperf3(dev.netns, dev.peer_v4, "-P", "2")
+    admin_before = dev.stats()["admin-queue"]["completed_cmd"]
+    (before,) = netdev("sft0", "qstats-get")
+    basic = ctlsock.request("sft0", "device-stats")
+    (after,) = netdev("sft0", "qstats-get")
+    assert dev.stats()["admin-queue"]["completed_cmd"] > admin_before, "GET_STATS went through the admin queue"
+    for ena, qstat in (("tx_pkts", "tx-packets"), ("tx_bytes", "tx-bytes"), ("rx_pkts", "rx-packets"),
+                       ("rx_bytes", "rx-bytes")):
+        assert before[qstat] <= basic[ena] <= after[qstat], ena
+    assert basic["tx_drops"] == after.get("tx-hw-drops", 0) and basic["rx_drops"] == after.get("rx-hw-drops", 0)
+    assert "device (GET_STATS, wire packets): tx_bytes" in run(["softena", "stats", "sft0"], check=True).stdout
