@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from softena.control.qstats import DeviceReading
 from softena.netdev.spec import ATTR_SETS
 
 NAPI_IDS_PER_DEVICE = 64  # the datapath's queue limit
@@ -155,9 +156,10 @@ class NetdevFamily:
                         "gro-flush-timeout": cfg.gro_flush_timeout})
         return out
 
-    def qstats(self, per_queue: bool) -> list[dict]:
+    def qstats(self, per_queue: bool, reading: DeviceReading | None = None) -> list[dict]:
+        """Device or queue scope; READING: one taken for several answers, so they agree."""
         d = self.device
-        reading = d.read_counters()
+        reading = reading or d.read_counters()
         if not per_queue:
             return [{"ifindex": d.ifindex, **wire_qstats(reading.queue_totals)}] if reading.queue_totals else []
         out = []
@@ -172,20 +174,20 @@ class NetdevFamily:
         d = self.device
         return PAGE_POOL_ID_BASE + (d.slot << 20) + ((d.pool_generation & 0x3FFF) << 6) + qid
 
-    def page_pools(self) -> list[dict]:
+    def page_pools(self, reading: DeviceReading | None = None) -> list[dict]:
         d = self.device
         ids = self.napi_ids()
         out = []
-        for r in d.read_counters().queues:
+        for r in (reading or d.read_counters()).queues:
             inflight = r.pool_gauges["frames-total"] - r.pool_gauges["frames-free"]
             out.append({"id": self.page_pool_id(r.qid), "ifindex": d.ifindex, "napi-id": ids[r.qid],
                         "inflight": inflight, "inflight-mem": inflight * d.frame_size})
         return out
 
-    def page_pool_stats(self) -> list[dict]:
+    def page_pool_stats(self, reading: DeviceReading | None = None) -> list[dict]:
         d = self.device
         out = []
-        for r in d.read_counters().queues:
+        for r in (reading or d.read_counters()).queues:
             out.append({"info": {"id": self.page_pool_id(r.qid), "ifindex": d.ifindex}, **r.pool})
         return out
 

@@ -80,6 +80,7 @@ class DeviceCollector(Collector):
         d = self.device
         dev = d.name
         netdev = d.netdev
+        reading = d.read_counters()  # one locked pass: every series below is of the same moment
         # Per-queue series are the kernel's queue scope: each counts from its
         # queue's creation and goes when the queue does (a reset, -L, -G),
         # which Prometheus sees as an ordinary counter reset, so
@@ -90,24 +91,22 @@ class DeviceCollector(Collector):
         # retired, and sum(rate()) would count those packets twice.
         yield from _from_spec("qstats", "qstats", ("counter",), ["device", "queue", "type"],
                               (([dev, str(q["queue-id"]), q["queue-type"]], q)
-                               for q in netdev.qstats(per_queue=True)))
+                               for q in netdev.qstats(per_queue=True, reading=reading)))
         yield from _from_spec("device_qstats", "qstats", ("counter",), ["device"],
-                              (([dev], q) for q in netdev.qstats(per_queue=False)))
+                              (([dev], q) for q in netdev.qstats(per_queue=False, reading=reading)))
 
-        pools = netdev.page_pools()
+        pools = netdev.page_pools(reading)
         queue_of = {p["id"]: str(napi_slot(p["napi-id"])[1]) for p in pools}
         yield from _from_spec("page_pool", "page-pool", ("gauge",), ["device", "queue"],
                               (([dev, queue_of[p["id"]]], p) for p in pools))
-        # A pool rebuilt between the two reads is skipped once, the next scrape has it.
         yield from _from_spec("page_pool", "page-pool-stats", ("counter",), ["device", "queue"],
-                              (([dev, queue_of[s["info"]["id"]]], s) for s in netdev.page_pool_stats()
-                               if s["info"]["id"] in queue_of))
+                              (([dev, queue_of[s["info"]["id"]]], s) for s in netdev.page_pool_stats(reading)))
         yield from _from_spec("napi", "napi", ("config",), ["device", "queue"],
                               (([dev, str(napi_slot(n["id"])[1])], n) for n in netdev.napis()))
 
         stats = d.stats()
         yield from _from_spec("device_page_pool", "page-pool-stats", ("counter",), ["device"],
-                              [([dev], stats["page-pool-device"])])
+                              [([dev], reading.pool_totals)])
         health = stats["health"]
         reasons = health.pop("reasons")
         # Names are ena_ethtool.c's; total_resets counts resets that completed,
