@@ -33,3 +33,8 @@ ping -c 3 -i 0.2 "$peer" | tail -2
 ping -c 3 -i 0.2 "$peer6" | tail -2
 ip -s link show ena0
 softena stats ena0
+echo "== softena ynl --family netdev --dump qstats-get --json '{\"ifindex\": ...}' (queue scope)"
+ifindex="$(cat /sys/class/net/ena0/ifindex)"
+softena ynl --family netdev --dump qstats-get --json "{\"ifindex\": $ifindex, \"scope\": \"queue\"}"
+echo "== softena ynl --family netdev --dump napi-get --json '{\"ifindex\": ...}'"
+softena ynl --family netdev --dump napi-get --json "{\"ifindex\": $ifindex}"
