@@ -226,13 +226,7 @@ class NetdevFamily:
 
     def _napi_get(self, attrs: dict, dump: bool):
         napis = self.napis() if self._ours(attrs) else []
-        if dump:
-            return napis
-        _require(attrs, "id")
-        for n in napis:
-            if n["id"] == attrs["id"]:
-                return n
-        raise NetdevError("ENOENT", f"napi id {attrs['id']} not found", "id")
+        return napis if dump else _one(napis, attrs, "napi id")
 
     def _qstats_get(self, attrs: dict, dump: bool):
         scope = attrs.get("scope", [])
@@ -244,13 +238,7 @@ class NetdevFamily:
 
     def _page_pool_get(self, attrs: dict, dump: bool):
         pools = self.page_pools()
-        if dump:
-            return pools
-        _require(attrs, "id")
-        for p in pools:
-            if p["id"] == attrs["id"]:
-                return p
-        raise NetdevError("ENOENT", f"page pool {attrs['id']} not found", "id")
+        return pools if dump else _one(pools, attrs, "page pool")
 
     def _page_pool_stats_get(self, attrs: dict, dump: bool):
         stats = self.page_pool_stats()
@@ -278,6 +266,15 @@ class NetdevFamily:
                 raise NetdevError("ERANGE", f"{key.replace('_', '-')} out of range", key.replace("_", "-"))
         self.device.set_napi(slot_qid[1], **changes)
         return None
+
+
+def _one(objects: list[dict], attrs: dict, what: str) -> dict:
+    """The object a do request names by its id, or the kernel's ENOENT."""
+    _require(attrs, "id")
+    for obj in objects:
+        if obj["id"] == attrs["id"]:
+            return obj
+    raise NetdevError("ENOENT", f"{what} {attrs['id']} not found", "id")
 
 
 def _require(attrs: dict, *names: str) -> None:
