@@ -167,7 +167,8 @@ class Tmux:
     def __init__(self, tmp_path, command: str) -> None:
         conf = tmp_path / "tmux.conf"
         conf.write_text("set -g remain-on-exit on\nset -g history-limit 0\n")
-        self.base = ["tmux", "-u", "-L", f"sft-top-{os.getpid()}", "-f", str(conf)]
+        # a socket in the test's own directory: tmux leaves its socket file behind when the server ends
+        self.base = ["tmux", "-u", "-S", str(tmp_path / "tmux.sock"), "-f", str(conf)]
         self.tmux("new-session", "-d", "-s", "top", "-x", "200", "-y", "50", command)
 
     def tmux(self, *args: str) -> str:
