@@ -476,7 +476,9 @@ class Device:
         tap.resize_queues(self.name, self.host_fds, queues, self._host_offloads())
         wire = self.config.wire
         if wire.kind == "tap":
-            tap.resize_queues(self.wire_ifname, self.wire_fds, queues, tap.offload_flags(tx_csum=True, tso=True))
+            # A lab's tap wire is eth0 of the peer namespace by now.
+            name, netns = (lab.PEER_IFNAME, self.lab_names.netns) if wire.lab else (self.wire_ifname, None)
+            tap.resize_queues(name, self.wire_fds, queues, tap.offload_flags(tx_csum=True, tso=True), netns)
         elif wire.lab:
             lab.set_veth_queues(self.lab_names, queues)
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import threading
 
+import pyroute2.netns
 from pyroute2 import IPRoute
 from pyroute2.ethtool import Ethtool
 
@@ -68,13 +70,39 @@ def open_queues(name: str, count: int, offloads: int) -> list[int]:
     return fds
 
 
-def resize_queues(name: str, fds: list[int], count: int, offloads: int) -> None:
-    """Grow or shrink tap NAME's queues to COUNT, in place in FDS (fd 0 stays)."""
+def resize_queues(name: str, fds: list[int], count: int, offloads: int, netns: str | None = None) -> None:
+    """Grow or shrink tap NAME's queues to COUNT, in place in FDS (fd 0 stays).
+
+    A tap that lives in another namespace (a lab's tap wire, eth0 there) is
+    attached to in that namespace: TUNSETIFF looks the name up in the
+    namespace of the thread that opened /dev/net/tun, and would otherwise
+    create a new tap of that name on the host.
+    """
     if count < len(fds):
         close_all(fds[count:])
         del fds[count:]
     elif count > len(fds):
-        fds += open_queues(name, count - len(fds), offloads)
+        fds += open_queues_in(netns, name, count - len(fds), offloads) if netns else \
+            open_queues(name, count - len(fds), offloads)
+
+
+def open_queues_in(netns: str, name: str, count: int, offloads: int) -> list[int]:
+    """open_queues() from inside namespace NETNS, on a thread of its own (setns moves only the caller)."""
+    result: list = []
+
+    def opener() -> None:
+        try:
+            pyroute2.netns.setns(netns, flags=0)
+            result.append(open_queues(name, count, offloads))
+        except (OSError, SoftenaError) as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=opener, name=f"softena/{name}-tapns")
+    thread.start()
+    thread.join()
+    if isinstance(result[0], Exception):
+        raise SoftenaError(f"{netns}/{name}: cannot attach to the tap: {result[0]}") from result[0]
+    return result[0]
 
 
 def set_link(ifname: str, **attrs) -> None:

@@ -163,3 +163,16 @@ def test_xdp_wire_with_fewer_queues_than_the_device_is_refused(own_wire: str) ->
     assert proc.returncode != 0
     assert "wire sftx0 has 1 rx queue(s); 2 queue pairs need as many" in proc.stderr
     assert Snapshot.take() == before
+
+
+def test_tap_wire_follows_a_channel_change_in_its_namespace(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "1", "--wire", "tap")
+    before = {e["ifname"] for e in json.loads(run(["ip", "-j", "link", "show"], check=True).stdout)}
+    run(["softena", "ethtool", "-L", "sft0", "combined", "2"], check=True)
+    after = {e["ifname"] for e in json.loads(run(["ip", "-j", "link", "show"], check=True).stdout)}
+    assert after == before, f"a new tap appeared on the host: {after - before}"
+    queues = run(["ip", "netns", "exec", dev.netns, "ls", "/sys/class/net/eth0/queues"], check=True).stdout.split()
+    assert sorted(queues) == ["rx-0", "rx-1", "tx-0", "tx-1"]
+    assert gbits(iperf3(dev.netns, dev.peer_v4, "-P", "2")) > 0.2
+    run(["softena", "ethtool", "-L", "sft0", "combined", "1"], check=True)
+    assert gbits(iperf3(dev.netns, dev.peer_v4, "-R")) > 0.2
