@@ -158,6 +158,34 @@ class Datapath:
         """Make queue QID misbehave (FAULT_BITS values or'ed), or stop it (0)."""
         self._call(lib.sn_queue_set_faults, qid, faults)
 
+    @staticmethod
+    def napi_native(settings):
+        """A struct sn_napi_config of napi-set SETTINGS; SoftenaError when a value does not fit."""
+        limits = {"defer_hard_irqs": 0x7FFFFFFF, "gro_flush_timeout": 2**64 - 1, "irq_suspend_timeout": 2**64 - 1}
+        for name, top in limits.items():
+            value = getattr(settings, name)
+            if not 0 <= value <= top:
+                raise SoftenaError(f"{name.replace('_', '-')} {value} out of range 0..{top}")
+        cfg = ffi.new("struct sn_napi_config *")
+        cfg.defer_hard_irqs = settings.defer_hard_irqs
+        cfg.gro_flush_timeout_ns = settings.gro_flush_timeout
+        cfg.irq_suspend_timeout_ns = settings.irq_suspend_timeout
+        return cfg
+
+    def set_napi(self, qid: int, settings) -> None:
+        """Give queue QID its napi-set SETTINGS (defer_hard_irqs, gro_flush_timeout
+        and irq_suspend_timeout in ns), which its worker reads at every poll and wait.
+
+        Kept in the C queue rather than passed with each call: the poll needs
+        gro-flush-timeout (how long GRO may hold) as much as the wait does, and a
+        struct set on change keeps the two batch calls as narrow as they are.
+        SETTINGS is read under the lock, so of two racing calls the last one
+        carries the newest values.
+        """
+        with self._lock:
+            if self._dev is not None:
+                lib.sn_queue_set_napi(self._dev, qid, self.napi_native(settings))
+
     def set_mtu(self, mtu: int) -> None:
         """The wire's MTU: the TSO target and the Tx ring reservation follow."""
         self._call(lib.sn_dev_set_mtu, mtu)

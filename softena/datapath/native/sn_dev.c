@@ -10,6 +10,7 @@
  * sn_napi_poll()/sn_napi_wait(). Other workers reach it only through the
  * SPSC rings and the sleeping/wake pair. Python reads the counters.
  */
+#define _GNU_SOURCE	/* ppoll */
 #include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -183,6 +184,20 @@ void sn_queue_set_faults(struct sn_dev *dev, uint32_t qid, uint32_t faults)
 		atomic_store(&dev->q[qid].faults, faults);
 }
 
+/* Each field is one store, read by the worker with one load: a poll may see
+ * the new defer count with the old timeout, never a torn value. */
+void sn_queue_set_napi(struct sn_dev *dev, uint32_t qid, const struct sn_napi_config *napi)
+{
+	struct sn_napi_config *c;
+
+	if (qid >= dev->cfg.num_queues)
+		return;
+	c = &dev->q[qid].napi;
+	__atomic_store_n(&c->defer_hard_irqs, napi->defer_hard_irqs, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->gro_flush_timeout_ns, napi->gro_flush_timeout_ns, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->irq_suspend_timeout_ns, napi->irq_suspend_timeout_ns, __ATOMIC_RELAXED);
+}
+
 struct sn_qstats *sn_queue_stats(struct sn_dev *dev, uint32_t qid)
 {
 	return qid < dev->cfg.num_queues ? &dev->q[qid].st : NULL;
@@ -300,6 +315,7 @@ int sn_napi_poll(struct sn_dev *dev, uint32_t qid, int budget)
 	int work;
 
 	q->st.napi_polls++;
+	q->gro.now_ns = sn_now_ns();	/* what the GRO sessions this poll opens are stamped with */
 	sn_pool_refill(q);
 	work = tx_poll(q, budget);
 	work += dev->wire->rx_poll(q, budget, &woken);
@@ -316,8 +332,9 @@ int sn_napi_poll(struct sn_dev *dev, uint32_t qid, int budget)
 		    dev->cfg.rx_ring_size / 2 &&
 		    sn_ring_count(RING(dev, recycle, qid, t)))
 			wake(&dev->q[t]);
-	sn_rx_flush(q);
+	q->gro_due_ns = sn_rx_flush(q, __atomic_load_n(&q->napi.gro_flush_timeout_ns, __ATOMIC_RELAXED));
 	dev->wire->rx_refill(q);
+	q->last_work = work;
 	return work;
 }
 
@@ -338,18 +355,80 @@ static uint64_t now_us(void)
 	return sn_now_ns() / 1000;
 }
 
+static void nap_ns(uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000), (long)(ns % 1000000000) };
+
+	nanosleep(&ts, NULL);
+}
+
 /*
- * Sleep until there is work. RX_USECS/TX_USECS are the interrupt
- * moderation of the device: once woken by the wire (Rx) or the host (Tx),
- * wait that long before polling so that one poll takes a larger batch.
+ * Does the worker owe another poll before it re-arms its interrupt (sleeps
+ * in poll() on its fds)? The settings of napi-set, with the meanings
+ * Documentation/networking/napi.rst gives them:
+ *
+ * - irq-suspend-timeout: while polls keep finding work the interrupt stays
+ *   suspended: poll again at once, for up to the timeout since the first of
+ *   them; then sleep, as the kernel's timer would end the suspension. The
+ *   first empty poll ends it too, and the deferral below takes over.
+ * - defer-hard-irqs N: after a poll with work, up to N consecutive empty
+ *   polls before sleeping. With gro-flush-timeout the deferral also ends
+ *   that long after the last work, and its polls are spread over it: the
+ *   kernel re-polls from a timer while the device's interrupt stays masked,
+ *   so here a nap, not a wake-up by the fds.
+ */
+static int napi_repoll(struct sn_queue *q, uint64_t now)
+{
+	uint32_t defer = __atomic_load_n(&q->napi.defer_hard_irqs, __ATOMIC_RELAXED);
+	uint64_t window = __atomic_load_n(&q->napi.gro_flush_timeout_ns, __ATOMIC_RELAXED);
+	uint64_t suspend = __atomic_load_n(&q->napi.irq_suspend_timeout_ns, __ATOMIC_RELAXED);
+
+	if (q->last_work > 0) {
+		q->defer_left = defer;
+		q->defer_until_ns = now + window;
+		if (suspend) {
+			if (!q->suspend_since_ns)
+				q->suspend_since_ns = now;
+			if (now - q->suspend_since_ns < suspend)
+				return 1;
+			return 0;
+		}
+		if (!defer)
+			return 0;
+	} else {
+		q->suspend_since_ns = 0;
+		if (q->defer_left > defer)
+			q->defer_left = defer;	/* napi-set lowered it meanwhile */
+		if (!q->defer_left || (window && now >= q->defer_until_ns))
+			return 0;
+		q->defer_left--;
+	}
+	if (window)
+		nap_ns(window / defer);
+	return 1;
+}
+
+/*
+ * Sleep until there is work, unless napi-set's settings owe a poll first
+ * (napi_repoll). RX_USECS/TX_USECS are the interrupt moderation of the
+ * device: once woken by the wire (Rx) or the host (Tx), wait that long
+ * before polling so that one poll takes a larger batch. A GRO session held
+ * by gro-flush-timeout cuts the sleep short: it goes up when it falls due,
+ * whether more traffic comes or not.
  */
 int sn_napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
 		 int timeout_ms, int rx_usecs, int tx_usecs)
 {
 	struct sn_queue *q = &dev->q[qid];
 	struct pollfd pfd[3];
-	uint64_t drain;
+	struct timespec ts;
+	uint64_t drain, now = sn_now_ns(), sleep_ns;
 	int nfd = 0, r;
+
+	if (napi_repoll(q, now))
+		return 1;
+	q->defer_left = 0;
+	q->suspend_since_ns = 0;
 
 	pfd[nfd++] = (struct pollfd){ .fd = q->wake_fd, .events = POLLIN };
 	pfd[nfd++] = (struct pollfd){ .fd = q->wire_fd, .events = POLLIN };
@@ -357,6 +436,14 @@ int sn_napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
 		pfd[nfd++] = (struct pollfd){ .fd = q->host_fd, .events = POLLIN };
 	if (q->tx_stopped || q->tx_outstanding)
 		timeout_ms = 1;	/* completions are due: look again soon */
+	sleep_ns = (uint64_t)timeout_ms * 1000000;
+	if (q->gro_due_ns) {
+		if (q->gro_due_ns <= now)
+			return 1;
+		if (q->gro_due_ns - now < sleep_ns)
+			sleep_ns = q->gro_due_ns - now;
+	}
+	ts = (struct timespec){ (time_t)(sleep_ns / 1000000000), (long)(sleep_ns % 1000000000) };
 
 	if (busy_poll_us > 0) {
 		uint64_t end = now_us() + (uint64_t)busy_poll_us;
@@ -375,7 +462,7 @@ int sn_napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
 		return 1;
 	}
 	q->st.napi_sleeps++;
-	r = poll(pfd, nfd, timeout_ms);
+	r = ppoll(pfd, nfd, &ts, NULL);
 	atomic_store(&q->sleeping, 0);
 	if (pfd[0].revents & POLLIN)
 		(void)!read(q->wake_fd, &drain, sizeof(drain));
@@ -387,11 +474,8 @@ int sn_napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
 			defer = rx_usecs;
 		if (nfd > 2 && (pfd[2].revents & POLLIN) && tx_usecs > defer)
 			defer = tx_usecs;
-		if (defer > 0) {
-			struct timespec ts = { 0, (long)defer * 1000 };
-
-			nanosleep(&ts, NULL);
-		}
+		if (defer > 0)
+			nap_ns((uint64_t)defer * 1000);
 	}
 	return r > 0;
 }

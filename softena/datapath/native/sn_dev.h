@@ -94,6 +94,15 @@ struct sn_queue {
 
 	struct sn_hw_gro gro;
 
+	/* NAPI: the settings napi-set gave (written by Python, read with
+	 * relaxed loads), and where the worker stands in them. */
+	struct sn_napi_config napi;
+	int last_work;			/* what the last poll did */
+	uint32_t defer_left;		/* empty polls still owed before sleeping */
+	uint64_t defer_until_ns;	/* ... and when that deferral ends */
+	uint64_t suspend_since_ns;	/* first of the polls finding work without a sleep; 0 none */
+	uint64_t gro_due_ns;		/* when the oldest held GRO session must go up; 0 none */
+
 	struct sn_qstats st;
 };
 
@@ -134,6 +143,6 @@ void sn_rx_init(struct sn_queue *q);
 void sn_rx_steer(struct sn_queue *q, const struct sn_desc *d, uint32_t n, uint32_t *woken);
 void sn_rx_drop(struct sn_queue *q, const struct sn_desc *d, uint32_t n);
 int sn_rx_poll_handoff(struct sn_queue *q, int budget);
-void sn_rx_flush(struct sn_queue *q);
+uint64_t sn_rx_flush(struct sn_queue *q, uint64_t hold_ns);
 
 #endif

@@ -108,6 +108,36 @@ void sn_hw_gro_flush_all(struct sn_hw_gro *g)
 			flush(g, &g->s[i]);
 }
 
+/* Can the session take another segment? Not after a push or a short
+ * segment, nor at the segment limit or within an MSS of 64 KiB. */
+static int complete(const struct sn_hw_gro_session *s)
+{
+	return s->psh || s->last_len != s->mss || s->nsegs >= SN_HW_GRO_MAX_SEGS ||
+	       s->hlen - s->l3_off + s->payload + s->mss > 65535;
+}
+
+uint64_t sn_hw_gro_flush_due(struct sn_hw_gro *g, uint64_t now, uint64_t hold_ns)
+{
+	uint64_t due = 0;
+	int i;
+
+	if (!hold_ns) {
+		sn_hw_gro_flush_all(g);
+		return 0;
+	}
+	for (i = 0; g->open && i < SN_HW_GRO_SESSIONS; i++) {
+		struct sn_hw_gro_session *s = &g->s[i];
+
+		if (!s->active)
+			continue;
+		if (complete(s) || now - s->opened_ns >= hold_ns)
+			flush(g, s);
+		else if (!due || s->opened_ns + hold_ns < due)
+			due = s->opened_ns + hold_ns;
+	}
+	return due;
+}
+
 static void start(struct sn_hw_gro *g, const struct sn_desc *d,
 		  const struct sn_parsed *p, uint16_t hlen, uint16_t plen,
 		  uint32_t seq, uint8_t flags)
@@ -143,6 +173,7 @@ static void start(struct sn_hw_gro *g, const struct sn_desc *d,
 	s->fixed_id = 0;
 	s->ip_id = p->ipver == 4 ? rd16(f + p->l3_off + 4) : 0;
 	s->age = ++g->clock;
+	s->opened_ns = g->now_ns;
 	s->addrs[0] = d->addr;
 	s->lens[0] = plen;
 	memcpy(s->hdr, f, hlen);

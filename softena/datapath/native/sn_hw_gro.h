@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Rx coalescing, the device's hardware GRO (ethtool's rx-gro-hw, counted as
- * rx-hw-gro): consecutive TCP segments of one flow within a NAPI batch leave
- * as one GSO frame, so the host stack pays its per-packet cost once per
+ * rx-hw-gro): consecutive TCP segments of one flow within a NAPI batch (or,
+ * under gro-flush-timeout, within that time) leave as one GSO frame, so the host stack pays its per-packet cost once per
  * 64 KiB instead of per MSS.
  *
  * The engine knows frames only as descriptors into a region; what it hands
@@ -52,6 +52,7 @@ struct sn_hw_gro_session {
 	uint32_t next_seq;
 	uint32_t payload;	/* bytes of payload held */
 	uint64_t age;		/* for eviction: oldest goes first */
+	uint64_t opened_ns;	/* the caller's clock when the session began */
 	uint64_t addrs[SN_HW_GRO_MAX_SEGS];
 	uint16_t lens[SN_HW_GRO_MAX_SEGS];
 	uint8_t hdr[SN_HW_GRO_MAX_HDR];	/* the first segment's headers */
@@ -63,6 +64,7 @@ struct sn_hw_gro {
 	void *ctx;
 	struct sn_hw_gro_session s[SN_HW_GRO_SESSIONS];
 	uint64_t clock;
+	uint64_t now_ns;	/* set by the caller: what new sessions are stamped with */
 	uint8_t open;		/* sessions active */
 };
 
@@ -73,5 +75,11 @@ void sn_hw_gro_init(struct sn_hw_gro *g, uint8_t *region,
 int sn_hw_gro_receive(struct sn_hw_gro *g, const struct sn_desc *d);
 /* Deliver every held session: at the end of each NAPI poll. */
 void sn_hw_gro_flush_all(struct sn_hw_gro *g);
+/* At the end of a NAPI poll under gro-flush-timeout: deliver the sessions
+ * that can take no more (a push, a short segment, the segment or byte
+ * limit) and those opened HOLD_NS or more before NOW; keep the others for
+ * the polls to come. Returns when the oldest kept one falls due, 0 if none.
+ * HOLD_NS 0 delivers everything, as sn_hw_gro_flush_all(). */
+uint64_t sn_hw_gro_flush_due(struct sn_hw_gro *g, uint64_t now, uint64_t hold_ns);
 
 #endif

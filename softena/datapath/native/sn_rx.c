@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 
 #include "sn_dev.h"
+#include "sn_util.h"
 
 static uint32_t rx_pick_queue(struct sn_queue *q, const uint8_t *frame,
 			      uint32_t len)
@@ -110,10 +111,12 @@ void sn_rx_init(struct sn_queue *q)
 	sn_hw_gro_init(&q->gro, q->dev->region, rx_gro_deliver, q);
 }
 
-/* End of a NAPI poll: nothing stays held. */
-void sn_rx_flush(struct sn_queue *q)
+/* End of a NAPI poll: coalesced frames go up, unless gro-flush-timeout
+ * (HOLD_NS) lets an open session wait for more of its flow over the next
+ * polls. Returns when the oldest held session falls due, 0 if none is held. */
+uint64_t sn_rx_flush(struct sn_queue *q, uint64_t hold_ns)
 {
-	sn_hw_gro_flush_all(&q->gro);
+	return sn_hw_gro_flush_due(&q->gro, sn_now_ns(), hold_ns);
 }
 
 /* A frame in N fragments: gathered into the scratch buffer (free during

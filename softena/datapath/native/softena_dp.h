@@ -130,6 +130,17 @@ struct sn_rx_mode {
 	uint8_t mc[32][6];
 };
 
+/* A queue pair's NAPI settings (netdev napi-set, the kernel's napi_config):
+ * how long its worker keeps polling before it re-arms its interrupt (sleeps
+ * in poll()), and how long hardware GRO may hold a session across polls.
+ * 0 everywhere: poll, flush, sleep as soon as a poll finds nothing. */
+struct sn_napi_config {
+	uint32_t defer_hard_irqs;	/* empty polls before the interrupt is re-armed */
+	uint32_t reserved;
+	uint64_t gro_flush_timeout_ns;	/* bound of the deferral; hold for GRO sessions */
+	uint64_t irq_suspend_timeout_ns;	/* no sleep this long while polls find work */
+};
+
 /* Faults a queue can be told to commit (softena fault inject). */
 #define SN_FAULT_TX_CMPL_STALL	1	/* completions are not reaped */
 #define SN_FAULT_RX_ALLOC	2	/* the fill ring gets no buffers */
@@ -160,6 +171,7 @@ int sn_napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
 void sn_queue_kick(struct sn_dev *dev, uint32_t qid);
 
 void sn_queue_set_faults(struct sn_dev *dev, uint32_t qid, uint32_t faults);
+void sn_queue_set_napi(struct sn_dev *dev, uint32_t qid, const struct sn_napi_config *napi);
 struct sn_qstats *sn_queue_stats(struct sn_dev *dev, uint32_t qid);
 struct sn_pp_stats *sn_queue_pp_stats(struct sn_dev *dev, uint32_t qid);
 /* Fill in the gauges now; 0, or -1 for no such queue. */
