@@ -340,7 +340,8 @@ class Device:
             copy = "zero-copy" if self.datapath.zerocopy(0) else "copy"
             self.xdp_mode = f"{self.xdp.mode}, {copy}"
         for qid in range(st.queues):
-            worker = QueueWorker(self.datapath, self.name, qid, cpu_for_queue(qid, cfg.cpus), self.napi)
+            worker = QueueWorker(self.datapath, self.name, qid, cpu_for_queue(qid, cfg.cpus), self.napi,
+                                 self.napi_settings[qid])
             self.workers.append(worker)
             worker.start()
         for worker in self.workers:
@@ -432,10 +433,15 @@ class Device:
         return XSK_FRAME_SIZE if self.config.wire.kind == "xsk" else TAP_FRAME_SIZE
 
     def set_napi(self, qid: int, **changes: int) -> None:
-        """napi-set on queue pair QID's worker; takes effect at its next poll."""
+        """napi-set on queue pair QID's worker; takes effect at its next poll.
+        The settings stay with the queue index: a rebuilt worker takes them up."""
         cfg = self.napi_settings[qid]
+        Datapath.napi_native(dataclasses.replace(cfg, **changes))  # refuses what the datapath cannot hold
         for key, value in changes.items():
             setattr(cfg, key, value)
+        dp = self.datapath  # read once: a rebuild may swap it meanwhile
+        if dp is not None:
+            dp.set_napi(qid, cfg)
         log(self.name, "info", f"napi {qid}: " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in changes.items()))
 
     def read_counters(self) -> DeviceReading:

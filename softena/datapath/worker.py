@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from softena.datapath.native import lib
 
 PR_SET_NAME = 15
+PR_SET_TIMERSLACK = 29
+# The naps of interrupt moderation and of a deferral are microseconds long:
+# the default 50 us of timer slack would stretch each one to that.
+TIMER_SLACK_NS = 1000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -34,12 +38,16 @@ def _name_this_thread(name: str) -> None:
 class QueueWorker(threading.Thread):
     """Runs sn_napi_poll() in batches, sleeping in poll() when idle."""
 
-    def __init__(self, datapath, dev_name: str, qid: int, cpu: int, napi: NapiConfig) -> None:
+    def __init__(self, datapath, dev_name: str, qid: int, cpu: int, napi: NapiConfig, settings) -> None:
         super().__init__(name=f"softena/{dev_name}-{qid}", daemon=True)
         self.datapath = datapath
         self.qid = qid
         self.cpu = cpu
         self.napi = napi
+        # The queue's napi-set settings (defer_hard_irqs, gro_flush_timeout,
+        # irq_suspend_timeout): they belong to the queue index, as the kernel's
+        # napi_config, and each datapath this queue is rebuilt into gets them.
+        self.settings = settings
         self.tid: int | None = None
         self._running = True
         self._started = threading.Event()
@@ -48,6 +56,8 @@ class QueueWorker(threading.Thread):
         self.tid = threading.get_native_id()
         os.sched_setaffinity(0, {self.cpu})  # 0: this thread
         _name_this_thread(self.name)
+        _libc.prctl(PR_SET_TIMERSLACK, TIMER_SLACK_NS, 0, 0, 0)
+        self.datapath.set_napi(self.qid, self.settings)
         self._started.set()
         dev, qid = self.datapath.handle, self.qid
         napi = self.napi
