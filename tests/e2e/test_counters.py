@@ -77,6 +77,15 @@ def test_totals_never_go_back_and_agree_with_ip_link_across_channel_changes_and_
     final = dev.stats()
     assert final["base"]["tx-packets"] > 0 and final["base"]["rx-packets"] > 0, "retired queues left nothing"
 
+    # Once idle, every frame is back in its pool but those lent to the wire's
+    # fill ring, which is kept full: a frame lost on the way would show here.
+    rx_ring = ctlsock.request("sft0", "ethtool", op="rings-get", args={})["rx"]
+
+    def drained() -> bool:
+        pools = ctlsock.request("sft0", "netdev", op="page-pool-get", attrs={}, dump=True)["reply"]
+        return len(pools) == 2 and all(p["inflight"] == rx_ring for p in pools)
+    wait_for(drained, within=5, what=f"every pool back to its {rx_ring} fill-ring frames")
+
     # At rest: what the host handed to the tap (ip's tx) is what softena read
     # from it, sent or dropped; what softena wrote is the host's rx.
     time.sleep(0.5)
