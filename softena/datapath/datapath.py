@@ -61,8 +61,8 @@ class DatapathConfig:
         return cfg
 
 
-def _rss_native(rss: RssConfig):
-    """A struct sn_rss_config for the datapath."""
+def rss_native(rss: RssConfig, ffi=ffi):
+    """A struct sn_rss_config for the datapath, or for the test vectors module's FFI."""
     cfg = ffi.new("struct sn_rss_config *")
     ffi.memmove(cfg.key, rss.key, len(rss.key))
     for i, q in enumerate(rss.indir):
@@ -139,7 +139,7 @@ class Datapath:
 
     def set_rss(self, rss: RssConfig) -> None:
         """Load key, table and fields into the datapath."""
-        self._call(lib.sn_dev_set_rss, _rss_native(rss))
+        self._call(lib.sn_dev_set_rss, rss_native(rss))
 
     def set_offloads(self, tx_csum: bool, tso: bool, rx_csum: bool, rxhash: bool, hw_gro: bool) -> None:
         """Switch the offload engines."""

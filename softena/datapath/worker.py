@@ -8,8 +8,8 @@ import threading
 from dataclasses import dataclass
 
 from softena.datapath.native import lib
+from softena.threads import name_this_thread
 
-PR_SET_NAME = 15
 PR_SET_TIMERSLACK = 29
 # The naps of interrupt moderation and of a deferral are microseconds long:
 # the default 50 us of timer slack would stretch each one to that.
@@ -27,12 +27,6 @@ class NapiConfig:
     rx_usecs: int = 0  # interrupt moderation (ethtool -C)
     tx_usecs: int = 0
     adaptive_rx: bool = False  # moderate Rx only while a poll fills a quarter of its budget
-
-
-def _name_this_thread(name: str) -> None:
-    # The kernel keeps 15 bytes: softena/<dev>-<q> fits for names up to 5 chars
-    # with two-digit queues; longer ones are cut, as `ps` would cut them.
-    _libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
 class QueueWorker(threading.Thread):
@@ -55,7 +49,7 @@ class QueueWorker(threading.Thread):
     def run(self) -> None:
         self.tid = threading.get_native_id()
         os.sched_setaffinity(0, {self.cpu})  # 0: this thread
-        _name_this_thread(self.name)
+        name_this_thread(self.name)
         _libc.prctl(PR_SET_TIMERSLACK, TIMER_SLACK_NS, 0, 0, 0)
         self.datapath.set_napi(self.qid, self.settings)
         self._started.set()

@@ -17,9 +17,9 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 from scapy.packet import Packet, Raw
 
+from softena.datapath.datapath import rss_native
 from softena.datapath.vectors import ffi, lib
 from softena.device.rss import (
-    FLOW_TYPES,
     RXH_IP_DST,
     RXH_IP_SRC,
     RXH_L4_B_0_1,
@@ -43,13 +43,7 @@ ENCAPS: dict[str, Callable[[], Packet]] = {
 
 def rss_struct(rss: RssConfig):
     """RSS as the C side takes it: key, table, and fields in SN_FLOW_* order."""
-    cfg = ffi.new("struct sn_rss_config *")
-    ffi.memmove(cfg.key, rss.key, len(rss.key))
-    for i, q in enumerate(rss.indir):
-        cfg.indir[i] = q
-    for i, flow in enumerate(FLOW_TYPES):
-        cfg.fields[i] = rss.fields[flow]
-    return cfg
+    return rss_native(rss, ffi)
 
 
 def rss_hash(frame: bytes, rss: RssConfig | None = None) -> int | None:
