@@ -261,8 +261,9 @@ class NetdevFamily:
             raise NetdevError("EOPNOTSUPP", "softena polls each queue pair from a thread of its own", "threaded")
         changes = {k.replace("-", "_"): int(v) for k, v in attrs.items()
                    if k in ("defer-hard-irqs", "gro-flush-timeout", "irq-suspend-timeout")}
+        limits = {"defer_hard_irqs": 0x7FFFFFFF}  # the kernel's policy: S32_MAX; the timeouts are u64 ns
         for key, value in changes.items():
-            if value < 0 or (key == "defer_hard_irqs" and value > 0x7FFFFFFF):
+            if not 0 <= value <= limits.get(key, 0xFFFFFFFFFFFFFFFF):
                 raise NetdevError("ERANGE", f"{key.replace('_', '-')} out of range", key.replace("_", "-"))
         self.device.set_napi(slot_qid[1], **changes)
         return None
