@@ -26,7 +26,14 @@ from softena.control.health import HealthMonitor
 from softena.control.hostwatch import HostLinkState, HostLinkWatcher, joined_groups
 from softena.control.qstats import DeviceReading, StatsBase
 from softena.control.state import DeviceState, indexes_in_use, remove_files
-from softena.datapath.datapath import TAP_FRAME_SIZE, TSO_MAX_SEGS, XSK_FRAME_SIZE, Datapath, DatapathConfig
+from softena.datapath.datapath import (
+    TAP_FRAME_SIZE,
+    TSO_MAX_SEGS,
+    XSK_FRAME_SIZE,
+    Datapath,
+    DatapathConfig,
+    tx_ring_min,
+)
 from softena.datapath.worker import NapiConfig, QueueWorker, cpu_for_queue
 from softena.device.admin import AdminError, AdminQueue, Feature, Opcode
 from softena.device.aenq import Aenq, Event, Group
@@ -506,6 +513,10 @@ class Device:
         self.napi.rx_usecs = coalesce.rx_usecs
         self.napi.tx_usecs = coalesce.tx_usecs
         self.napi.adaptive_rx = coalesce.adaptive_rx
+
+    def tx_ring_min(self, mtu: int) -> int:
+        """The smallest Tx ring the datapath takes at MTU (model and ethtool -G check against it)."""
+        return tx_ring_min(self.config.wire.kind, mtu)
 
     def device_counters(self) -> dict[str, int]:
         """Device-scope counters for the model's GET_STATS."""

@@ -180,6 +180,10 @@ class EthtoolOps:
                                    f"{a.max_ring_size}")
             # As ena(4): clamp to the minimum, round down to a power of two.
             sizes[name] = _round_down_pow2(max(value, a.min_ring_size))
+        need, new_tx = self.device.tx_ring_min(st.mtu), sizes.get("tx", st.tx_ring)
+        if new_tx < need:
+            raise SoftenaError(f"{self.device.name}: requested tx ring size {new_tx} is below {need}, "
+                               f"what two TSO frames take at MTU {st.mtu}")
         old_llq = st.llq_header
         if tx_push_buf_len is not None:
             self._submit(Feature.LLQ, header_size=tx_push_buf_len)

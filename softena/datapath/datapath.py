@@ -61,6 +61,11 @@ class DatapathConfig:
         return cfg
 
 
+def tx_ring_min(wire_kind: str, mtu: int) -> int:
+    """The smallest Tx ring the datapath accepts at wire MTU (a tap wire has no Tx ring)."""
+    return lib.sn_tx_ring_min(mtu) if wire_kind == "xsk" else 0
+
+
 def rss_native(rss: RssConfig, ffi=ffi):
     """A struct sn_rss_config for the datapath, or for the test vectors module's FFI."""
     cfg = ffi.new("struct sn_rss_config *")

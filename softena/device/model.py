@@ -54,6 +54,7 @@ class Backend(Protocol):
     def apply_rss(self, rss: RssConfig) -> None: ...
     def apply_coalesce(self, coalesce: Coalesce) -> None: ...
     def device_counters(self) -> dict[str, int]: ...
+    def tx_ring_min(self, mtu: int) -> int: ...
 
 
 class Refused(Exception):
@@ -113,6 +114,10 @@ class EnaDevice:
         mtu = int(args["mtu"])
         if not self.attrs.min_mtu <= mtu <= self.attrs.max_mtu:
             raise Refused(Status.ILLEGAL_PARAMETER, f"Invalid MTU setting. new_mtu: {mtu}")
+        need = self.backend.tx_ring_min(mtu)
+        if self.settings.tx_ring < need:  # the next queue rebuild would fail
+            raise Refused(Status.ILLEGAL_PARAMETER, f"Invalid MTU setting. new_mtu: {mtu} needs a Tx ring of "
+                                                    f"{need} or more, the ring has {self.settings.tx_ring}")
         self.backend.apply_mtu(mtu)
         self.settings.mtu = mtu
 

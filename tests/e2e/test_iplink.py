@@ -43,6 +43,23 @@ def test_mtu_out_of_range_is_refused_with_the_ena_message_and_set_back(softena_u
     assert ping(dev.peer_v4)
 
 
+def test_an_mtu_the_tx_ring_cannot_carry_and_a_ring_too_small_for_the_mtu_are_both_refused(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "1")
+    run(["ip", "link", "set", "sft0", "mtu", "600"], check=True)  # 64 KiB TSO frames need 266 Tx slots here
+    wait_for(lambda: link("sft0-wire")["mtu"] == 600)
+    proc = run(["softena", "ethtool", "-G", "sft0", "tx", "256"])
+    assert proc.returncode == 1 and "requested tx ring size 256 is below 266" in proc.stderr
+    assert "TX:\t\t\t1024" in run(["softena", "ethtool", "-g", "sft0"], check=True).stdout.split("Current")[1]
+    run(["ip", "link", "set", "sft0", "mtu", "1500"], check=True)
+    wait_for(lambda: link("sft0-wire")["mtu"] == 1500)
+    run(["softena", "ethtool", "-G", "sft0", "tx", "256"], check=True)
+    run(["ip", "link", "set", "sft0", "mtu", "600"], check=True)
+    wait_for(lambda: link("sft0")["mtu"] == 1500, what="the MTU set back")
+    assert "Invalid MTU setting. new_mtu: 600 needs a Tx ring of 266 or more, the ring has 256" in device_log("sft0")
+    run(["softena", "ethtool", "-L", "sft0", "combined", "2"], check=True)  # a rebuild still succeeds
+    assert ping(dev.peer_v4)
+
+
 def test_af_xdp_wire_takes_jumbo_frames_in_several_buffers(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "2")
     run(["ip", "link", "set", "sft0", "mtu", "9000"], check=True)

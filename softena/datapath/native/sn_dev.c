@@ -51,6 +51,12 @@ static uint32_t tx_need_for(uint32_t mtu)
 	return need > SN_TSO_MAX_SEGS + 2 ? SN_TSO_MAX_SEGS + 2 : need;
 }
 
+uint32_t sn_tx_ring_min(uint32_t mtu)
+{
+	/* Room for two worst-case host frames: one in flight, one being taken. */
+	return 2 * tx_need_for(mtu);
+}
+
 
 struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 			     char *err, size_t errlen)
@@ -77,7 +83,7 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 	dev->pool_span = (uint64_t)cfg->frames_per_queue * cfg->frame_size;
 	dev->region_size = dev->pool_span * nq;
 	dev->tx_need = tx_need_for(cfg->wire_mtu);
-	if (cfg->wire_kind == SN_WIRE_XSK && cfg->tx_ring_size < 2 * dev->tx_need) {
+	if (cfg->wire_kind == SN_WIRE_XSK && cfg->tx_ring_size < sn_tx_ring_min(cfg->wire_mtu)) {
 		sn_set_err(err, errlen, "Tx ring too small for two TSO frames: %s", EINVAL);
 		free(dev);
 		return NULL;

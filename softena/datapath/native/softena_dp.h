@@ -155,6 +155,8 @@ void sn_dev_set_rss(struct sn_dev *dev, const struct sn_rss_config *rss);
 void sn_dev_set_offloads(struct sn_dev *dev, const struct sn_offloads *off);
 void sn_dev_set_rx_mode(struct sn_dev *dev, const struct sn_rx_mode *mode);
 void sn_dev_set_mtu(struct sn_dev *dev, uint32_t mtu);
+/* The smallest AF_XDP Tx ring a wire MTU allows: two TSO frames' worth. */
+uint32_t sn_tx_ring_min(uint32_t mtu);
 
 int sn_xdp_load(const char *obj_path, int ifindex, int native,
 		int *link_fd, int *xskmap_fd, char *err, size_t errlen);
