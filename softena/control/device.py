@@ -25,7 +25,7 @@ from softena.control.faults import DeviceFaults
 from softena.control.health import HealthMonitor
 from softena.control.hostwatch import HostLinkState, HostLinkWatcher, joined_groups
 from softena.control.qstats import DeviceReading, StatsBase
-from softena.control.state import DeviceState, indexes_in_use, remove_files
+from softena.control.state import DeviceState, free_index, remove_files
 from softena.datapath.datapath import (
     TAP_FRAME_SIZE,
     TSO_MAX_SEGS,
@@ -122,7 +122,7 @@ class Device:
             raise SoftenaError(f"{self.name}: wire interface {cfg.wire.iface} does not exist")
         if cfg.wire.kind == "tap" and cfg.wire.iface and link_exists(cfg.wire.iface):
             raise SoftenaError(f"{self.name}: wire tap name {cfg.wire.iface} already taken")
-        self.slot = self.state.slot = min(set(range(MAX_DEVICES)) - indexes_in_use(self.name, "slot"), default=None)
+        self.slot = self.state.slot = free_index(self.name, "slot", MAX_DEVICES)
         if self.slot is None:
             raise SoftenaError(f"{self.name}: {MAX_DEVICES} softena devices are running already")
         self.state.save()
@@ -164,11 +164,10 @@ class Device:
     def _create_wire(self) -> None:
         cfg, names = self.config, self.lab_names
         if cfg.wire.lab:
-            used = indexes_in_use(self.name, "lab_index")
-            free = [i for i in range(lab.MAX_LABS) if i not in used]
-            if not free:
+            index = free_index(self.name, "lab_index", lab.MAX_LABS)
+            if index is None:
                 raise SoftenaError(f"{self.name}: all {lab.MAX_LABS} lab subnets are in use")
-            names = self.lab_names = lab.LabNames(self.name, free[0])
+            names = self.lab_names = lab.LabNames(self.name, index)
             self.state.netns, self.state.lab_index = names.netns, names.index
             self.state.save()
             lab.create_netns(names)
@@ -300,7 +299,6 @@ class Device:
                     self._stop_io()
                     self.health_stats.interface_down += 1
                     log(self.name, "info", "interface down: queues stopped")
-
 
     def _change_mtu(self, mtu: int) -> None:
         try:

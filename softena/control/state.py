@@ -82,12 +82,13 @@ def remove_files(dev: str) -> None:
             pass
 
 
-def indexes_in_use(except_dev: str, field_name: str) -> set[int]:
-    """Values of FIELD_NAME (lab_index, slot) taken by other devices that are still running."""
+def free_index(except_dev: str, field_name: str, limit: int) -> int | None:
+    """The lowest value of FIELD_NAME (lab_index, slot) below LIMIT that no other
+    running device holds; None when all are taken."""
     used = set()
     for name in list_devices():
         state = DeviceState.load(name)
         value = getattr(state, field_name, None) if state else None
         if name != except_dev and value is not None and pid_alive(state.pid):
             used.add(value)
-    return used
+    return min(set(range(limit)) - used, default=None)
