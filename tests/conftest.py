@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -12,6 +13,11 @@ from dataclasses import dataclass
 import pytest
 
 RUN_DIR = "/run/softena"
+
+# Every device the suite brings up checks each page-pool hand-off of every
+# frame (sn_pool.c) and reports a frame lost or owned twice in its log.
+os.environ.setdefault("SOFTENA_DEBUG_PAGE_POOL", "1")
+POOL_BUG = "page_pool:"
 
 
 def run(argv: list[str], timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess:
@@ -138,10 +144,14 @@ def softena_up():
         return Device(name, device_status(name))
 
     yield up
+    pool_bugs = []
     for name in names:
+        with contextlib.suppress(OSError):
+            pool_bugs += [line for line in device_log(name).splitlines() if POOL_BUG in line]
         run(["softena", "down", name])
     after = Snapshot.take()
     assert after == before, f"left behind: {after} vs {before}"
+    assert not pool_bugs, f"page pool ownership broken: {pool_bugs}"
 
 
 E2E_DIR = pathlib.Path(__file__).resolve().parent / "e2e"

@@ -392,16 +392,28 @@ class Device:
             worker.join(timeout=5)
         self.workers = []
         if self.datapath is not None:
-            pools = self.netdev.page_pools()
+            self._destroy_pools(self.datapath)
             self.stats_base.retire(self.datapath)
             self.datapath = None
-            for pool in pools:
-                notify.publish("page-pool-del-ntf", pool)
         if self.admin is not None:
             for direction, qid in sorted(self.model.io_sqs):
                 self.admin.submit(Opcode.DESTROY_SQ, qid=qid, direction=direction)
             for qid in sorted(self.model.io_cqs):
                 self.admin.submit(Opcode.DESTROY_CQ, qid=qid)
+
+    def _destroy_pools(self, dp: Datapath) -> None:
+        """The kernel's page_pool_destroy(): a pool with frames still out is
+        detached (detach-time set, page-pool-change-ntf) and lingers until they
+        come back; then it is destroyed (page-pool-del-ntf)."""
+        dp.detach_pools()
+        for pool in self.netdev.page_pools():
+            if pool["inflight"]:
+                notify.publish("page-pool-change-ntf", pool)
+        lost = dp.drain()
+        if lost:
+            log(self.name, "err", f"page_pool: {lost} frames lent out never came back")
+        for pool in self.netdev.page_pools():
+            notify.publish("page-pool-del-ntf", pool)
 
     # ---- health: resets and injected faults ---------------------------------
 
@@ -605,6 +617,7 @@ class Device:
                 "base": reading.queue_base, "device": reading.queue_totals,
                 "page-pools": [{"queue-id": r.qid, **r.pool, **r.pool_gauges} for r in reading.queues],
                 "page-pool-base": reading.pool_base, "page-pool-device": reading.pool_totals,
+                "region": self.datapath.region() if self.datapath else None,
                 "admin-queue": admin, "aenq": aenq, "health": health, "faults": self.faults.listing(),
                 "link": "up" if self.link and self.link.up else "down",
                 "keep-alive-age": round(time.monotonic() - self.last_keep_alive, 2) if self.last_keep_alive else None}

@@ -204,17 +204,34 @@ class Datapath:
             # Gauges are values of a moment, kept apart from the counters,
             # which only grow: only counters are ever summed into totals.
             gauges, pool_gauges = ffi.new("struct sn_qgauges *"), ffi.new("struct sn_pp_gauges *")
+            pool = ffi.new("struct sn_pp_stats *")
             readings = []
             for qid in range(self.config.num_queues):
                 lib.sn_queue_gauges(self._dev, qid, gauges)
-                lib.sn_queue_pp_gauges(self._dev, qid, pool_gauges)
+                lib.sn_queue_pp_read(self._dev, qid, pool, pool_gauges)
                 readings.append(QueueReading(
                     qid,
                     counters=struct_to_dict(lib.sn_queue_stats(self._dev, qid), "struct sn_qstats"),
                     gauges=struct_to_dict(gauges, "struct sn_qgauges"),
-                    pool=struct_to_dict(lib.sn_queue_pp_stats(self._dev, qid), "struct sn_pp_stats"),
+                    pool=struct_to_dict(pool, "struct sn_pp_stats"),
                     pool_gauges=struct_to_dict(pool_gauges, "struct sn_pp_gauges")))
             return readings
+
+    def region(self) -> dict[str, int]:
+        """The UMEM's frames: how many, and how many no page pool holds (0 once closed)."""
+        cfg = self.config.native()
+        return {"frames": cfg.frames_per_queue * cfg.num_queues, "frame-size": cfg.frame_size,
+                "frames-free": self._call(lib.sn_dev_frames_free) or 0}
+
+    def detach_pools(self) -> None:
+        """The page pools stop allocating and take their detach time; workers must have stopped."""
+        self._call(lib.sn_dev_detach)
+
+    def drain(self, timeout: float = 0.2) -> int:
+        """Take every lent frame back: Tx completions (for up to TIMEOUT), Rx
+        frames up to the host, then the wire closed with what it held. Returns
+        the frames that never came back (0 unless the device lost some)."""
+        return self._call(lib.sn_dev_drain, int(timeout * 1000)) or 0
 
     def kick(self, qid: int) -> None:
         """Wake worker QID out of its sleep."""

@@ -174,14 +174,25 @@ class NetdevFamily:
         d = self.device
         return PAGE_POOL_ID_BASE + (d.slot << 20) + ((d.pool_generation & 0x3FFF) << 6) + qid
 
+    @staticmethod
+    def page_pool_queue(pool_id: int) -> int:
+        """The queue a page pool id was given for (its low bits, see page_pool_id)."""
+        return pool_id & 0x3F
+
     def page_pools(self, reading: DeviceReading | None = None) -> list[dict]:
         d = self.device
         ids = self.napi_ids()
         out = []
         for r in (reading or d.read_counters()).queues:
-            inflight = r.pool_gauges["frames-total"] - r.pool_gauges["frames-free"]
-            out.append({"id": self.page_pool_id(r.qid), "ifindex": d.ifindex, "napi-id": ids[r.qid],
-                        "inflight": inflight, "inflight-mem": inflight * d.frame_size})
+            g = r.pool_gauges
+            pool = {"id": self.page_pool_id(r.qid), "ifindex": d.ifindex}
+            # A detached pool has left its NAPI instance, and says when.
+            if g["detach-time"]:
+                pool["detach-time"] = g["detach-time"]
+            else:
+                pool["napi-id"] = ids[r.qid]
+            pool.update({"inflight": g["inflight"], "inflight-mem": g["inflight"] * d.frame_size})
+            out.append(pool)
         return out
 
     def page_pool_stats(self, reading: DeviceReading | None = None) -> list[dict]:

@@ -96,7 +96,7 @@ class DeviceCollector(Collector):
                               (([dev], q) for q in netdev.qstats(per_queue=False, reading=reading)))
 
         pools = netdev.page_pools(reading)
-        queue_of = {p["id"]: str(napi_slot(p["napi-id"])[1]) for p in pools}
+        queue_of = {p["id"]: str(netdev.page_pool_queue(p["id"])) for p in pools}
         yield from _from_spec("page_pool", "page-pool", ("gauge",), ["device", "queue"],
                               (([dev, queue_of[p["id"]]], p) for p in pools))
         yield from _from_spec("page_pool", "page-pool-stats", ("counter",), ["device", "queue"],

@@ -87,8 +87,10 @@ def test_page_pools_are_published_and_rebuilt_pools_are_notified(softena_up) -> 
     with Subscription(["page-pool"]) as sub:
         run(["softena", "ethtool", "-L", "sft0", "combined", "1"], check=True)
         got: list[dict] = []
-        wait_for(lambda: got.extend(sub.read_ready()) or len(got) >= 3, within=5, what="three notifications")
+        # Each old pool, its fill ring still lent out, is detached (change) then destroyed (del).
+        wait_for(lambda: got.extend(sub.read_ready()) or len(got) >= 5, within=5, what="five notifications")
     deleted = {m["msg"]["id"] for m in got if m["name"] == "page-pool-del-ntf"}
+    assert {m["msg"]["id"] for m in got if m["name"] == "page-pool-change-ntf"} == deleted
     added = [m["msg"] for m in got if m["name"] == "page-pool-add-ntf"]
     assert deleted == {p["id"] for p in pools}
     assert len(added) == 1 and added[0]["id"] not in deleted

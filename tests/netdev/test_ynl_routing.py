@@ -41,8 +41,9 @@ class StandIn:
 
     def read_counters(self):
         names = counters("qstats")
+        pool_gauges = {"inflight": 4, "cached": 0, "ring": 0, "detach-time": 0}
         queues = [QueueReading(q, counters={n: 10 * (q + 1) for n in names}, pool={n: q for n in counters(
-            "page-pool-stats")}, pool_gauges={"frames-total": 64, "frames-free": 60}) for q in range(self.queues)]
+            "page-pool-stats")}, pool_gauges=dict(pool_gauges)) for q in range(self.queues)]
         return SimpleNamespace(queues=queues, queue_totals={n: 30 for n in names})
 
     def set_napi(self, qid: int, **changes: int) -> None:

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * A softena device: its queue pairs, one host tap fd and one wire queue
- * (an AF_XDP socket, or a tap fd: struct sn_wire_ops) each, a page pool of
- * frames per queue over one shared region (the UMEM), the rings that carry
- * frames and recycled buffers between queues; and the NAPI loop that polls
- * a queue pair and sleeps until it has work.
+ * (an AF_XDP socket, or a tap fd: struct sn_wire_ops) each, a page pool per
+ * queue over one shared region (the UMEM), the rings that carry frames and
+ * recycled buffers between queues; the NAPI loop that polls a queue pair
+ * and sleeps until it has work; and the teardown that takes every frame
+ * back before the region goes.
  *
  * Threading: queue q's state is touched only by worker q, inside
  * sn_napi_poll()/sn_napi_wait(). Other workers reach it only through the
@@ -80,8 +81,7 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 	}
 	dev->cfg = *cfg;
 	dev->wire = cfg->wire_kind == SN_WIRE_XSK ? &sn_xsk_wire : &sn_tap_wire;
-	dev->pool_span = (uint64_t)cfg->frames_per_queue * cfg->frame_size;
-	dev->region_size = dev->pool_span * nq;
+	dev->region_size = (uint64_t)cfg->frames_per_queue * cfg->frame_size * nq;
 	dev->tx_need = tx_need_for(cfg->wire_mtu);
 	if (cfg->wire_kind == SN_WIRE_XSK && cfg->tx_ring_size < sn_tx_ring_min(cfg->wire_mtu)) {
 		sn_set_err(err, errlen, "Tx ring too small for two TSO frames: %s", EINVAL);
@@ -99,9 +99,12 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 	}
 	dev->handoff = calloc((size_t)nq * nq, sizeof(struct sn_ring));
 	dev->recycle = calloc((size_t)nq * nq, sizeof(struct sn_ring));
-	if (!dev->handoff || !dev->recycle)
+	dev->returns = calloc((size_t)nq * nq, sizeof(struct sn_pp_returns));
+	if (!dev->handoff || !dev->recycle || !dev->returns || sn_frames_init(dev))
 		goto nomem;
-	rsize = sn_roundup_pow2(cfg->frames_per_queue);
+	/* A pool's ring holds what its Rx ring does, as drivers size the
+	 * kernel's ptr_ring (pool_size) by their ring. */
+	rsize = cfg->rx_ring_size;
 	for (a = 0; a < nq; a++)
 		for (i = 0; i < nq; i++)
 			if (sn_ring_init(RING(dev, handoff, a, i), cfg->rx_ring_size) ||
@@ -114,8 +117,9 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 		q->dev = dev;
 		q->qid = i;
 		q->host_fd = q->wire_fd = -1;
+		q->rx_spare = NO_FRAME;
 		q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (q->wake_fd < 0 || sn_pool_init(q))
+		if (q->wake_fd < 0)
 			goto nomem;
 		sn_rx_init(q);
 		q->scratch = malloc(SN_VNET_HDR_LEN + SN_MAX_FRAME);
@@ -145,7 +149,6 @@ void sn_dev_destroy(struct sn_dev *dev)
 
 		if (q->wake_fd > 0)
 			close(q->wake_fd);
-		sn_pool_fini(q);
 		free(q->scratch);
 		free(q->bounce);
 		free(q->llq);
@@ -156,6 +159,8 @@ void sn_dev_destroy(struct sn_dev *dev)
 	}
 	free(dev->handoff);
 	free(dev->recycle);
+	free(dev->returns);
+	sn_frames_fini(dev);
 	munmap(dev->region, dev->region_size);
 	free(dev);
 }
@@ -209,10 +214,6 @@ struct sn_qstats *sn_queue_stats(struct sn_dev *dev, uint32_t qid)
 	return qid < dev->cfg.num_queues ? &dev->q[qid].st : NULL;
 }
 
-struct sn_pp_stats *sn_queue_pp_stats(struct sn_dev *dev, uint32_t qid)
-{
-	return qid < dev->cfg.num_queues ? &dev->q[qid].pool.st : NULL;
-}
 
 /* Read from another thread while the worker runs: each value is one load,
  * and a moment's disagreement between them is what a gauge may show. */
@@ -231,13 +232,18 @@ int sn_queue_gauges(struct sn_dev *dev, uint32_t qid, struct sn_qgauges *g)
 	return 0;
 }
 
-int sn_queue_pp_gauges(struct sn_dev *dev, uint32_t qid, struct sn_pp_gauges *g)
+int sn_queue_pp_read(struct sn_dev *dev, uint32_t qid, struct sn_pp_stats *st,
+		     struct sn_pp_gauges *g)
 {
 	if (qid >= dev->cfg.num_queues)
 		return -1;
-	g->frames_total = dev->q[qid].pool.size;
-	g->frames_free = dev->q[qid].pool.nfree;
+	sn_pool_read(&dev->q[qid], st, g);
 	return 0;
+}
+
+uint32_t sn_dev_frames_free(struct sn_dev *dev)
+{
+	return sn_frames_free(dev);
 }
 
 /* ---- Tx: host to wire --------------------------------------------------- */
@@ -322,7 +328,6 @@ int sn_napi_poll(struct sn_dev *dev, uint32_t qid, int budget)
 
 	q->st.napi_polls++;
 	q->gro.now_ns = sn_now_ns();	/* what the GRO sessions this poll opens are stamped with */
-	sn_pool_refill(q);
 	work = tx_poll(q, budget);
 	work += dev->wire->rx_poll(q, budget, &woken);
 	for (t = 0; woken && t < dev->cfg.num_queues; t++)
@@ -330,12 +335,10 @@ int sn_napi_poll(struct sn_dev *dev, uint32_t qid, int budget)
 			wake(&dev->q[t]);
 	work += sn_rx_poll_handoff(q, budget);
 
-	/* Frames we freed for other pools: wake an owner that sleeps only
-	 * when it runs short, or two idle workers would wake each other. */
+	/* Frames we returned to other pools: wake an owner only when it went
+	 * short of them, or two idle workers would wake each other. */
 	for (t = 0; t < dev->cfg.num_queues; t++)
-		if (t != qid &&
-		    __atomic_load_n(&dev->q[t].pool.nfree, __ATOMIC_RELAXED) <
-		    dev->cfg.rx_ring_size / 2 &&
+		if (t != qid && atomic_load_explicit(&dev->q[t].pool.starving, memory_order_relaxed) &&
 		    sn_ring_count(RING(dev, recycle, qid, t)))
 			wake(&dev->q[t]);
 	q->gro_due_ns = sn_rx_flush(q, __atomic_load_n(&q->napi.gro_flush_timeout_ns, __ATOMIC_RELAXED));
@@ -472,6 +475,8 @@ int sn_napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
 	atomic_store(&q->sleeping, 0);
 	if (pfd[0].revents & POLLIN)
 		(void)!read(q->wake_fd, &drain, sizeof(drain));
+	if (r == 0 && !q->tx_outstanding)
+		sn_pool_trim(q);	/* a whole timeout without work */
 	if (r > 0) {
 		int defer = 0;
 
@@ -484,4 +489,65 @@ int sn_napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
 			nap_ns((uint64_t)defer * 1000);
 	}
 	return r > 0;
+}
+
+/* ---- teardown: every frame back before the region goes ------------------- */
+
+void sn_dev_detach(struct sn_dev *dev)
+{
+	uint32_t i;
+
+	for (i = 0; i < dev->cfg.num_queues; i++)
+		sn_pool_detach(&dev->q[i]);
+}
+
+/* Frames still on the Rx side (the wire's Rx ring, the handoff rings, held
+ * GRO sessions) go up to the host as they would have; how many moved. */
+static int drain_rx(struct sn_dev *dev)
+{
+	uint32_t i, woken = 0;
+	int moved = 0;
+
+	for (i = 0; i < dev->cfg.num_queues; i++)
+		moved += dev->wire->rx_poll(&dev->q[i], 256, &woken);
+	for (i = 0; i < dev->cfg.num_queues; i++) {
+		moved += sn_rx_poll_handoff(&dev->q[i], 1 << 20);
+		sn_rx_flush(&dev->q[i], 0);
+	}
+	return moved;
+}
+
+/*
+ * With the workers stopped and the pools detached: Tx frames posted to the
+ * wire are given TIMEOUT_MS to complete, so what the device counted as sent
+ * is sent; Rx frames go up; then the wire is closed, and what it held of
+ * ours (fill ring, Tx not completed) is ours again. The pools give all back
+ * to the free list. Returns the frames lost: lent out, yet neither with the
+ * wire nor anywhere the device could find them.
+ */
+int sn_dev_drain(struct sn_dev *dev, int timeout_ms)
+{
+	uint64_t deadline = sn_now_ns() + (uint64_t)timeout_ms * 1000000;
+	uint32_t i, held = 0;
+	int busy;
+
+	do {
+		busy = drain_rx(dev) > 0;
+		for (i = 0; i < dev->cfg.num_queues; i++) {
+			struct sn_queue *q = &dev->q[i];
+
+			if (!q->tx_outstanding)
+				continue;
+			dev->wire->tx_kick(q);
+			dev->wire->tx_reap(q);
+			busy |= q->tx_outstanding > 0;
+		}
+		if (busy)
+			nap_ns(100000);
+	} while (busy && sn_now_ns() < deadline);
+
+	for (i = 0; i < dev->cfg.num_queues; i++)
+		held += dev->wire->held(&dev->q[i]);
+	dev->wire->destroy(dev);
+	return (int)sn_pool_reclaim(dev, held);
 }

@@ -15,6 +15,7 @@
 #ifndef SN_DEV_H
 #define SN_DEV_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <xdp/xsk.h>
 
@@ -44,7 +45,8 @@ struct sn_dev;
  * could not take it, another -errno when the frame is malformed); push what
  * was posted; take back completed buffers. Rx: pass up to BUDGET frames to
  * sn_rx_steer(); give the wire buffers to receive into; are frames waiting
- * (without a syscall). Destroy: free what the wire made for the device.
+ * (without a syscall). Held: frames the wire has of ours, which come back
+ * when it is destroyed. Destroy: free what the wire made for the device.
  */
 struct sn_wire_ops {
 	int (*tx_room)(struct sn_queue *q);
@@ -55,19 +57,49 @@ struct sn_wire_ops {
 	int (*rx_poll)(struct sn_queue *q, int budget, uint32_t *woken);
 	void (*rx_refill)(struct sn_queue *q);
 	int (*rx_pending)(struct sn_queue *q);
+	uint32_t (*held)(struct sn_queue *q);	/* frames lent to the wire now */
 	void (*destroy)(struct sn_dev *dev);
 };
 
 extern const struct sn_wire_ops sn_xsk_wire;	/* sn_xsk.c */
 extern const struct sn_wire_ops sn_tap_wire;	/* sn_tap.c */
 
-/* A queue's page pool: a stack of free frame bases over its share of the
- * region. Only sn_pool.c writes it; others may read nfree. */
+#define SN_PP_CACHE_SIZE	128	/* the kernel's PP_ALLOC_CACHE_SIZE */
+#define SN_PP_CACHE_REFILL	64	/* PP_ALLOC_CACHE_REFILL: a refill, a slow-path bulk */
+
+/* Where a frame is (sn_pool.c). */
+#define SN_FRAME_FREE		0	/* in the region's free list */
+#define SN_FRAME_POOL		1	/* in its pool's cache or ring */
+#define SN_FRAME_LENT		2	/* out: fill ring, Rx, handoff, GRO, Tx */
+
+/* The region's frames no pool holds, and every frame's state and pool. */
+struct sn_frames {
+	pthread_mutex_t lock;
+	uint64_t *stack;
+	uint32_t count;
+	uint32_t total;
+	uint8_t *state;		/* SN_FRAME_* */
+	uint8_t *owner;		/* the pool (queue id) holding it */
+	int debug;		/* SOFTENA_DEBUG_PAGE_POOL: check every hand-off */
+};
+
+/* A queue's page pool; only sn_pool.c writes it. */
 struct sn_pool {
-	uint64_t *free;
-	uint32_t nfree;
-	uint32_t size;		/* frames the pool owns */
+	uint64_t cache[SN_PP_CACHE_SIZE];
+	uint32_t count;		/* frames in the cache */
+	uint32_t detached;
+	uint64_t detach_time;	/* CLOCK_BOOTTIME seconds, 0 while attached */
+	uint64_t hold;		/* frames taken from the free list, ever */
+	uint64_t released;	/* of which the owner gave back */
+	_Atomic int starving;	/* the owner's fill ring went short: wake it on returns */
 	struct sn_pp_stats st;
+};
+
+/* What worker A did with frames of pool B (dev->returns[A][B]): written by A alone. */
+struct sn_pp_returns {
+	uint64_t recycle_ring;
+	uint64_t recycle_ring_full;
+	uint64_t released;	/* ring full: given back to the free list */
 };
 
 struct sn_queue {
@@ -88,6 +120,8 @@ struct sn_queue {
 	uint8_t tx_stopped;
 
 	struct sn_pool pool;
+	uint32_t fill_lent;	/* frames on the wire's fill ring or its Rx ring */
+	uint64_t rx_spare;	/* tap wire: the frame the next read goes into */
 	uint8_t *scratch;	/* one host frame with its vnet header */
 	uint8_t *bounce;	/* a wire frame too big for one UMEM frame */
 	uint8_t *llq;		/* LLQ: the Tx ring in device memory, one entry a slot */
@@ -111,7 +145,6 @@ struct sn_dev {
 	const struct sn_wire_ops *wire;
 	uint8_t *region;	/* the UMEM: num_queues * frames_per_queue frames */
 	size_t region_size;
-	uint64_t pool_span;	/* bytes of region owned by one queue */
 	struct xsk_umem *umem;
 	struct xsk_ring_prod umem_fill;
 	struct xsk_ring_cons umem_comp;
@@ -126,17 +159,25 @@ struct sn_dev {
 	 * recycle[a][b]: frames of b's pool that worker a is done with. */
 	struct sn_ring *handoff;
 	struct sn_ring *recycle;
+	struct sn_pp_returns *returns;
+	struct sn_frames frames;
 };
 
 #define RING(dev, kind, a, b) (&(dev)->kind[(a) * (dev)->cfg.num_queues + (b)])
 
 /* sn_pool.c: the page pools */
-int sn_pool_init(struct sn_queue *q);
-void sn_pool_fini(struct sn_queue *q);
+int sn_frames_init(struct sn_dev *dev);
+void sn_frames_fini(struct sn_dev *dev);
+uint32_t sn_frames_free(struct sn_dev *dev);
 uint64_t sn_pool_get(struct sn_queue *q);
 void sn_pool_put(struct sn_queue *q, uint64_t addr);
-uint32_t sn_pool_refill(struct sn_queue *q);
+uint32_t sn_pool_available(struct sn_queue *q);
 int sn_pool_recycles_waiting(struct sn_queue *q);
+void sn_pool_check_lent(struct sn_dev *dev, uint64_t addr, const char *where);
+void sn_pool_trim(struct sn_queue *q);
+void sn_pool_detach(struct sn_queue *q);
+uint32_t sn_pool_reclaim(struct sn_dev *dev, uint32_t wire_held);
+void sn_pool_read(struct sn_queue *q, struct sn_pp_stats *st, struct sn_pp_gauges *g);
 
 /* sn_rx.c: wire to host */
 void sn_rx_init(struct sn_queue *q);

@@ -57,21 +57,27 @@ static int tap_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
 	int done = 0;
 
 	while (done < budget) {
-		uint64_t base = sn_pool_get(q);
+		uint64_t base;
 		ssize_t n;
 
+		/* A read that finds nothing keeps its frame for the next poll. */
+		if (q->rx_spare == NO_FRAME)
+			q->rx_spare = sn_pool_get(q);
+		base = q->rx_spare;
 		if (base == NO_FRAME) {
 			q->st.rx_alloc_fail++;
+			atomic_store_explicit(&q->pool.starving, 1, memory_order_relaxed);
 			break;
 		}
+		atomic_store_explicit(&q->pool.starving, 0, memory_order_relaxed);
 		n = read(q->wire_fd, dev->region + base, dev->cfg.frame_size);
+		if (n < 0)
+			break;
 		if (n < SN_VNET_HDR_LEN + 14) {
-			sn_pool_put(q, base);
-			if (n < 0)
-				break;
 			q->st.rx_hw_drops++;
 			continue;
 		}
+		q->rx_spare = NO_FRAME;
 		done++;
 		sn_rx_steer(q, &(struct sn_desc){ .addr = base + SN_VNET_HDR_LEN,
 					       .len = (uint32_t)(n - SN_VNET_HDR_LEN),
@@ -80,16 +86,31 @@ static int tap_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
 	return done;
 }
 
-/* Reads take their buffer as they go; readiness is poll()'s to tell. */
+/* Reads take their buffer as they go; readiness is poll()'s to tell,
+ * unless the pool went short and returns wait in its ring. */
 static int tap_rx_pending(struct sn_queue *q)
+{
+	return atomic_load_explicit(&q->pool.starving, memory_order_relaxed) &&
+	       sn_pool_recycles_waiting(q);
+}
+
+/* The wire holds no frame of ours: a read copies into the spare. */
+static uint32_t tap_held(struct sn_queue *q)
 {
 	(void)q;
 	return 0;
 }
 
+/* The spare frames go back to their pools; the fds are the ports'. */
 static void tap_destroy(struct sn_dev *dev)
 {
-	(void)dev;
+	uint32_t i;
+
+	for (i = 0; i < dev->cfg.num_queues; i++)
+		if (dev->q[i].rx_spare != NO_FRAME) {
+			sn_pool_put(&dev->q[i], dev->q[i].rx_spare);
+			dev->q[i].rx_spare = NO_FRAME;
+		}
 }
 
 const struct sn_wire_ops sn_tap_wire = {
@@ -100,5 +121,6 @@ const struct sn_wire_ops sn_tap_wire = {
 	.rx_poll = tap_rx_poll,
 	.rx_refill = tap_nothing,
 	.rx_pending = tap_rx_pending,
+	.held = tap_held,
 	.destroy = tap_destroy,
 };

@@ -142,7 +142,8 @@ int sn_queue_xsk_zerocopy(struct sn_dev *dev, uint32_t qid)
 
 struct xsk_tx_ctx {
 	struct sn_queue *q;
-	uint64_t base;
+	uint64_t frames[SN_MAX_FRAGS];	/* taken from the pool for this frame */
+	uint32_t nframes;
 };
 
 /*
@@ -163,7 +164,8 @@ static void llq_push(struct sn_queue *q, uint32_t slot, const uint8_t *frame, ui
 }
 
 /* A wire frame goes straight into a UMEM frame; a jumbo one is built in
- * the bounce buffer and leaves as several descriptors (multi-buffer). */
+ * the bounce buffer and leaves as several descriptors (multi-buffer). The
+ * pool's frames for it are taken here, all or none. */
 static uint8_t *xsk_tx_alloc(void *ctx, size_t need)
 {
 	struct xsk_tx_ctx *c = ctx;
@@ -171,14 +173,19 @@ static uint8_t *xsk_tx_alloc(void *ctx, size_t need)
 	uint32_t fs = q->dev->cfg.frame_size;
 	uint32_t chunks = (uint32_t)((need + fs - 1) / fs);
 
-	if (chunks > 1 && (!q->dev->cfg.multi_buffer || need > SN_MAX_FRAME))
+	if (chunks > 1 && (!q->dev->cfg.multi_buffer || need > SN_MAX_FRAME || chunks > SN_MAX_FRAGS))
 		return NULL;
-	if (xsk_prod_nb_free(&q->tx, chunks) < chunks || q->pool.nfree < chunks)
+	if (xsk_prod_nb_free(&q->tx, chunks) < chunks)
 		return NULL;
-	if (chunks > 1)
-		return q->bounce;
-	c->base = sn_pool_get(q);
-	return c->base == NO_FRAME ? NULL : q->dev->region + c->base;
+	for (c->nframes = 0; c->nframes < chunks; c->nframes++) {
+		c->frames[c->nframes] = sn_pool_get(q);
+		if (c->frames[c->nframes] == NO_FRAME) {
+			while (c->nframes)
+				sn_pool_put(q, c->frames[--c->nframes]);
+			return NULL;
+		}
+	}
+	return chunks > 1 ? q->bounce : q->dev->region + c->frames[0];
 }
 
 static void xsk_tx_commit(void *ctx, uint8_t *buf, uint32_t len)
@@ -194,11 +201,9 @@ static void xsk_tx_commit(void *ctx, uint8_t *buf, uint32_t len)
 		struct xdp_desc *d = xsk_ring_prod__tx_desc(&q->tx, idx + k);
 		uint32_t part = len - k * fs < fs ? len - k * fs : fs;
 
-		if (buf == q->bounce) {
-			c->base = sn_pool_get(q);	/* alloc checked there are enough */
-			memcpy(q->dev->region + c->base, buf + (size_t)k * fs, part);
-		}
-		d->addr = c->base;
+		if (buf == q->bounce)
+			memcpy(q->dev->region + c->frames[k], buf + (size_t)k * fs, part);
+		d->addr = c->frames[k];
 		d->len = part;
 		d->options = k + 1 < chunks ? XDP_PKT_CONTD : 0;
 	}
@@ -261,17 +266,17 @@ static int xsk_tx_room(struct sn_queue *q)
 {
 	uint32_t need = q->dev->tx_need;
 
-	if (xsk_prod_nb_free(&q->tx, need) >= need && q->pool.nfree >= need)
+	if (xsk_prod_nb_free(&q->tx, need) >= need && sn_pool_available(q) >= need)
 		return 1;
 	xsk_reap(q);
-	return xsk_prod_nb_free(&q->tx, need) >= need && q->pool.nfree >= need;
+	return xsk_prod_nb_free(&q->tx, need) >= need && sn_pool_available(q) >= need;
 }
 
 /* Run the Tx offload engine on one host frame, straight onto the ring. */
 static int xsk_tx_frame(struct sn_queue *q, const struct virtio_net_hdr_v1 *vh,
 			const uint8_t *frame, size_t len, struct sn_tx_result *res)
 {
-	struct xsk_tx_ctx ctx = { q, 0 };
+	struct xsk_tx_ctx ctx = { .q = q };
 	struct sn_tx_sink sink = { xsk_tx_alloc, xsk_tx_commit, &ctx };
 
 	return sn_tx_process(vh, frame, len, q->dev->cfg.wire_mtu, q->dev->off.tso,
@@ -301,6 +306,8 @@ static int xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
 			continue;
 		}
 
+		q->fill_lent--;		/* the wire gave back a frame we lent */
+		sn_pool_check_lent(q->dev, x->addr, "an Rx descriptor");
 		if (nf == SN_MAX_FRAGS) {	/* more pieces than a frame can have */
 			q->st.rx_hw_drops++;
 			sn_rx_drop(q, frags, nf);
@@ -316,7 +323,9 @@ static int xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
 		used = i + 1;
 		frames++;
 	}
-	/* A frame whose last fragment is not here yet stays in the ring. */
+	/* A frame whose last fragment is not here yet stays in the ring,
+	 * and its fragments lent to the wire until it comes whole. */
+	q->fill_lent += nf;
 	if (n > used)
 		xsk_ring_cons__cancel(&q->rx, n - used);
 	if (used)
@@ -324,9 +333,12 @@ static int xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
 	return frames;
 }
 
+/* Keep the fill ring full, from the pool, in batches of a cache refill. */
 static void xsk_refill(struct sn_queue *q)
 {
-	uint32_t idx, want, got, i;
+	uint64_t frames[SN_PP_CACHE_REFILL];
+	uint32_t idx = 0, want, got, i;
+	int short_of = 0;
 
 	want = xsk_prod_nb_free(&q->fill, q->dev->cfg.rx_ring_size);
 	if (!want)
@@ -335,29 +347,45 @@ static void xsk_refill(struct sn_queue *q)
 		q->st.rx_alloc_fail++;
 		return;
 	}
-	if (want > q->pool.nfree)
-		sn_pool_refill(q);
-	if (want > q->pool.nfree)
-		want = q->pool.nfree;
-	if (!want) {
-		q->st.rx_alloc_fail++;
-		return;
+	while (want && !short_of) {
+		for (got = 0; got < want && got < SN_PP_CACHE_REFILL; got++) {
+			frames[got] = sn_pool_get(q);
+			if (frames[got] == NO_FRAME) {
+				short_of = 1;
+				break;
+			}
+		}
+		if (!got)
+			break;
+		xsk_ring_prod__reserve(&q->fill, got, &idx);	/* nb_free said there is room */
+		for (i = 0; i < got; i++)
+			*xsk_ring_prod__fill_addr(&q->fill, idx + i) = frames[i];
+		xsk_ring_prod__submit(&q->fill, got);
+		q->fill_lent += got;
+		want -= got;
 	}
-	got = xsk_ring_prod__reserve(&q->fill, want, &idx);
-	for (i = 0; i < got; i++)
-		*xsk_ring_prod__fill_addr(&q->fill, idx + i) = sn_pool_get(q);
-	xsk_ring_prod__submit(&q->fill, got);
+	if (short_of)
+		q->st.rx_alloc_fail++;
+	atomic_store_explicit(&q->pool.starving, short_of, memory_order_relaxed);
 	if (xsk_ring_prod__needs_wakeup(&q->fill))
 		recvfrom(q->wire_fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
 }
 
-/* Frames on the Rx ring, or our pool short of frames for the fill ring
- * while others' returns wait in the recycle rings. */
+/* Frames on the Rx ring, or our fill ring short of frames while others'
+ * returns wait in our pool's ring. */
 static int xsk_rx_pending(struct sn_queue *q)
 {
 	if (xsk_cons_nb_avail(&q->rx, 1))
 		return 1;
-	return q->pool.nfree < q->dev->cfg.rx_ring_size / 2 && sn_pool_recycles_waiting(q);
+	return atomic_load_explicit(&q->pool.starving, memory_order_relaxed) &&
+	       sn_pool_recycles_waiting(q);
+}
+
+/* The kernel has our frames on the fill ring and the ones it has not yet
+ * completed from the Tx ring. */
+static uint32_t xsk_held(struct sn_queue *q)
+{
+	return q->fill_lent + q->tx_outstanding;
 }
 
 static void xsk_destroy(struct sn_dev *dev)
@@ -382,5 +410,6 @@ const struct sn_wire_ops sn_xsk_wire = {
 	.rx_poll = xsk_rx_poll,
 	.rx_refill = xsk_refill,
 	.rx_pending = xsk_rx_pending,
+	.held = xsk_held,
 	.destroy = xsk_destroy,
 };

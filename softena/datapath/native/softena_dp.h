@@ -81,22 +81,29 @@ struct sn_qgauges {
 };
 
 /* Per-queue page pool counters, named after the page-pool-stats attributes
- * and counted with the kernel's page_pool meaning: an allocation is fast
- * (from the pool's own stack) or a refill (the stack was empty, the recycle
- * rings filled it); empty when even the rings had nothing. */
+ * and counted with the kernel page_pool's meanings (sn_pool.c): an
+ * allocation comes from the cache (fast), or from the cache refilled from
+ * the ring (refill), or found the ring empty too (empty) and took the slow
+ * path to the region's free list (slow). A frame comes back into the cache
+ * (cached; cache-full when it had no room) or the ring (ring; ring-full
+ * when it had none, and the frame went back to the free list). */
 struct sn_pp_stats {
 	uint64_t alloc_fast;
+	uint64_t alloc_slow;
 	uint64_t alloc_empty;
 	uint64_t alloc_refill;
 	uint64_t recycle_cached;
+	uint64_t recycle_cache_full;
 	uint64_t recycle_ring;
 	uint64_t recycle_ring_full;
 };
 
-/* A page pool's size at the moment of reading. */
+/* A page pool at the moment of reading. */
 struct sn_pp_gauges {
-	uint64_t frames_total;		/* frames this pool owns */
-	uint64_t frames_free;		/* of which are in the pool now */
+	uint64_t inflight;		/* frames taken from the free list and not given back */
+	uint64_t cached;		/* of which in the cache */
+	uint64_t ring;			/* of which waiting in the ring */
+	uint64_t detach_time;		/* CLOCK_BOOTTIME seconds of the detach; 0 attached */
 };
 
 struct sn_dev_config {
@@ -175,10 +182,19 @@ void sn_queue_kick(struct sn_dev *dev, uint32_t qid);
 void sn_queue_set_faults(struct sn_dev *dev, uint32_t qid, uint32_t faults);
 void sn_queue_set_napi(struct sn_dev *dev, uint32_t qid, const struct sn_napi_config *napi);
 struct sn_qstats *sn_queue_stats(struct sn_dev *dev, uint32_t qid);
-struct sn_pp_stats *sn_queue_pp_stats(struct sn_dev *dev, uint32_t qid);
-/* Fill in the gauges now; 0, or -1 for no such queue. */
+/* Fill in the gauges (and the pool's counters) now; 0, or -1 for no such queue. */
 int sn_queue_gauges(struct sn_dev *dev, uint32_t qid, struct sn_qgauges *g);
-int sn_queue_pp_gauges(struct sn_dev *dev, uint32_t qid, struct sn_pp_gauges *g);
+int sn_queue_pp_read(struct sn_dev *dev, uint32_t qid, struct sn_pp_stats *st,
+		     struct sn_pp_gauges *g);
+
+/* Teardown in the kernel's order, with the workers stopped: the pools stop
+ * allocating (detach), then take back every frame they lent (drain: Tx
+ * completions reaped, Rx frames delivered, the wire closed). The drain
+ * returns the frames that never came back: 0 unless the device lost some. */
+void sn_dev_detach(struct sn_dev *dev);
+int sn_dev_drain(struct sn_dev *dev, int timeout_ms);
+/* Frames of the region in no pool. */
+uint32_t sn_dev_frames_free(struct sn_dev *dev);
 
 /* CDEF-END */
 
