@@ -6,10 +6,14 @@
  * The program is "xdp.frags" so it can be attached at jumbo MTUs; libxdp's
  * built-in socket program is not, and fails above about 3.5 KB of MTU.
  *
- * Metadata: the wire driver's own RX hash and timestamp, read through the
- * XDP metadata kfuncs when the program is loaded device-bound and the driver
- * implements them. Drivers that do not answer leave the valid bits clear;
- * softena then computes what it needs itself.
+ * Metadata: the wire driver's own RX hash, timestamp and stripped VLAN tag,
+ * read through the XDP metadata kfuncs when the program is loaded
+ * device-bound and the driver implements them. Drivers that do not answer
+ * leave the valid bits clear; softena then computes what it needs itself.
+ * The program also stamps the frame's arrival with bpf_ktime_get_ns(), as
+ * the kernel's selftests (xdp_metadata) do: veth's rx_timestamp is the skb's
+ * hwtstamp, 0 for every frame software sent, so without this stamp a
+ * software wire would give no time at all.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -33,6 +37,9 @@ extern int bpf_xdp_metadata_rx_hash(const struct xdp_md *ctx, __u32 *hash,
 				    enum xdp_rss_hash_type *rss_type) __ksym __weak;
 extern int bpf_xdp_metadata_rx_timestamp(const struct xdp_md *ctx,
 					 __u64 *timestamp) __ksym __weak;
+/* Linux 6.8 */
+extern int bpf_xdp_metadata_rx_vlan_tag(const struct xdp_md *ctx,
+					__be16 *vlan_proto, __u16 *vlan_tci) __ksym __weak;
 
 static __always_inline int wire_rx(struct xdp_md *ctx, const int with_kfuncs)
 {
@@ -47,18 +54,31 @@ static __always_inline int wire_rx(struct xdp_md *ctx, const int with_kfuncs)
 		meta = (void *)(long)ctx->data_meta;
 		data = (void *)(long)ctx->data;
 		if ((void *)(meta + 1) <= data) {
+			__u32 type = 0;
+
 			meta->magic = SOFTENA_META_MAGIC;
 			meta->flags = 0;
 			meta->rx_hash = 0;
 			meta->rx_hash_type = 0;
 			meta->rx_timestamp = 0;
+			meta->vlan_tci = 0;
+			meta->vlan_proto = 0;
+			meta->xdp_timestamp = bpf_ktime_get_ns();
 			if (with_kfuncs && bpf_xdp_metadata_rx_hash &&
 			    !bpf_xdp_metadata_rx_hash(ctx, &meta->rx_hash,
-						      (enum xdp_rss_hash_type *)&meta->rx_hash_type))
+						      (enum xdp_rss_hash_type *)&type)) {
+				meta->rx_hash_type = (__u16)type;
 				meta->flags |= SOFTENA_META_HASH;
+			}
+			/* A zero stamp is no stamp: veth's answer for software frames. */
 			if (with_kfuncs && bpf_xdp_metadata_rx_timestamp &&
-			    !bpf_xdp_metadata_rx_timestamp(ctx, &meta->rx_timestamp))
+			    !bpf_xdp_metadata_rx_timestamp(ctx, &meta->rx_timestamp) &&
+			    meta->rx_timestamp)
 				meta->flags |= SOFTENA_META_TIMESTAMP;
+			if (with_kfuncs && bpf_xdp_metadata_rx_vlan_tag &&
+			    !bpf_xdp_metadata_rx_vlan_tag(ctx, &meta->vlan_proto,
+							  &meta->vlan_tci))
+				meta->flags |= SOFTENA_META_VLAN;
 		}
 	}
 	return bpf_redirect_map(&xsks_map, qid, XDP_PASS);

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from softena.control import ctlsock
 from softena.control.state import DeviceState, list_devices, pid_alive
+from softena.datapath import latency
 from softena.errors import SoftenaError
 
 # Columns of the default stats table; --all and --json show every counter.
@@ -57,8 +58,34 @@ def cmd_status(args: argparse.Namespace) -> int:
                       ",".join(map(str, r.get("cpus", []))),
                       f"{r.get('wire', '')} {r.get('wire-ifname') or ''}".strip(),
                       r.get("wire-mode", ""), str(r.get("mtu", "")))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for r in rows:
+        if "wire-rx-metadata" in r:
+            offered = r["wire-rx-metadata"]
+            offered = (", ".join(offered) or "none") if isinstance(offered, list) else offered
+            used = ", ".join(r.get("wire-rx-metadata-used", [])) or "none (generic XDP: arrival stamp only)"
+            console.print(f"{r['dev']}: wire {r.get('wire-ifname')} RX metadata offered: {offered}; used: {used}; "
+                          f"RX hash {r.get('wire-hash')}")
     return 0
+
+
+def latency_table(name: str, stats: dict) -> Table:
+    """Per-queue Rx latency percentiles (wire arrival to tap write), interpolated in the log2 buckets."""
+    table = Table(title=f"{name} Rx latency, XDP arrival to tap write (us)")
+    keys = [f"p{p}" for p in latency.PERCENTILES] + ["mean"]
+    for col in ("queue", "frames", *keys):
+        table.add_column(col, justify="right")
+    lat = stats.get("rx-latency", {})
+    for q in lat.get("queues", []):
+        table.add_row(str(q["queue-id"]), str(q["frames"]), *(_us(q[k]) for k in keys))
+    if "device" in lat:
+        table.add_row("device", str(lat["device"]["frames"]), *(_us(lat["device"][k]) for k in keys), style="bold")
+    return table
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -81,6 +108,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     table.add_row("device", *(str(device.get(c, 0)) for c in columns), style="bold")
     console = Console(width=max(120, 14 * (len(columns) + 1)))
     console.print(table)
+    console.print(latency_table(args.name, stats))
     health, admin = stats.get("health", {}), stats.get("admin-queue", {})
     resets = ", ".join(f"{k}={v}" for k, v in health.get("reasons", {}).items() if v) or "none"
     console.print(f"health: total_resets {health.get('total_resets', 0)}, reset_fail {health.get('reset_fail', 0)}, "

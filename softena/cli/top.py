@@ -27,7 +27,7 @@ from softena.errors import SoftenaError
 from softena.netdev import top
 from softena.netdev.top import COLUMNS, SORT_COLUMNS, Column, Frame, FrameRow, Reading
 
-PLAIN_WIDTH = 160  # a pipe has no width; wide enough for every column
+PLAIN_WIDTH = 180  # a pipe has no width; wide enough for every column
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,6 +11,7 @@ import dataclasses
 import glob
 import hashlib
 import os
+import socket
 import threading
 import time
 from functools import partial
@@ -26,6 +27,7 @@ from softena.control.health import HealthMonitor
 from softena.control.hostwatch import HostLinkState, HostLinkWatcher, joined_groups
 from softena.control.qstats import DeviceReading, StatsBase
 from softena.control.state import DeviceState, free_index, remove_files
+from softena.datapath import latency
 from softena.datapath.datapath import (
     TAP_FRAME_SIZE,
     TSO_MAX_SEGS,
@@ -41,7 +43,7 @@ from softena.device.health import HealthStats, ResetReason
 from softena.device.model import EnaDevice, Settings
 from softena.errors import SoftenaError
 from softena.log import log
-from softena.netdev import notify
+from softena.netdev import genl, notify
 from softena.netdev.family import NapiSettings, NetdevFamily
 from softena.ports import lab, tap, xsk
 from softena.ports.link import LinkMonitor, NetnsLinkReader, host_link_up
@@ -342,6 +344,7 @@ class Device:
         self.datapath.set_offloads(**st.offloads)
         self._sync_rx_mode(force=True)
         if cfg.wire.kind == "xsk":
+            self.datapath.read_wire_rss(self.wire_ifname)
             copy = "zero-copy" if self.datapath.zerocopy(0) else "copy"
             self.xdp_mode = f"{self.xdp.mode}, {copy}"
         for qid in range(st.queues):
@@ -602,7 +605,28 @@ class Device:
             "lab": {"netns": self.lab_names.netns, "host": [self.lab_names.host_v4, self.lab_names.host_v6],
                     "peer": [self.lab_names.peer_v4, self.lab_names.peer_v6]} if self.config.wire.lab else None,
             "uptime": round(time.monotonic() - self.started_at, 1),
+            **self._wire_metadata(),
         }
+
+    def _wire_metadata(self) -> dict:
+        """What RX metadata the wire's driver offers the XDP program (the
+        kernel's netdev dev-get of the wire: xdp-rx-metadata-features), and
+        whether its RX hash steers frames in place of the device's Toeplitz."""
+        if self.config.wire.kind != "xsk" or not self.wire_ifname:
+            return {}
+        try:
+            with genl.NetdevGenl() as nl:
+                dev = nl.do("dev-get", {"ifindex": socket.if_nametoindex(self.wire_ifname)})
+            features = sorted(dev.get("xdp-rx-metadata-features", ()))
+        except (OSError, NetlinkError) as exc:
+            features = f"unknown: {exc}"
+        dp = self.datapath
+        native = self.xdp_mode.startswith("native")
+        return {"wire-rx-metadata": features,
+                # Generic XDP cannot call the kfuncs: the program then stamps arrival only.
+                "wire-rx-metadata-used": features if native and isinstance(features, list) else [],
+                "wire-hash": dp.wire_rss_reason if dp is not None else None,
+                "wire-rss": dp.wire_rss if dp is not None else None}
 
     def stats(self) -> dict:
         """Counters as `softena stats` prints them: live queues (each since its
@@ -615,6 +639,8 @@ class Device:
                 "queues": [{"queue-id": r.qid, **r.counters} for r in reading.queues],
                 "queue-gauges": [{"queue-id": r.qid, **r.gauges} for r in reading.queues],
                 "base": reading.queue_base, "device": reading.queue_totals,
+                "rx-latency": {"queues": [{"queue-id": r.qid, **latency.summary(r.counters)} for r in reading.queues],
+                               "device": latency.summary(reading.queue_totals)},
                 "page-pools": [{"queue-id": r.qid, **r.pool, **r.pool_gauges} for r in reading.queues],
                 "page-pool-base": reading.pool_base, "page-pool-device": reading.pool_totals,
                 "region": self.datapath.region() if self.datapath else None,

@@ -19,7 +19,8 @@ skb_alloc_fail, bad_desc_num, empty_rx_ring, the xdp_* verdicts (no XDP
 program runs on the host side), the ENI allowance counters, and the reset
 reasons softena never finds by itself (bad_rx_desc_num, invalid_state,
 os_netdev_wd, ...: `softena stats --json` counts every reset by reason).
-Counters ENA has no name for (steering, filtering, page pools, AENQ) are in
+Counters ENA has no name for (steering, filtering, page pools, AENQ, the
+wire's RX metadata and the Rx latency histogram) are in
 `softena stats`.
 """
 
@@ -68,6 +69,11 @@ ENA_STATS: tuple[EnaStat, ...] = (
     EnaStat("tx_poll", "tx", "napi-polls"),  # ENA counts every ena_io_poll on the Tx ring
     EnaStat("bad_req_id", "tx", "tx-bad-req-id"),
     EnaStat("unmask_interrupt", "tx", "napi-sleeps"),
+    # AF_XDP (amzn-drivers, ENA_AF_XDP_SUPPORT): the ENA driver counts its own xsk
+    # rings; softena's wire is an xsk, so these count the wire socket's Tx ring:
+    # its need_wakeup flag found set, and the sendto() wakeups issued for it.
+    EnaStat("xsk_need_wakeup_set", "tx", "tx-xsk-need-wakeup-set"),
+    EnaStat("xsk_wakeup_request", "tx", "tx-xsk-wakeup-request"),
     # ena_stats_rx_strings
     EnaStat("cnt", "rx", "rx-packets"),
     EnaStat("bytes", "rx", "rx-bytes"),
@@ -76,6 +82,9 @@ ENA_STATS: tuple[EnaStat, ...] = (
     EnaStat("page_alloc_fail", "rx", "rx-alloc-fail"),  # a refill found no free frame in the page pool
     EnaStat("bad_req_id", "rx", "rx-bad-req-id"),
     EnaStat("csum_unchecked", "rx", "rx-csum-none"),  # passed up without a checksum verdict
+    # The wire socket's fill ring: need_wakeup found set, recvfrom() wakeups issued.
+    EnaStat("xsk_need_wakeup_set", "rx", "rx-xsk-need-wakeup-set"),
+    EnaStat("xsk_wakeup_request", "rx", "rx-xsk-wakeup-request"),
     # ena_stats_ena_com_strings
     EnaStat("aborted_cmd", "admin", ("admin-queue", "aborted_cmd")),
     EnaStat("submitted_cmd", "admin", ("admin-queue", "submitted_cmd")),

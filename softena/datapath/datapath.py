@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import errno
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 
+from softena.datapath import latency
 from softena.datapath.native import error_buffer, error_text, ffi, lib, struct_to_dict
 from softena.device.rss import FLOW_TYPES, RssConfig
 from softena.errors import SoftenaError
@@ -20,6 +22,17 @@ FAULT_BITS = {
     "rx-alloc-fail": lib.SN_FAULT_RX_ALLOC,
     "corrupt-rx": lib.SN_FAULT_CORRUPT_RX,
 }
+
+# Why the wire's RX hash does or does not stand in for the device's Toeplitz.
+WIRE_RSS_REASONS = {
+    lib.SN_RSS_REUSE_OK: "reused: the wire hashes with the device's function, key and fields",
+    lib.SN_RSS_REUSE_NO_CONFIG: "not reused: the wire reports no RSS configuration",
+    lib.SN_RSS_REUSE_HFUNC: "not reused: the wire's hash function is not Toeplitz",
+    lib.SN_RSS_REUSE_KEY: "not reused: the wire's RSS key is not the device's",
+    lib.SN_RSS_REUSE_FIELDS: "not reused: the wire hashes other fields than the device for every flow type",
+}
+_ARRAYS = {"rx_latency_us": latency.KEYS}
+assert len(latency.KEYS) == lib.SN_LATENCY_BUCKETS
 
 XSK_FRAME_SIZE = 4096
 # A tap wire hands over whole GSO frames: 64 KiB plus headers, 4 KiB-rounded.
@@ -104,6 +117,8 @@ class Datapath:
             raise SoftenaError(f"datapath: {error_text(err)}")
         self._dev = dev
         self._lock = threading.Lock()
+        self.wire_rss: dict = {"error": "not read"}
+        self.wire_rss_reason = WIRE_RSS_REASONS[lib.SN_RSS_REUSE_NO_CONFIG]
 
     @property
     def handle(self):
@@ -143,8 +158,32 @@ class Datapath:
             return None
 
     def set_rss(self, rss: RssConfig) -> None:
-        """Load key, table and fields into the datapath."""
+        """Load key, table and fields into the datapath (the wire hash's reuse follows)."""
         self._call(lib.sn_dev_set_rss, rss_native(rss))
+        self._wire_rss_verdict()
+
+    def read_wire_rss(self, ifname: str) -> None:
+        """Ask the wire interface's driver for its RSS (ETHTOOL_GRSSH and
+        ETHTOOL_GRXFH, as `ethtool -x` and `ethtool -n rx-flow-hash`), so its
+        RX hash steers frames only where it equals the device's own."""
+        wire = ffi.new("struct sn_rss_wire *")
+        lib.sn_wire_rss_read(ifname.encode(), wire)
+        self._wire = wire
+        if wire.error:
+            # The kernel's name: errorcode calls 95 ENOTSUP, ethtool's drivers return EOPNOTSUPP.
+            name = "EOPNOTSUPP" if wire.error == errno.EOPNOTSUPP else errno.errorcode.get(wire.error, wire.error)
+            self.wire_rss = {"error": f"{name}: {os.strerror(wire.error)}"}
+        else:
+            self.wire_rss = {"hfunc": wire.hfunc, "key": bytes(wire.key)[:wire.key_size].hex(),
+                             "fields": dict(zip(FLOW_TYPES, list(wire.fields)))}
+        self._wire_rss_verdict()
+
+    def _wire_rss_verdict(self) -> None:
+        wire = getattr(self, "_wire", None)
+        if wire is not None:
+            with self._lock:
+                if self._dev is not None:
+                    self.wire_rss_reason = WIRE_RSS_REASONS[lib.sn_dev_set_wire_rss(self._dev, wire)]
 
     def set_offloads(self, tx_csum: bool, tso: bool, rx_csum: bool, rxhash: bool, hw_gro: bool) -> None:
         """Switch the offload engines."""
@@ -211,7 +250,7 @@ class Datapath:
                 lib.sn_queue_pp_read(self._dev, qid, pool, pool_gauges)
                 readings.append(QueueReading(
                     qid,
-                    counters=struct_to_dict(lib.sn_queue_stats(self._dev, qid), "struct sn_qstats"),
+                    counters=struct_to_dict(lib.sn_queue_stats(self._dev, qid), "struct sn_qstats", _ARRAYS),
                     gauges=struct_to_dict(gauges, "struct sn_qgauges"),
                     pool=struct_to_dict(pool, "struct sn_pp_stats"),
                     pool_gauges=struct_to_dict(pool_gauges, "struct sn_pp_gauges")))

@@ -27,6 +27,14 @@ def struct_fields(ctype: str) -> list[str]:
     return [name for name, _ in ffi.typeof(ctype).fields]
 
 
-def struct_to_dict(ptr, ctype: str) -> dict[str, int]:
-    """Counters of a C struct, under the netdev family's dashed names."""
-    return {name.replace("_", "-"): int(getattr(ptr, name)) for name in struct_fields(ctype)}
+def struct_to_dict(ptr, ctype: str, arrays: dict[str, tuple[str, ...]] | None = None) -> dict[str, int]:
+    """Counters of a C struct, under the netdev family's dashed names; an
+    array field is one counter per element, named by ARRAYS[field]."""
+    out = {}
+    for name, f in ffi.typeof(ctype).fields:
+        value = getattr(ptr, name)
+        if f.type.kind == "array":
+            out.update(zip(arrays[name], map(int, value), strict=True))
+        else:
+            out[name.replace("_", "-")] = int(value)
+    return out

@@ -123,7 +123,10 @@ class NetdevFamily:
 
     def dev(self) -> dict:
         # softena's host port runs no XDP program and has no AF_XDP zero-copy:
-        # it offers none of these, and says so rather than echo the tap's.
+        # it offers none of these, and says so rather than echo the tap's. No
+        # RX metadata either: an XDP program on ena0 would run as tun's, and tun
+        # implements none of the metadata kfuncs (no xdp_metadata_ops). What the
+        # wire offers softena's own program is in `softena status`.
         return {"ifindex": self.device.ifindex, "xdp-features": [], "xdp-rx-metadata-features": [],
                 "xsk-features": []}
 

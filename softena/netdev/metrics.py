@@ -17,10 +17,11 @@ from __future__ import annotations
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import make_wsgi_app
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from softena import __version__
+from softena.datapath import latency
 from softena.errors import SoftenaError
 from softena.netdev.family import napi_slot
 from softena.netdev.spec import ATTR_SETS, Attr
@@ -95,6 +96,8 @@ class DeviceCollector(Collector):
         yield from _from_spec("device_qstats", "qstats", ("counter",), ["device"],
                               (([dev], q) for q in netdev.qstats(per_queue=False, reading=reading)))
 
+        yield from _latency(dev, reading)
+
         pools = netdev.page_pools(reading)
         queue_of = {p["id"]: str(netdev.page_pool_queue(p["id"])) for p in pools}
         yield from _from_spec("page_pool", "page-pool", ("gauge",), ["device", "queue"],
@@ -129,6 +132,23 @@ class DeviceCollector(Collector):
         yield _gauge(f"{PREFIX}_device_queues", "queue pairs configured (ethtool -L combined)", dev,
                      d.settings.queues)
         yield _gauge(f"{PREFIX}_device_link_up", "1 while the wire's link is up", dev, int(stats["link"] == "up"))
+
+
+def _latency(dev: str, reading):
+    """Wire arrival (XDP's stamp) to the tap write, from the datapath's log2
+    microsecond buckets: per queue (the queue that delivered), and device
+    scope with what retired queues counted."""
+    doc = "Rx latency from the wire's XDP program to the host tap write, per frame handed to the host"
+    # Not a qstats attribute (those names come from the spec): a family of its own.
+    per_queue = HistogramMetricFamily(f"{PREFIX}_rx_latency_seconds", doc, labels=["device", "queue"])
+    for r in reading.queues:
+        per_queue.add_metric([dev, str(r.qid)], latency.cumulative(r.counters),
+                             r.counters.get(latency.SUM_KEY, 0) / 1e9)
+    yield per_queue
+    device = HistogramMetricFamily(f"{PREFIX}_device_rx_latency_seconds", doc, labels=["device"])
+    totals = reading.queue_totals
+    device.add_metric([dev], latency.cumulative(totals), totals.get(latency.SUM_KEY, 0) / 1e9)
+    yield device
 
 
 def _gauge(name: str, doc: str, dev: str, value: float) -> GaugeMetricFamily:

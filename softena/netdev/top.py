@@ -14,7 +14,11 @@ and how, the way ynl prints from its spec rather than from code per field:
 - "ratio": the counter's difference over the difference of another counter
            (wire packets per GRO frame);
 - "gauge": the value as read (page pool inflight), never summed;
-- "cpu":   the share of one CPU the thread the attribute names used.
+- "cpu":   the share of one CPU the thread the attribute names used;
+- "pctl":  a percentile of the Rx latency histogram (wire arrival to tap
+           write) over the interval, in microseconds, from the datapath's
+           log2 buckets (source "latency": not a netdev attribute, read
+           from the device's stats).
 
 Each column is checked against the spec's kinds at import. Counters that go
 back (a queue rebuilt by ethtool -L or a reset) restart their row's rates
@@ -32,6 +36,7 @@ import psutil
 
 from softena.control import ctlsock
 from softena.control.state import DeviceState, pid_alive, socket_path
+from softena.datapath import latency
 from softena.errors import SoftenaError
 from softena.netdev.spec import ATTR_SETS
 
@@ -53,6 +58,8 @@ class Column:
 
     @property
     def doc(self) -> str:
+        if self.source == "latency":
+            return f"{self.attr} of the Rx latency, XDP arrival to tap write, over the interval (us)"
         return ATTR_SETS[self.source][self.attr].doc
 
 
@@ -70,6 +77,8 @@ COLUMNS = (
     Column("wire/gro", "qstats", "rx-hw-gro-wire-packets", "ratio", per="rx-hw-gro-packets", digits=1),
     Column("gso/s", "qstats", "tx-hw-gso-packets", "rate"),
     Column("wire/gso", "qstats", "tx-hw-gso-wire-packets", "ratio", per="tx-hw-gso-packets", digits=1),
+    Column("lat p50us", "latency", "p50", "pctl", digits=1),
+    Column("lat p99us", "latency", "p99", "pctl", digits=1, sort_descending=True),
     Column("inflight", "page-pool", "inflight", "gauge"),
     Column("CPU %", "napi", "pid", "cpu", digits=1, sort_descending=True),
 )
@@ -79,6 +88,12 @@ _KINDS = {"id": ("id", "enum"), "rate": ("counter",), "ratio": ("counter",), "ga
 
 def _check(columns: tuple[Column, ...]) -> None:
     for col in columns:
+        if (col.source == "latency") != (col.how == "pctl"):
+            raise ValueError(f"top column {col.title!r}: latency percentiles, and only they, come from the histogram")
+        if col.how == "pctl":
+            if col.attr not in {f"p{p}" for p in latency.PERCENTILES}:
+                raise ValueError(f"top column {col.title!r}: no percentile {col.attr}")
+            continue
         attrs = [col.attr] + ([col.per] if col.per else [])
         for name in attrs:
             kind = ATTR_SETS[col.source][name].kind  # KeyError names an attribute the spec lacks
@@ -161,8 +176,22 @@ def read(dev: str, request: Request = ctlsock.request) -> Reading:
             if qid in reading.queues:
                 reading.queues[qid].values[source] = obj
     reading.pool_ids = frozenset(p["id"] for p in pools)
+    _read_latency(request, reading)
     _read_cpu(reading)
     return reading
+
+
+def _read_latency(request: Request, reading: Reading) -> None:
+    """Each queue's latency buckets, and the device's, from the device's stats (none: no column values)."""
+    try:
+        stats = request(reading.dev, "stats", timeout=READ_TIMEOUT)
+    except SoftenaError:
+        return
+    keys = (*latency.KEYS, latency.SUM_KEY)
+    for q in stats.get("queues", []):
+        if q["queue-id"] in reading.queues:
+            reading.queues[q["queue-id"]].values["latency"] = {k: q.get(k, 0) for k in keys}
+    reading.device.values["latency"] = {k: stats.get("device", {}).get(k, 0) for k in keys}
 
 
 def _read_cpu(reading: Reading) -> None:
@@ -212,6 +241,12 @@ def cell(col: Column, prev: Row | None, cur: Row, dt: float | None):
     value = cur.get(col.source, col.attr)
     if col.how in ("id", "gauge"):
         return value
+    if col.how == "pctl":
+        now, before = cur.values.get("latency"), prev.values.get("latency") if prev else None
+        if not now or not before or not dt:
+            return None
+        counted = latency.delta(now, before)
+        return latency.percentile(counted, float(col.attr[1:])) if min(counted.values()) >= 0 else None
     if prev is None or not dt or value is None:
         return None
     if col.how == "cpu":

@@ -178,13 +178,17 @@ def test_metric_names_come_from_the_spec_with_no_queue_number_in_any(softena_up,
     assert {"softena_health_resets_total", "softena_health_total_resets_total", "softena_aenq_events_total",
             "softena_admin_queue_submitted_cmd_total", "softena_page_pool_inflight",
             "softena_page_pool_inflight_mem_bytes", "softena_page_pool_alloc_fast_total",
-            "softena_napi_defer_hard_irqs", "softena_device_info"} <= names
+            "softena_napi_defer_hard_irqs", "softena_device_info", "softena_rx_latency_seconds_bucket",
+            "softena_device_rx_latency_seconds_count"} <= names
     # Prometheus asks for OpenMetrics, where a family is named without _total or _info.
     metadata = prom.api("metadata")
+    histogram = re.compile(r"_(bucket|sum|count)$")
     for name in names:
-        family = next(n for n in (name, name.removesuffix("_total"), name.removesuffix("_info")) if n in metadata)
+        family = next(n for n in (name, name.removesuffix("_total"), name.removesuffix("_info"),
+                                  histogram.sub("", name)) if n in metadata)
         kind = metadata[family][0]["type"]
-        expected = "counter" if name.endswith("_total") else "info" if name.endswith("_info") else "gauge"
+        expected = "counter" if name.endswith("_total") else "info" if name.endswith("_info") else \
+            "histogram" if family != name and histogram.search(name) else "gauge"
         assert kind in (expected, "gauge" if expected == "info" else expected), (name, kind)
     assert prom.value('softena_device_info{device="sft0",wire="lab veth (AF_XDP)"}') == 1
     assert prom.value('sum(softena_aenq_events_total{device="sft0",group="keep_alive"})') >= 1

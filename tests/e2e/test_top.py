@@ -35,7 +35,7 @@ def cells(row) -> dict:
 
 
 def test_columns_name_spec_attributes_of_the_kind_their_rendering_needs() -> None:
-    assert {c.how for c in COLUMNS} == {"id", "rate", "ratio", "gauge", "cpu"}
+    assert {c.how for c in COLUMNS} == {"id", "rate", "ratio", "gauge", "cpu", "pctl"}
     with pytest.raises(ValueError, match="is a gauge, not for rate"):
         top._check((Column("x", "page-pool", "inflight", "rate"),))
     with pytest.raises(KeyError):
@@ -53,6 +53,18 @@ def test_rates_ratios_and_cpu_are_differences_over_the_measured_interval() -> No
     assert row["rx pps"] == 1000 and row["rx Mbit/s"] == 10.0 and row["gro/s"] == 10
     assert row["wire/gro"] == 4.5 and row["inflight"] == 7 and row["CPU %"] == 25.0
     assert cells(f.total)["queue"] == "device" and cells(f.total)["rx pps"] == 1000
+
+
+def test_latency_percentiles_are_of_the_frames_of_the_interval_only() -> None:
+    before, after = reading(1.0, {0: {"rx-packets": 10}}), reading(2.0, {0: {"rx-packets": 110}})
+    # Before: 10 frames at up to 1 ms; during the interval: 100 frames in (8, 16] us.
+    before.queues[0].values["latency"] = {"rx-latency-to-1024us": 10}
+    after.queues[0].values["latency"] = {"rx-latency-to-1024us": 10, "rx-latency-to-16us": 100}
+    row = cells(top.frame(before, after).rows[0])
+    assert row["lat p50us"] == 12.0 and row["lat p99us"] == pytest.approx(15.92)
+    assert cells(top.frame(None, after).rows[0])["lat p50us"] is None
+    with pytest.raises(ValueError, match="no percentile p42"):
+        top._check((Column("x", "latency", "p42", "pctl"),))
 
 
 def test_counters_that_go_back_restart_the_row_instead_of_a_negative_rate() -> None:

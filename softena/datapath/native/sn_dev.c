@@ -90,6 +90,7 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 	}
 	dev->off = (struct sn_offloads){ 1, 1, 1, 1, 1 };
 	dev->rx_mode.promisc = 1;	/* until the host's filter arrives */
+	dev->wire_rss.error = ENODATA;	/* until the wire's RSS is read */
 	dev->region = mmap(NULL, dev->region_size, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (dev->region == MAP_FAILED) {
@@ -170,6 +171,20 @@ void sn_dev_set_rss(struct sn_dev *dev, const struct sn_rss_config *rss)
 	/* Workers read the table per frame; a torn update mid-batch only
 	 * steers a few frames by the old table, as on a NIC. */
 	memcpy(&dev->rss, rss, sizeof(*rss));
+	sn_dev_set_wire_rss(dev, &dev->wire_rss);
+}
+
+int sn_dev_set_wire_rss(struct sn_dev *dev, const struct sn_rss_wire *wire)
+{
+	uint32_t flows;
+	int why;
+
+	if (wire != &dev->wire_rss)
+		dev->wire_rss = *wire;
+	why = sn_rss_wire_compare(&dev->rss, &dev->wire_rss, &flows);
+	/* One store, read per frame by the workers with one load. */
+	__atomic_store_n(&dev->wire_rss_flows, flows, __ATOMIC_RELAXED);
+	return why;
 }
 
 void sn_dev_set_offloads(struct sn_dev *dev, const struct sn_offloads *off)
@@ -229,6 +244,7 @@ int sn_queue_gauges(struct sn_dev *dev, uint32_t qid, struct sn_qgauges *g)
 	/* Descriptors are completed in ring order: the oldest in flight sits
 	 * at the slot after the last completed. */
 	g->tx_oldest_slot = q->tx_completed & (dev->cfg.tx_ring_size - 1);
+	g->rx_xdp_tstamp_ns = __atomic_load_n(&q->rx_xdp_ns, __ATOMIC_RELAXED);
 	return 0;
 }
 

@@ -118,6 +118,7 @@ struct sn_queue {
 	uint64_t tx_cmpl_stamp_ns;	/* CLOCK_MONOTONIC of the last completion progress */
 	_Atomic uint32_t faults;	/* SN_FAULT_*, set from Python */
 	uint8_t tx_stopped;
+	uint64_t rx_xdp_ns;		/* the last XDP arrival stamp taken off the wire */
 
 	struct sn_pool pool;
 	uint32_t fill_lent;	/* frames on the wire's fill ring or its Rx ring */
@@ -151,6 +152,8 @@ struct sn_dev {
 	uint32_t tx_need;	/* free Tx slots to have before taking a frame */
 
 	struct sn_rss_config rss;
+	struct sn_rss_wire wire_rss;
+	uint32_t wire_rss_flows;	/* SN_FLOW_* bits whose wire hash RSS may use */
 	struct sn_offloads off;
 	struct sn_rx_mode rx_mode;
 
@@ -181,7 +184,9 @@ void sn_pool_read(struct sn_queue *q, struct sn_pp_stats *st, struct sn_pp_gauge
 
 /* sn_rx.c: wire to host */
 void sn_rx_init(struct sn_queue *q);
-void sn_rx_steer(struct sn_queue *q, const struct sn_desc *d, uint32_t n, uint32_t *woken);
+struct softena_rx_meta;
+void sn_rx_steer(struct sn_queue *q, struct sn_desc *d, uint32_t n,
+		 const struct softena_rx_meta *meta, uint32_t *woken);
 void sn_rx_drop(struct sn_queue *q, const struct sn_desc *d, uint32_t n);
 int sn_rx_poll_handoff(struct sn_queue *q, int budget);
 uint64_t sn_rx_flush(struct sn_queue *q, uint64_t hold_ns);

@@ -59,6 +59,7 @@ static void flush(struct sn_hw_gro *g, struct sn_hw_gro_session *s)
 	struct sn_hw_gro_frame out = {
 		.hdr = s->hdr, .hlen = s->hlen, .nsegs = s->nsegs,
 		.len = s->hlen + s->payload, .addrs = s->addrs, .lens = s->lens,
+		.stamp_ns = s->stamp_ns,
 	};
 	struct sn_parsed p = { .l3_off = s->l3_off, .l4_off = s->l4_off,
 			       .ipver = s->ipver, .l4_proto = IPPROTO_TCP };
@@ -174,6 +175,7 @@ static void start(struct sn_hw_gro *g, const struct sn_desc *d,
 	s->ip_id = p->ipver == 4 ? rd16(f + p->l3_off + 4) : 0;
 	s->age = ++g->clock;
 	s->opened_ns = g->now_ns;
+	s->stamp_ns = d->stamp_ns;
 	s->addrs[0] = d->addr;
 	s->lens[0] = plen;
 	memcpy(s->hdr, f, hlen);

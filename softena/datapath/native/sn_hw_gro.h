@@ -35,6 +35,7 @@ struct sn_hw_gro_frame {
 	uint32_t len;			/* bytes of the frame handed up */
 	const uint64_t *addrs;		/* each segment's frame in the region */
 	const uint16_t *lens;		/* each segment's payload bytes */
+	uint64_t stamp_ns;		/* the first segment's wire arrival; 0 unknown */
 };
 
 typedef void sn_hw_gro_deliver_fn(void *ctx, const struct sn_hw_gro_frame *f);
@@ -53,6 +54,7 @@ struct sn_hw_gro_session {
 	uint32_t payload;	/* bytes of payload held */
 	uint64_t age;		/* for eviction: oldest goes first */
 	uint64_t opened_ns;	/* the caller's clock when the session began */
+	uint64_t stamp_ns;	/* the first segment's wire arrival (sn_desc) */
 	uint64_t addrs[SN_HW_GRO_MAX_SEGS];
 	uint16_t lens[SN_HW_GRO_MAX_SEGS];
 	uint8_t hdr[SN_HW_GRO_MAX_HDR];	/* the first segment's headers */

@@ -17,10 +17,12 @@ struct sn_desc {
 	uint32_t len;
 	uint16_t flags;		/* SN_DESC_* */
 	uint16_t pad;
+	uint64_t stamp_ns;	/* wire arrival (XDP's stamp, CLOCK_MONOTONIC); 0 unknown */
 };
 
 #define SN_DESC_VNET	1	/* a vnet header precedes the data */
 #define SN_DESC_CONTD	2	/* more fragments of this frame follow */
+#define SN_DESC_VLAN	4	/* the wire's stripped VLAN tag is back in the frame */
 
 /* Fragments one frame may have: 64 KiB in 4 KiB chunks, plus one. */
 #define SN_MAX_FRAGS	18

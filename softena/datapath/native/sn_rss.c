@@ -34,46 +34,112 @@ uint32_t sn_toeplitz(const uint8_t *key, size_t keylen,
 	return hash;
 }
 
+/* The flow type of a parsed IP frame, as ethtool's flow types. */
+static int flow_of(const struct sn_parsed *p)
+{
+	int tcp = p->l4_proto == IPPROTO_TCP && p->l4_off;
+	int udp = p->l4_proto == IPPROTO_UDP && p->l4_off;
+
+	if (p->ipver == 4)
+		return tcp ? SN_FLOW_TCP4 : udp ? SN_FLOW_UDP4 : SN_FLOW_IP4;
+	return tcp ? SN_FLOW_TCP6 : udp ? SN_FLOW_UDP6 : SN_FLOW_IP6;
+}
+
+static uint32_t toeplitz_fields(const struct sn_rss_config *rss, const uint8_t *frame,
+				const struct sn_parsed *p, uint32_t fields, size_t *n)
+{
+	uint8_t in[36];
+	size_t alen = p->ipver == 4 ? 4 : 16;
+
+	*n = 0;
+	/* Input order of the specification: source, destination, ports. */
+	if (fields & SN_RXH_IP_SRC) {
+		memcpy(in + *n, frame + p->l3_off + (p->ipver == 4 ? 12 : 8), alen);
+		*n += alen;
+	}
+	if (fields & SN_RXH_IP_DST) {
+		memcpy(in + *n, frame + p->l3_off + (p->ipver == 4 ? 16 : 24), alen);
+		*n += alen;
+	}
+	if (p->l4_off && (fields & SN_RXH_L4_B_0_1)) {
+		memcpy(in + *n, frame + p->l4_off, 2);
+		*n += 2;
+	}
+	if (p->l4_off && (fields & SN_RXH_L4_B_2_3)) {
+		memcpy(in + *n, frame + p->l4_off + 2, 2);
+		*n += 2;
+	}
+	return *n ? sn_toeplitz(rss->key, SN_RSS_KEY_SIZE, in, *n) : 0;
+}
+
 int sn_rss_hash(const struct sn_rss_config *rss, const uint8_t *frame,
 		size_t len, uint32_t *hash)
 {
 	struct sn_parsed p;
-	uint8_t in[36];
-	size_t n = 0, alen;
+	size_t n;
+
+	if (sn_parse(frame, len, &p) || !p.ipver)
+		return -1;
+	*hash = toeplitz_fields(rss, frame, &p, rss->fields[flow_of(&p)], &n);
+	return n ? 0 : -1;
+}
+
+#define RXH_L3	(SN_RXH_IP_SRC | SN_RXH_IP_DST)
+#define RXH_L4	(SN_RXH_L4_B_0_1 | SN_RXH_L4_B_2_3)
+
+int sn_rss_wire_compare(const struct sn_rss_config *rss,
+			const struct sn_rss_wire *wire, uint32_t *flows)
+{
+	int f;
+
+	*flows = 0;
+	if (wire->error)
+		return SN_RSS_REUSE_NO_CONFIG;
+	if (wire->hfunc != SN_RSS_HFUNC_TOEPLITZ)
+		return SN_RSS_REUSE_HFUNC;
+	if (wire->key_size != SN_RSS_KEY_SIZE || memcmp(wire->key, rss->key, SN_RSS_KEY_SIZE))
+		return SN_RSS_REUSE_KEY;
+	/* A hash type can only say "addresses" or "addresses and ports":
+	 * s,d and s,d,f,n are the field sets a wire hash can stand for. */
+	for (f = 0; f < SN_FLOW_MAX; f++)
+		if (wire->fields[f] == rss->fields[f] &&
+		    (rss->fields[f] == RXH_L3 || rss->fields[f] == (RXH_L3 | RXH_L4)))
+			*flows |= 1u << f;
+	return *flows ? SN_RSS_REUSE_OK : SN_RSS_REUSE_FIELDS;
+}
+
+/* Does a hash of TYPE cover exactly the fields the device hashes for P's flow? */
+static int type_covers(const struct sn_parsed *p, uint32_t fields, uint32_t type)
+{
+	uint32_t l3 = p->ipver == 4 ? SN_XDP_RSS_L3_IPV4 : SN_XDP_RSS_L3_IPV6;
+
+	if (!(type & l3))
+		return 0;
+	if (fields == RXH_L3)
+		return !(type & SN_XDP_RSS_L4);
+	if (!(type & SN_XDP_RSS_L4))
+		return 0;
+	return p->l4_proto == IPPROTO_TCP ? !!(type & SN_XDP_RSS_L4_TCP) :
+	       p->l4_proto == IPPROTO_UDP ? !!(type & SN_XDP_RSS_L4_UDP) : 0;
+}
+
+int sn_rss_hash_wire(const struct sn_rss_config *rss, uint32_t flows,
+		     const uint8_t *frame, size_t len, uint32_t wire_hash,
+		     uint32_t wire_type, uint32_t *hash)
+{
+	struct sn_parsed p;
 	uint32_t fields;
+	size_t n;
 	int flow;
 
 	if (sn_parse(frame, len, &p) || !p.ipver)
 		return -1;
-	if (p.ipver == 4)
-		flow = p.l4_proto == IPPROTO_TCP && p.l4_off ? SN_FLOW_TCP4 :
-		       p.l4_proto == IPPROTO_UDP && p.l4_off ? SN_FLOW_UDP4 :
-		       SN_FLOW_IP4;
-	else
-		flow = p.l4_proto == IPPROTO_TCP && p.l4_off ? SN_FLOW_TCP6 :
-		       p.l4_proto == IPPROTO_UDP && p.l4_off ? SN_FLOW_UDP6 :
-		       SN_FLOW_IP6;
+	flow = flow_of(&p);
 	fields = rss->fields[flow];
-	alen = p.ipver == 4 ? 4 : 16;
-	/* Input order of the specification: source, destination, ports. */
-	if (fields & SN_RXH_IP_SRC) {
-		memcpy(in + n, frame + p.l3_off + (p.ipver == 4 ? 12 : 8), alen);
-		n += alen;
+	if ((flows & (1u << flow)) && type_covers(&p, fields, wire_type)) {
+		*hash = wire_hash;
+		return 1;
 	}
-	if (fields & SN_RXH_IP_DST) {
-		memcpy(in + n, frame + p.l3_off + (p.ipver == 4 ? 16 : 24), alen);
-		n += alen;
-	}
-	if (p.l4_off && (fields & SN_RXH_L4_B_0_1)) {
-		memcpy(in + n, frame + p.l4_off, 2);
-		n += 2;
-	}
-	if (p.l4_off && (fields & SN_RXH_L4_B_2_3)) {
-		memcpy(in + n, frame + p.l4_off + 2, 2);
-		n += 2;
-	}
-	if (!n)
-		return -1;
-	*hash = sn_toeplitz(rss->key, SN_RSS_KEY_SIZE, in, n);
-	return 0;
+	*hash = toeplitz_fields(rss, frame, &p, fields, &n);
+	return n ? 0 : -1;
 }

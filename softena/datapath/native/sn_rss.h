@@ -37,6 +37,45 @@ struct sn_rss_config {
 	uint32_t indir[128];
 	uint32_t fields[6];		/* SN_RXH_* bits per SN_FLOW_* */
 };
+
+/* The wire driver's RSS as ethtool reports it: ETHTOOL_GRSSH (hash
+ * function, key) and ETHTOOL_GRXFH (hashed fields of each flow type). */
+#define SN_RSS_HFUNC_TOEPLITZ	1	/* ETH_RSS_HASH_TOP */
+struct sn_rss_wire {
+	int32_t error;			/* 0: read; else the errno the wire answered */
+	uint32_t hfunc;			/* ETH_RSS_HASH_* bit of the function in use */
+	uint32_t key_size;		/* the wire's key length (only 40 can match) */
+	uint8_t key[40];
+	uint32_t fields[6];		/* SN_RXH_* bits per SN_FLOW_*; 0 unknown */
+};
+
+/* Whether the wire's hash can stand in for the device's, and if not, why. */
+#define SN_RSS_REUSE_OK		0
+#define SN_RSS_REUSE_NO_CONFIG	1	/* the wire reports no RSS configuration */
+#define SN_RSS_REUSE_HFUNC	2	/* its hash function is not Toeplitz */
+#define SN_RSS_REUSE_KEY	3	/* its key is not the device's */
+#define SN_RSS_REUSE_FIELDS	4	/* no flow type hashes the device's fields */
+
+/* The kernel's enum xdp_rss_hash_type bits (include/net/xdp.h), what the
+ * bpf_xdp_metadata_rx_hash kfunc says the hash covers. */
+#define SN_XDP_RSS_L3_IPV4	1	/* XDP_RSS_L3_IPV4 */
+#define SN_XDP_RSS_L3_IPV6	2	/* XDP_RSS_L3_IPV6 */
+#define SN_XDP_RSS_L3_DYNHDR	4	/* XDP_RSS_L3_DYNHDR: options/extension headers */
+#define SN_XDP_RSS_L4		8	/* XDP_RSS_L4: ports included */
+#define SN_XDP_RSS_L4_TCP	16	/* XDP_RSS_L4_TCP */
+#define SN_XDP_RSS_L4_UDP	32	/* XDP_RSS_L4_UDP */
+
+/* Compare the wire's RSS with the device's: SN_RSS_REUSE_*, and in *FLOWS
+ * the SN_FLOW_* bits whose wire hash equals the device's Toeplitz. */
+int sn_rss_wire_compare(const struct sn_rss_config *rss,
+			const struct sn_rss_wire *wire, uint32_t *flows);
+/* The RSS hash of a frame: the wire's (WIRE_HASH of WIRE_TYPE, an enum
+ * xdp_rss_hash_type) when FLOWS lets it stand in and the type covers the
+ * fields the device hashes for the frame's flow: returns 1; else the
+ * device's own Toeplitz: returns 0; -1 when the frame has nothing to hash. */
+int sn_rss_hash_wire(const struct sn_rss_config *rss, uint32_t flows,
+		     const uint8_t *frame, size_t len, uint32_t wire_hash,
+		     uint32_t wire_type, uint32_t *hash);
 /* CDEF-END */
 
 /* sn_rss.c: the Toeplitz hash, and the hash of a frame by the config. */

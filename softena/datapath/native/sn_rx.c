@@ -1,25 +1,56 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Rx, wire to host: the MAC filter, RSS steering to the right queue
- * (through the handoff rings when it is another's), checksum validation,
- * hardware GRO, and the write to the host's tap queue.
+ * Rx, wire to host: the wire's RX metadata (arrival stamp, hash, stripped
+ * VLAN tag), the MAC filter, RSS steering to the right queue (through the
+ * handoff rings when it is another's), checksum validation, hardware GRO,
+ * the write to the host's tap queue, and the latency from wire to host.
  */
+#include <arpa/inet.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/uio.h>
 
 #include "sn_dev.h"
 #include "sn_util.h"
+#include "softena_meta.h"
 
 static uint32_t rx_pick_queue(struct sn_queue *q, const uint8_t *frame,
-			      uint32_t len)
+			      uint32_t len, const struct softena_rx_meta *meta)
 {
 	struct sn_dev *dev = q->dev;
-	uint32_t hash;
+	uint32_t hash, flows = __atomic_load_n(&dev->wire_rss_flows, __ATOMIC_RELAXED);
+	int r;
 
-	if (!dev->off.rxhash || sn_rss_hash(&dev->rss, frame, len, &hash))
+	if (!dev->off.rxhash)
 		return q->qid;
+	if (meta && (meta->flags & SOFTENA_META_HASH) && flows)
+		r = sn_rss_hash_wire(&dev->rss, flows, frame, len, meta->rx_hash,
+				     meta->rx_hash_type, &hash);
+	else
+		r = sn_rss_hash(&dev->rss, frame, len, &hash);
+	if (r < 0)
+		return q->qid;
+	q->st.rx_wire_hash_reused += r;
 	return dev->rss.indir[hash % SN_RSS_INDIR_SIZE] % dev->cfg.num_queues;
+}
+
+/* Wire arrival to now (just after the tap write), into the histogram. */
+static void rx_latency(struct sn_queue *q, uint64_t stamp_ns)
+{
+	uint64_t now, ns, us;
+	int b = 0;
+
+	if (!stamp_ns)
+		return;
+	now = sn_now_ns();
+	ns = now > stamp_ns ? now - stamp_ns : 0;
+	us = (ns + 999) / 1000;
+	if (us > 1)	/* the bucket whose bound 2^b us is the first >= us */
+		b = 64 - __builtin_clzll(us - 1);
+	if (b >= SN_LATENCY_BUCKETS)
+		b = SN_LATENCY_BUCKETS - 1;
+	q->st.rx_latency_us[b]++;
+	q->st.rx_latency_sum_ns += ns;
 }
 
 /* Validate a frame's checksums, mark the verdict in its vnet header, count it. */
@@ -71,6 +102,7 @@ static void rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum_ok)
 	} else {
 		q->st.rx_packets++;
 		q->st.rx_bytes += d->len;
+		rx_latency(q, d->stamp_ns);
 	}
 	sn_pool_put(q, d->addr);
 }
@@ -84,7 +116,8 @@ static void rx_gro_deliver(void *ctx, const struct sn_hw_gro_frame *f)
 	int i;
 
 	if (f->nsegs == 1) {
-		rx_deliver(q, &(struct sn_desc){ .addr = f->addrs[0], .len = f->len }, 1);
+		rx_deliver(q, &(struct sn_desc){ .addr = f->addrs[0], .len = f->len,
+					       .stamp_ns = f->stamp_ns }, 1);
 		return;
 	}
 	iov[0] = (struct iovec){ (void *)&f->vh, SN_VNET_HDR_LEN };
@@ -101,6 +134,7 @@ static void rx_gro_deliver(void *ctx, const struct sn_hw_gro_frame *f)
 		q->st.rx_hw_gro_bytes += f->len;
 		q->st.rx_hw_gro_wire_packets += f->nsegs;
 		q->st.rx_hw_gro_wire_bytes += f->len + (uint32_t)(f->nsegs - 1) * f->hlen;
+		rx_latency(q, f->stamp_ns);
 	}
 	for (i = 0; i < f->nsegs; i++)
 		sn_pool_put(q, f->addrs[i]);
@@ -145,6 +179,7 @@ static void rx_deliver_frags(struct sn_queue *q, const struct sn_desc *d, uint32
 	} else {
 		q->st.rx_packets++;
 		q->st.rx_bytes += len;
+		rx_latency(q, d[0].stamp_ns);
 	}
 }
 
@@ -157,7 +192,10 @@ static void rx_receive(struct sn_queue *q, const struct sn_desc *d, uint32_t n)
 		rx_deliver_frags(q, d, n);
 		return;
 	}
-	if (off->hw_gro && off->rx_csum && !(d->flags & SN_DESC_VNET) &&
+	/* A restored tag goes up in-band, and a tagged GSO frame is not
+	 * something to hand tun's virtio_net_hdr_to_skb(): tagged frames go
+	 * up one by one (GRO's same_flow() would keep tags apart anyway). */
+	if (off->hw_gro && off->rx_csum && !(d->flags & (SN_DESC_VNET | SN_DESC_VLAN)) &&
 	    sn_hw_gro_receive(&q->gro, d))
 		return;
 	rx_deliver(q, d, 0);
@@ -190,15 +228,61 @@ void sn_rx_drop(struct sn_queue *q, const struct sn_desc *d, uint32_t n)
 		sn_pool_put(q, d[i].addr);
 }
 
+/*
+ * The wire's metadata of a frame taken off our wire queue: its arrival
+ * stamp, counted per wire queue (it must never go back on one queue), and
+ * travelling with the descriptor to whichever queue delivers it.
+ */
+static void rx_meta_stamp(struct sn_queue *q, struct sn_desc *d,
+			  const struct softena_rx_meta *meta)
+{
+	if (meta->flags & SOFTENA_META_HASH)
+		q->st.rx_wire_hash++;
+	if (meta->flags & SOFTENA_META_TIMESTAMP)
+		q->st.rx_hw_tstamp++;
+	if (meta->xdp_timestamp < q->rx_xdp_ns)
+		q->st.rx_xdp_tstamp_backwards++;
+	else
+		__atomic_store_n(&q->rx_xdp_ns, meta->xdp_timestamp, __ATOMIC_RELAXED);
+	d->stamp_ns = meta->xdp_timestamp;
+}
+
+/*
+ * The wire stripped the frame's VLAN tag into its descriptor (the kernel's
+ * hwaccel tag, what bpf_xdp_metadata_rx_vlan_tag reports); the host port
+ * has no such field, so the tag goes back in-band: the 12 MAC bytes move 4
+ * bytes into the headroom and the tag fills the gap, as
+ * __vlan_hwaccel_push_inside() does. Only buffers of the AF_XDP wire come
+ * here (XDP_PACKET_HEADROOM before the data, never a vnet header).
+ */
+static void rx_restore_vlan(struct sn_queue *q, struct sn_desc *d,
+			    const struct softena_rx_meta *meta)
+{
+	uint8_t *data = q->dev->region + d->addr;
+	uint16_t tag[2] = { meta->vlan_proto, htons(meta->vlan_tci) };
+
+	if ((d->flags & SN_DESC_VNET) || d->addr % q->dev->cfg.frame_size < 4 || d->len < 12)
+		return;
+	memmove(data - 4, data, 12);
+	memcpy(data + 8, tag, 4);
+	d->addr -= 4;
+	d->len += 4;
+	d->flags |= SN_DESC_VLAN;
+	q->st.rx_vlan_tag_restored++;
+}
+
 /* Route one frame (N fragments; the headers are in the first) from our
- * wire queue: deliver it here or steer it to its RSS queue. */
-void sn_rx_steer(struct sn_queue *q, const struct sn_desc *d, uint32_t n,
-		     uint32_t *woken)
+ * wire queue, with the wire's META (NULL: none): deliver it here or steer
+ * it to its RSS queue. */
+void sn_rx_steer(struct sn_queue *q, struct sn_desc *d, uint32_t n,
+		 const struct softena_rx_meta *meta, uint32_t *woken)
 {
 	struct sn_dev *dev = q->dev;
 	uint32_t t;
 
 	q->st.rx_wire_packets++;
+	if (meta)
+		rx_meta_stamp(q, d, meta);
 	if (atomic_load_explicit(&q->faults, memory_order_relaxed) & SN_FAULT_CORRUPT_RX)
 		dev->region[d->addr + d->len - 1] ^= 0x5a;	/* the last byte: payload, not headers */
 	if (!rx_accept(&dev->rx_mode, dev->region + d->addr, d->len)) {
@@ -206,7 +290,9 @@ void sn_rx_steer(struct sn_queue *q, const struct sn_desc *d, uint32_t n,
 		sn_rx_drop(q, d, n);
 		return;
 	}
-	t = rx_pick_queue(q, dev->region + d->addr, d->len);
+	if (meta && (meta->flags & SOFTENA_META_VLAN))
+		rx_restore_vlan(q, d, meta);
+	t = rx_pick_queue(q, dev->region + d->addr, d->len, meta);
 	if (t == q->qid) {
 		rx_receive(q, d, n);
 		return;

@@ -81,7 +81,7 @@ static int tap_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
 		done++;
 		sn_rx_steer(q, &(struct sn_desc){ .addr = base + SN_VNET_HDR_LEN,
 					       .len = (uint32_t)(n - SN_VNET_HDR_LEN),
-					       .flags = SN_DESC_VNET }, 1, woken);
+					       .flags = SN_DESC_VNET }, 1, NULL, woken);
 	}
 	return done;
 }

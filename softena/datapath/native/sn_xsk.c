@@ -3,19 +3,29 @@
  * The AF_XDP wire: the XDP program (libbpf), one socket per queue over the
  * shared UMEM (libxdp), and the ring work of both directions: Tx
  * descriptors (chained for jumbo frames, with an LLQ push), completions,
- * Rx descriptors and the fill ring.
+ * Rx descriptors with the RX metadata the XDP program put before each
+ * frame, and the fill ring; and the wire driver's RSS, as ethtool reads it.
+ *
+ * Every ring is bound with XDP_USE_NEED_WAKEUP: a syscall goes to the
+ * kernel only when the ring's flag asks for one (copy mode always sets the
+ * Tx ring's, and never the fill ring's: only zero-copy drivers set it).
  */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/ethtool.h>
 #include <linux/if_link.h>
+#include <linux/sockios.h>
 #include <linux/if_xdp.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "sn_dev.h"
 #include "sn_util.h"
+#include "softena_meta.h"
 
 int sn_xdp_load(const char *obj_path, int ifindex, int native,
 		int *link_fd, int *xskmap_fd, char *err, size_t errlen)
@@ -224,8 +234,10 @@ static void xsk_kick(struct sn_queue *q)
 
 	if (!xsk_ring_prod__needs_wakeup(&q->tx))
 		return;
+	q->st.tx_xsk_need_wakeup_set++;
 	/* Copy-mode sockets send a bounded batch per call. */
 	while (tries-- > 0) {
+		q->st.tx_xsk_wakeup_request++;
 		if (sendto(q->wire_fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0)
 			break;
 		if (errno != EAGAIN && errno != EBUSY)
@@ -283,9 +295,23 @@ static int xsk_tx_frame(struct sn_queue *q, const struct virtio_net_hdr_v1 *vh,
 			     q->dev->off.tx_csum, &sink, res);
 }
 
+/* The RX metadata the XDP program stored in front of the frame at ADDR, if
+ * it is there: the headroom holds it and its magic is right. */
+static const struct softena_rx_meta *xsk_rx_meta(struct sn_queue *q, uint64_t addr,
+						 struct softena_rx_meta *m)
+{
+	if (addr % q->dev->cfg.frame_size < sizeof(*m))
+		return NULL;
+	/* data - 32 need not be 8-byte aligned: copy, do not cast. */
+	memcpy(m, q->dev->region + addr - sizeof(*m), sizeof(*m));
+	return m->magic == SOFTENA_META_MAGIC ? m : NULL;
+}
+
 static int xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
 {
 	struct sn_desc frags[SN_MAX_FRAGS];
+	struct softena_rx_meta mbuf;
+	const struct softena_rx_meta *meta = NULL;
 	uint32_t idx, n, i, nf = 0, used = 0;
 	int frames = 0;
 
@@ -314,11 +340,14 @@ static int xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
 			nf = 0;
 			used = i;
 		}
+		/* The metadata is in front of the first buffer only. */
+		if (!nf)
+			meta = xsk_rx_meta(q, x->addr, &mbuf);
 		frags[nf++] = (struct sn_desc){ .addr = x->addr, .len = x->len,
 						.flags = more ? SN_DESC_CONTD : 0 };
 		if (more)
 			continue;
-		sn_rx_steer(q, frags, nf, woken);
+		sn_rx_steer(q, frags, nf, meta, woken);
 		nf = 0;
 		used = i + 1;
 		frames++;
@@ -333,6 +362,17 @@ static int xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
 	return frames;
 }
 
+/* The fill ring asks for a syscall when the driver ran out of buffers
+ * (zero-copy drivers only): recvfrom() has it look at the ring again. */
+static void xsk_fill_wakeup(struct sn_queue *q)
+{
+	if (!xsk_ring_prod__needs_wakeup(&q->fill))
+		return;
+	q->st.rx_xsk_need_wakeup_set++;
+	q->st.rx_xsk_wakeup_request++;
+	recvfrom(q->wire_fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+}
+
 /* Keep the fill ring full, from the pool, in batches of a cache refill. */
 static void xsk_refill(struct sn_queue *q)
 {
@@ -340,9 +380,12 @@ static void xsk_refill(struct sn_queue *q)
 	uint32_t idx = 0, want, got, i;
 	int short_of = 0;
 
+	/* Kept full: every free slot gets a buffer, at every poll. */
 	want = xsk_prod_nb_free(&q->fill, q->dev->cfg.rx_ring_size);
-	if (!want)
+	if (!want) {
+		xsk_fill_wakeup(q);
 		return;
+	}
 	if (atomic_load_explicit(&q->faults, memory_order_relaxed) & SN_FAULT_RX_ALLOC) {
 		q->st.rx_alloc_fail++;
 		return;
@@ -367,8 +410,7 @@ static void xsk_refill(struct sn_queue *q)
 	if (short_of)
 		q->st.rx_alloc_fail++;
 	atomic_store_explicit(&q->pool.starving, short_of, memory_order_relaxed);
-	if (xsk_ring_prod__needs_wakeup(&q->fill))
-		recvfrom(q->wire_fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+	xsk_fill_wakeup(q);
 }
 
 /* Frames on the Rx ring, or our fill ring short of frames while others'
@@ -386,6 +428,72 @@ static int xsk_rx_pending(struct sn_queue *q)
 static uint32_t xsk_held(struct sn_queue *q)
 {
 	return q->fill_lent + q->tx_outstanding;
+}
+
+/* ---- the wire driver's RSS, as ethtool -x and -n rx-flow-hash show it ---- */
+
+static int ethtool_ioctl(int fd, const char *ifname, void *cmd)
+{
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	ifr.ifr_data = cmd;
+	return ioctl(fd, SIOCETHTOOL, &ifr) ? -errno : 0;
+}
+
+static int read_rxfh(int fd, const char *ifname, struct sn_rss_wire *w)
+{
+	struct ethtool_rxfh head = { .cmd = ETHTOOL_GRSSH }, *full;
+	size_t size;
+	int e;
+
+	/* First the sizes, then the table and key, as ethtool's get_rxfh. */
+	e = ethtool_ioctl(fd, ifname, &head);
+	if (e)
+		return e;
+	size = sizeof(*full) + head.indir_size * sizeof(uint32_t) + head.key_size;
+	full = calloc(1, size);
+	if (!full)
+		return -ENOMEM;
+	full->cmd = ETHTOOL_GRSSH;
+	full->indir_size = head.indir_size;
+	full->key_size = head.key_size;
+	e = ethtool_ioctl(fd, ifname, full);
+	if (!e) {
+		w->hfunc = full->hfunc;
+		w->key_size = full->key_size;
+		memcpy(w->key, (uint8_t *)&full->rss_config[full->indir_size],
+		       full->key_size < sizeof(w->key) ? full->key_size : sizeof(w->key));
+	}
+	free(full);
+	return e;
+}
+
+int sn_wire_rss_read(const char *ifname, struct sn_rss_wire *w)
+{
+	/* In SN_FLOW_* order. */
+	static const uint32_t flow_types[SN_FLOW_MAX] = {
+		TCP_V4_FLOW, UDP_V4_FLOW, IPV4_FLOW, TCP_V6_FLOW, UDP_V6_FLOW, IPV6_FLOW,
+	};
+	int fd, e, f;
+
+	memset(w, 0, sizeof(*w));
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		w->error = errno;
+		return w->error;
+	}
+	e = read_rxfh(fd, ifname, w);
+	for (f = 0; !e && f < SN_FLOW_MAX; f++) {
+		struct ethtool_rxnfc nfc = { .cmd = ETHTOOL_GRXFH, .flow_type = flow_types[f] };
+
+		e = ethtool_ioctl(fd, ifname, &nfc);
+		w->fields[f] = (uint32_t)nfc.data;
+	}
+	close(fd);
+	w->error = -e;
+	return w->error;
 }
 
 static void xsk_destroy(struct sn_dev *dev)

@@ -70,7 +70,29 @@ struct sn_qstats {
 	/* health: what the device reports as corrupt rings */
 	uint64_t tx_bad_req_id;		/* a completion for no frame of ours */
 	uint64_t rx_bad_req_id;		/* an Rx descriptor outside the UMEM or a frame */
+	/* AF_XDP ring wakeups, the ENA driver's names (ena_ethtool.c): found
+	 * the ring's need_wakeup flag set (Tx ring: before a kick; fill ring:
+	 * after a refill), and wakeup syscalls issued for it (sendto, recvfrom) */
+	uint64_t tx_xsk_need_wakeup_set;
+	uint64_t tx_xsk_wakeup_request;
+	uint64_t rx_xsk_need_wakeup_set;
+	uint64_t rx_xsk_wakeup_request;
+	/* softena's own: the wire's XDP RX metadata (bpf/softena_meta.h).
+	 * Counted on the wire queue that took the frame: */
+	uint64_t rx_wire_hash;		/* frames that carried the wire's RX hash */
+	uint64_t rx_wire_hash_reused;	/* ... which RSS used instead of its own Toeplitz */
+	uint64_t rx_hw_tstamp;		/* frames with a nonzero hardware (driver) timestamp */
+	uint64_t rx_xdp_tstamp_backwards;	/* XDP stamps older than the last one on this queue */
+	uint64_t rx_vlan_tag_restored;	/* stripped 802.1Q/802.1ad tags put back in the frame */
+	/* Counted on the queue that delivered the frame: wire arrival (XDP's
+	 * stamp) to the tap write, one per frame handed to the host (a GRO
+	 * frame: its first segment's arrival). Bucket i holds latencies in
+	 * (2^(i-1), 2^i] us, bucket 0 those up to 1 us, bucket 17 those above
+	 * 65536 us: a histogram with log2 microsecond bounds. */
+	uint64_t rx_latency_us[18];
+	uint64_t rx_latency_sum_ns;
 };
+#define SN_LATENCY_BUCKETS	18
 
 /* A queue's state at the moment of reading, never summed: what the Tx
  * completion watchdog reads. */
@@ -78,6 +100,7 @@ struct sn_qgauges {
 	uint64_t tx_inflight;		/* descriptors posted, not completed */
 	uint64_t tx_cmpl_stamp_ns;	/* CLOCK_MONOTONIC of the last completion progress */
 	uint64_t tx_oldest_slot;	/* Tx ring index of the oldest descriptor in flight */
+	uint64_t rx_xdp_tstamp_ns;	/* the last XDP arrival stamp this wire queue took; 0 none */
 };
 
 /* Per-queue page pool counters, named after the page-pool-stats attributes
@@ -162,6 +185,12 @@ void sn_dev_set_rss(struct sn_dev *dev, const struct sn_rss_config *rss);
 void sn_dev_set_offloads(struct sn_dev *dev, const struct sn_offloads *off);
 void sn_dev_set_rx_mode(struct sn_dev *dev, const struct sn_rx_mode *mode);
 void sn_dev_set_mtu(struct sn_dev *dev, uint32_t mtu);
+/* The wire's RSS: whether its hash may stand in for the device's
+ * (SN_RSS_REUSE_*), kept in step with sn_dev_set_rss(). */
+int sn_dev_set_wire_rss(struct sn_dev *dev, const struct sn_rss_wire *wire);
+/* Read IFNAME's RSS with the ethtool ioctls; always fills WIRE (error set
+ * to the errno when the driver does not tell). Returns WIRE->error. */
+int sn_wire_rss_read(const char *ifname, struct sn_rss_wire *wire);
 /* The smallest AF_XDP Tx ring a wire MTU allows: two TSO frames' worth. */
 uint32_t sn_tx_ring_min(uint32_t mtu);
 
