@@ -84,6 +84,34 @@ def latency_table(name: str, stats: dict) -> Table:
     return table
 
 
+# Counters first, then the pool at the moment of reading (gauges: never summed).
+POOL_COLUMNS = ("alloc-fast", "alloc-refill", "alloc-slow", "recycle-cached", "recycle-cache-full",
+                "recycle-ring", "recycle-ring-full", "inflight", "cached", "ring")
+POOL_GAUGES = ("inflight", "cached", "ring")
+
+
+def page_pool_table(name: str, stats: dict) -> Table:
+    """Each Rx queue's page pool: allocations and recycles as page_pool counts them, and what it holds."""
+    region = stats.get("region") or {}
+    title = f"{name} page pools"
+    if region:
+        title += f" ({region['frames-free']} of {region['frames']} UMEM frames free)"
+    table = Table(title=title)
+    table.add_column("queue")
+    for col in POOL_COLUMNS:
+        table.add_column(col, justify="right")
+    for p in stats.get("page-pools", []):
+        table.add_row(str(p["queue-id"]), *(str(p.get(c, 0)) for c in POOL_COLUMNS))
+    base = stats.get("page-pool-base", {})
+    if any(base.values()):
+        table.add_row("retired", *("" if c in POOL_GAUGES else str(base.get(c, 0)) for c in POOL_COLUMNS),
+                      style="dim")
+    device = stats.get("page-pool-device", {})
+    table.add_row("device", *("" if c in POOL_GAUGES else str(device.get(c, 0)) for c in POOL_COLUMNS),
+                  style="bold")
+    return table
+
+
 def _us(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -109,6 +137,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     console = Console(width=max(120, 14 * (len(columns) + 1)))
     console.print(table)
     console.print(latency_table(args.name, stats))
+    console.print(page_pool_table(args.name, stats))
     health, admin = stats.get("health", {}), stats.get("admin-queue", {})
     resets = ", ".join(f"{k}={v}" for k, v in health.get("reasons", {}).items() if v) or "none"
     console.print(f"health: total_resets {health.get('total_resets', 0)}, reset_fail {health.get('reset_fail', 0)}, "
