@@ -21,6 +21,9 @@ _ANY_IFNAME = re.compile(r"^[^\s/:]{1,15}$")  # what the kernel accepts
 # plus the device's slot, so each running device has its own, fixed port.
 METRICS_HOST = "127.0.0.1"
 METRICS_PORT_BASE = 9464
+# --busy-poll's ceiling: past a second between sleeps a worker no longer
+# busy-polls, it spins.
+MAX_BUSY_POLL_US = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class DeviceConfig:
     attrs: DeviceAttributes = field(default_factory=DeviceAttributes)
     metrics: bool = True  # --no-metrics: no Prometheus endpoint
     metrics_port: int | None = None  # None: METRICS_PORT_BASE + the device's slot
+    busy_poll_us: int = 0  # --busy-poll: workers spin this long for work before they sleep
 
     def validate(self) -> None:
         """Refuse what cannot work, before any kernel object exists."""
@@ -78,6 +82,8 @@ class DeviceConfig:
             raise SoftenaError(f"invalid --cpus: {bad or 'empty'} not among the allowed CPUs {sorted(allowed)}")
         if self.wire.iface and not _ANY_IFNAME.match(self.wire.iface):
             raise SoftenaError(f"invalid wire interface name '{self.wire.iface}'")
+        if not 0 <= self.busy_poll_us <= MAX_BUSY_POLL_US:
+            raise SoftenaError(f"invalid --busy-poll {self.busy_poll_us}: 0..{MAX_BUSY_POLL_US} microseconds")
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
             raise SoftenaError(f"invalid --metrics-port {self.metrics_port}: 1..65535")
 

@@ -91,7 +91,7 @@ class Device:
         self._io_lock = threading.RLock()
         # What datapaths rebuilt away had counted: totals never go back.
         self.stats_base = StatsBase()
-        self.napi = NapiConfig()
+        self.napi = NapiConfig(busy_poll_us=config.busy_poll_us)
         self.napi_settings = [NapiSettings() for _ in range(self.attrs.max_queues)]  # napi-set, per queue pair
         self.slot = 0
         self.pool_generation = 0  # bumped with each new set of page pools
