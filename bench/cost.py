@@ -1,0 +1,119 @@
+"""Cost accounting: CPU time of the device process and of each worker thread, memory.
+
+Read from /proc (the same numbers psutil.Process(pid).threads() gives): a
+snapshot before and after a measurement, and the difference divided by what
+the measurement carried.  Worker threads are the ones the kernel names
+`softena/<dev>-<queue>` (their comm, 15 bytes at most, always ends in the
+queue number).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+WORKER_COMM = re.compile(r"^softena/.*-(\d+)$")
+MIB = 1 << 20
+
+
+def _stat_cpu(path: str) -> float | None:
+    """utime + stime in seconds from a /proc/.../stat file."""
+    try:
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@dataclass
+class CpuSnapshot:
+    """CPU seconds of one process and its worker threads at one moment."""
+
+    when: float
+    process: float | None
+    workers: dict[str, float] = field(default_factory=dict)  # "q<N>" -> seconds
+
+
+def snapshot(pid: int | None) -> CpuSnapshot:
+    """The process's CPU time and each worker thread's, now."""
+    snap = CpuSnapshot(time.monotonic(), None)
+    if pid is None:
+        return snap
+    snap.process = _stat_cpu(f"/proc/{pid}/stat")
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return snap
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        m = WORKER_COMM.match(comm)
+        if m:
+            cpu = _stat_cpu(f"/proc/{pid}/task/{tid}/stat")
+            if cpu is not None:
+                key = f"q{m.group(1)}"
+                snap.workers[key] = snap.workers.get(key, 0.0) + cpu
+    return snap
+
+
+@dataclass
+class CpuUse:
+    """CPU used between two snapshots: seconds, and the wall time between them."""
+
+    wall: float
+    process: float | None
+    workers: dict[str, float]
+
+    @property
+    def process_pct(self) -> float | None:
+        """Process CPU as a percentage of one core."""
+        return None if self.process is None or self.wall <= 0 else 100.0 * self.process / self.wall
+
+    def per_gbit(self, gbps: float | None) -> dict[str, float | None]:
+        """CPU seconds per Gbit carried (= cores busy per Gbit/s), process and each worker."""
+        carried = (gbps or 0.0) * self.wall  # Gbit
+        out: dict[str, float | None] = {"process": self.process / carried if self.process is not None
+                                        and carried > 0 else None}
+        for k, v in sorted(self.workers.items()):
+            out[k] = v / carried if carried > 0 else None
+        return out
+
+    def as_dict(self) -> dict[str, object]:
+        return {"wall_s": round(self.wall, 3), "process_cpu_s": self.process,
+                "workers_cpu_s": dict(sorted(self.workers.items())), "process_pct": self.process_pct}
+
+
+def used(a: CpuSnapshot, b: CpuSnapshot) -> CpuUse:
+    """What was used from snapshot A to snapshot B (threads gone or new count from 0)."""
+    proc = b.process - a.process if a.process is not None and b.process is not None else None
+    workers = {k: v - a.workers.get(k, 0.0) for k, v in b.workers.items()}
+    return CpuUse(b.when - a.when, proc, workers)
+
+
+def rss_bytes(pid: int | None) -> int | None:
+    """Resident set size of PID."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def umem_bytes(region: dict | None) -> int | None:
+    """UMEM size from `softena stats --json`'s region: frames x frame-size (all queues)."""
+    try:
+        return int(region["frames"]) * int(region["frame-size"])  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        return None

@@ -1,0 +1,186 @@
+"""The report: one table of every case against its baseline and floor, then the detail sections.
+
+Rows of the main table are dicts with: section, item (of issue 10), case,
+test, value, unit, baseline, baseline_value, ratio, floor, kind
+("ratio>=": ratio to the baseline at least FLOOR; "value<=": the value at
+most FLOOR) and, optionally, fail_reason (a condition the floor also needs).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Sequence
+
+MIB = 1 << 20
+
+
+def verdict(row: dict) -> tuple[str, bool]:
+    """(verdict, collapse): PASS/FAIL/NO DATA/NO BASE/-, and whether it is below half the floor."""
+    floor, kind = row.get("floor"), row.get("kind")
+    if floor is None:
+        return "-", False
+    if row.get("value") is None:
+        return "NO DATA", True
+    if kind == "ratio>=":
+        if row.get("baseline_value") is None or row.get("ratio") is None:
+            return "NO BASE", False
+        ok = row["ratio"] >= floor and not row.get("fail_reason")
+        return ("PASS" if ok else "FAIL"), row["ratio"] < floor / 2
+    ok = row["value"] <= floor and not row.get("fail_reason")
+    return ("PASS" if ok else "FAIL"), row["value"] > 2 * floor
+
+
+def judge(rows: list[dict]) -> None:
+    for r in rows:
+        r["verdict"], r["collapse"] = verdict(r)
+
+
+def _name(row: dict) -> str:
+    base = f" vs {row['baseline']}" if row.get("baseline") and row["kind"] == "ratio>=" else ""
+    return f"{row['case']} {row['test']}{base}"
+
+
+def _num(v: Any, spec: str = ".2f") -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def _value(v: Any, unit: str) -> str:
+    if v is None:
+        return "n/a"
+    if unit == "pps":
+        return f"{v / 1e3:,.0f} kpps"
+    if unit == "us":
+        return f"{v:.1f} us"
+    if unit == "%":
+        return f"{v:.2f} %"
+    if unit == "MiB":
+        return f"{v:.0f} MiB"
+    return f"{v:.2f} {unit}"
+
+
+def table(title: str, head: Sequence[str], body: Sequence[Sequence[str]], right: set[int],
+          use_rich: bool) -> None:
+    """Print one aligned table (rich when asked and available)."""
+    if use_rich:
+        try:
+            from rich.console import Console
+            from rich.table import Table
+        except ImportError:
+            use_rich = False
+    if use_rich:
+        t = Table(title=title, title_justify="left")
+        for i, h in enumerate(head):
+            t.add_column(h, justify="right" if i in right else "left")
+        for b in body:
+            t.add_row(*b)
+        Console().print(t)
+        return
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    print(title)
+    print(line(head))
+    print(line(["-" * w for w in widths]))
+    for b in body:
+        print(line(b))
+    print()
+
+
+def print_report(result: dict, use_rich: bool) -> None:
+    cfg = result["config"]
+    if not result["complete"]:
+        print("INCOMPLETE RUN: the bench stopped early; the rows below hold what was measured.\n")
+    print(f"softena bench ({'smoke' if cfg['smoke'] else 'full'}), {cfg['date']}: {cfg['cpu_model']}, "
+          f"{cfg['cpus']} CPU(s), kernel {cfg['kernel']}, {cfg['queues']} queue(s), iperf3 {cfg['time']} s "
+          f"x {cfg['repeat']} round(s), {cfg['elapsed_s']:.0f} s in all")
+    for name, desc in result.get("paths", {}).items():
+        print(f"  {name:<20} {desc}")
+    for line in result.get("notes", []):
+        print(f"  note: {line}")
+    print()
+
+    rows = result["rows"]
+    body = []
+    for r in rows:
+        floor = "-"
+        if r.get("floor") is not None:
+            floor = f">= {r['floor']:.2f}x" if r["kind"] == "ratio>=" else f"<= {_value(r['floor'], r['unit'])}"
+        verdict_s = r["verdict"] + (f" ({r['fail_reason']})" if r.get("fail_reason") else "")
+        body.append((r["item"], r["case"], r["test"], _value(r["value"], r["unit"]), r["baseline"] or "-",
+                     _value(r.get("baseline_value"), r["unit"]) if r.get("baseline") else "-",
+                     _num(r.get("ratio")) if r["kind"] == "ratio>=" else "-", floor, verdict_s))
+    table("Every case against its baseline (same run) and its floor (issue 10 item)",
+          ("#", "case", "test", "value", "baseline", "baseline value", "ratio", "floor", "verdict"),
+          body, {3, 5, 6}, use_rich)
+
+    tp = result.get("throughput", [])
+    if tp:
+        body = []
+        for r in tp:
+            per = r.get("cpu_s_per_gbit") or {}
+            workers = " ".join(f"{k}={v:.3f}" for k, v in per.items() if k != "process" and v is not None)
+            body.append((r["path"], r["test"], _num(r["gbps"]),
+                         _num(r.get("device_cpu_pct"), ".0f") if "device_cpu_pct" in r else "-",
+                         _num(per.get("process"), ".3f") if per else "-", workers or "-"))
+        table("Throughput (iperf3 TCP, median over rounds) and device cost: CPU seconds per Gbit carried",
+              ("path", "test", "Gbit/s", "device CPU %", "CPU s/Gbit", "per worker CPU s/Gbit"),
+              body, {2, 3, 4}, use_rich)
+
+    lat = result.get("latency", [])
+    if lat:
+        base = lat[0]
+        body = []
+        for r in lat:
+            p, t = r["ping"], r["tcp_rr"]
+            added = "-" if r is base else (f"{p['p50_us'] - base['ping']['p50_us']:+.1f} / "
+                                           f"{t['p50_us'] - base['tcp_rr']['p50_us']:+.1f}")
+            cpu = r.get("cpu", {}).get("process_pct")
+            body.append((r["path"], r["mode"], f"{p['p50_us']:.1f}", f"{p['p99_us']:.1f}", f"{p['mean_us']:.1f}",
+                         f"{t['p50_us']:.1f}", f"{t['p99_us']:.1f}", f"{t['mean_us']:.1f}", added,
+                         _num(cpu, ".0f") if cpu is not None else "-"))
+        table("Latency, round trip in microseconds (ping -i 0.001; TCP 1-byte request/response)",
+              ("path", "mode", "ping p50", "p99", "mean", "tcp_rr p50", "p99", "mean", "added p50 ping/rr",
+               "device CPU %"), body, set(range(2, 10)), use_rich)
+
+    sf = result.get("small_frames", [])
+    if sf:
+        body = []
+        for r in sf:
+            body.append((r["path"], f"{r['sent_pps']:,.0f}", f"{r['recv_pps']:,.0f}", f"{100 * r['loss']:.2f}",
+                         "max" if not r["rate_limit"] else f"{r['rate_limit']:,.0f}", str(len(r["trials"])),
+                         _num(r.get("worker_cores"), ".2f") if "worker_cores" in r else "-",
+                         f"{r['pps_per_worker_core']:,.0f}" if r.get("pps_per_worker_core") else "-"))
+        table("Small frames: 64-byte UDP frames (18-byte payload), one flow, best trial under 1% loss",
+              ("path", "sent pps", "received pps", "loss %", "paced at", "trials", "worker cores",
+               "pps per worker core"), body, {1, 2, 3, 4, 5, 6, 7}, use_rich)
+
+    c = result.get("cost", {})
+    if c.get("idle") or c.get("devices"):
+        body = []
+        idle = c.get("idle")
+        if idle:
+            body.append(("softena-xdp@1500 idle", f"{idle['seconds']:.0f} s",
+                         f"{_num(idle['process_pct'])} % of a core", "-", "-"))
+        for name, info in c.get("devices", {}).items():
+            rss, umem = info.get("rss_bytes"), info.get("umem_bytes")
+            body.append((name, "after its block", "-", f"{rss / MIB:.0f} MiB" if rss else "n/a",
+                         f"{umem / MIB:.0f} MiB" if umem else "n/a"))
+        table("Cost: idle CPU and resident memory (limit: UMEM + 64 MiB)",
+              ("device", "when", "CPU", "RSS", "UMEM"), body, {2, 3, 4}, use_rich)
+
+    judged = [r for r in rows if r.get("floor") is not None]
+    failed = [r for r in judged if r["verdict"] != "PASS"]
+    print(f"Floors: {len(judged) - len(failed)}/{len(judged)} PASS"
+          + (f"; not passed: {'; '.join(_name(r) + ' ' + r['verdict'] for r in failed)}" if failed else ""))
+    collapsed = [r for r in judged if r["collapse"]]
+    if collapsed:
+        print(f"COLLAPSE (below half a floor): {'; '.join(_name(r) for r in collapsed)}")
+    errs = result.get("errors", [])
+    if errs:
+        print("\nErrors:")
+        for e in errs:
+            print(f"  {e}")
+    sys.stdout.flush()
