@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lab.softena_down()
         if "pps" in args.sections:
             try:
-                sf_rows = smallframes.measure(lab, args.pps_time, 2 if args.smoke else 3)
+                sf_rows = smallframes.measure(lab, args.pps_time, 4)
             except BenchError as exc:
                 errors.append(f"small frames: {exc}")
                 log(errors[-1])

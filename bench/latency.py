@@ -77,6 +77,8 @@ def measure(lab: Lab, busy_usecs: int, ping_count: int, rr_count: int, rr_secs: 
         run(["ping", "-c", "3", "-i", "0.2", "-q", dev.peer], timeout=10, check=False)  # warm: neighbours
         a = cost.snapshot(dev.pid)
         row["ping"] = ping_stats(None, dev.peer, ping_count)
+        # The device's own Rx latency histogram (XDP arrival to tap write), here nearly all ping replies.
+        row["device_rx_latency"] = lab.softena_stats().get("rx-latency", {}).get("device")
         row["tcp_rr"] = rr_stats(rr, None, DEV_NS, dev.peer, rr_count, rr_secs)
         row["cpu"] = cost.used(a, cost.snapshot(dev.pid)).as_dict()
         lab.check_path()

@@ -6,7 +6,7 @@ through (a) (sb-a -> sb-b over the plain veth) and through softena's AF_XDP
 wire.  A trial sends for a bounded time; the receiver (recvmmsg, 64 MiB
 buffer) counts what arrives.  Trials search for the highest rate with less
 than 1% loss: first as fast as the stack takes packets, then, while the loss
-is 1% or more, paced at 90% and then 50% of what arrived.  The reported pps
+is 1% or more, paced at 90%, 70%, then 50% of what arrived unpaced.  The reported pps
 is the received rate of the best trial under 1% loss (or of the last trial).
 "pps per worker core" divides it by the device's worker threads' CPU use.
 """
@@ -23,6 +23,7 @@ from topology import ADDR_B, DEV_NS, NS_A, NS_B, Lab
 PAYLOAD = 18
 PORT = "9"  # discard
 MAX_LOSS = 0.01
+PACING = (0.9, 0.7, 0.5)  # of the unpaced trial's received rate, in turn, while the loss is 1% or more
 
 
 def trial(lab: Lab, client_ns: str | None, server_ns: str, addr: str, seconds: float, rate: float) -> dict:
@@ -59,7 +60,7 @@ def search(lab: Lab, client_ns: str | None, server_ns: str, addr: str, seconds: 
             f"received {t['recv_pps']:,.0f} pps, loss {100 * t['loss']:.2f}%")
         if t["loss"] < MAX_LOSS:
             break
-        rate = t["recv_pps"] * (0.9 if len(trials) == 1 else 0.5 / 0.9)
+        rate = trials[0]["recv_pps"] * PACING[min(len(trials), len(PACING)) - 1]
         if rate < 1000:
             break
         time.sleep(0.5)
@@ -92,6 +93,9 @@ def comparisons(rows: list[dict]) -> list[dict]:
     if not base or not mine:
         raise BenchError("small frames: a path has no result")
     ratio = mine["recv_pps"] / base["recv_pps"] if base["recv_pps"] else None
-    return [{"section": "small frames", "item": "5", "case": "softena-xdp@1500", "test": "64B UDP pps, <1% loss",
-             "value": mine["recv_pps"], "unit": "pps", "baseline": "veth@1500", "baseline_value": base["recv_pps"],
-             "ratio": ratio if mine["under_1pct_loss"] else 0.0, "floor": 0.5, "kind": "ratio>="}]
+    row = {"section": "small frames", "item": "5", "case": "softena-xdp@1500", "test": "64B UDP pps, <1% loss",
+           "value": mine["recv_pps"], "unit": "pps", "baseline": "veth@1500", "baseline_value": base["recv_pps"],
+           "ratio": ratio, "floor": 0.5, "kind": "ratio>="}
+    if not mine["under_1pct_loss"]:  # the floor needs both; only the rate can collapse
+        row["fail_reason"] = f"loss {100 * mine['loss']:.1f}%"
+    return [row]

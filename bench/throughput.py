@@ -279,18 +279,20 @@ def summarize(plan: Plan, samples: list[Sample]) -> tuple[list[dict], list[dict]
         bases = [(b, med(b, c.test)) for b in c.baselines]
         have = [(b, v) for b, v in bases if v is not None]
         best = max(have, key=lambda bv: bv[1]) if have else (None, None)
-        ratio = None
+        ratio, ratios = None, []
         if len(c.baselines) == 1 and have:
             base = by.get((c.baselines[0], c.test), {})
-            ratios = [mine[r].gbps / base[r].gbps for r in mine
+            ratios = [mine[r].gbps / base[r].gbps for r in sorted(mine)
                       if r in base and mine[r].gbps is not None and base[r].gbps]
             ratio = statistics.median(ratios) if ratios else None
         elif value is not None and best[1]:
             ratio = value / best[1]
+            ratios = [ratio]
         label = c.baselines[0] if len(c.baselines) == 1 else f"best of {'/'.join(c.baselines)}"
         cmp_rows.append({"section": "throughput", "item": c.issue_item, "case": c.path, "test": c.test,
                          "value": value, "unit": "Gbit/s", "baseline": label,
                          "baseline_used": best[0], "baseline_value": best[1], "ratio": ratio,
+                         "round_ratios": ratios,
                          "floor": c.floor, "kind": "ratio>="})
     return path_rows, cmp_rows
 
