@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install softena and everything it needs on a fresh Debian/Ubuntu machine, as root.
 #   deploy/install.sh          the tools, libraries and softena itself
-#   deploy/install.sh --test   also what the test suite needs (pytest, scapy, prometheus, tmux)
+#   deploy/install.sh --test   also what the test suite needs (pytest, scapy, prometheus, tmux) and the
+#                              bench's user-mode peers (passt for pasta, slirp4netns)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +24,9 @@ apt-get install -y -qq --no-install-recommends \
 # The metrics test reads the device's endpoint back through a real Prometheus;
 # its own on loopback: the package's service, where one starts, would listen
 # on every address, so it stays off. The top test drives the live view in a tmux.
+# bench/compare.py (CI's smoke too) runs pasta and slirp4netns as the user-mode peers.
 if [ -n "$extras" ]; then
-    apt-get install -y -qq --no-install-recommends prometheus tmux >/dev/null
+    apt-get install -y -qq --no-install-recommends prometheus tmux passt slirp4netns >/dev/null
     if [ -d /run/systemd/system ]; then
         systemctl disable --now prometheus >/dev/null 2>&1 || true
     fi
