@@ -87,6 +87,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="JSON result: to stdout instead of the tables, or to FILE as well")
     ap.add_argument("--rich", action="store_true", help="draw the tables with rich")
     ap.add_argument("--check", action="store_true", help="exit 1 if any floor is not met")
+    ap.add_argument("--report", metavar="FILE", help="print the tables of a saved --json result; measure nothing")
     args = ap.parse_args(argv)
     s = args.smoke
     for name, full, smoke in (("time", 4, 3), ("repeat", 1, 2), ("ping_count", 2000, 500), ("rr_count", 20000, 3000),
@@ -106,6 +107,10 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        with open(args.report) as f:
+            print_report(json.load(f), use_rich=args.rich and sys.stdout.isatty())
+        return 0
     started = time.monotonic()
     lab = Lab(softena_cmd=args.softena, queues=args.queues)
     notes: list[str] = []

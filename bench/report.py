@@ -41,6 +41,14 @@ def _device_rx(row: dict) -> str:
     return "-" if d.get("p50") is None else f"{d['p50']:.0f} / {d['p99']:.0f}"
 
 
+def _ratio(row: dict) -> str:
+    """Two decimals, three where two would hide which side of the floor it is on."""
+    ratio, floor = row.get("ratio"), row.get("floor")
+    if ratio is not None and floor is not None and abs(ratio - floor) < 0.005:
+        return f"{ratio:.3f}"
+    return _num(ratio)
+
+
 def _name(row: dict) -> str:
     base = f" vs {row['baseline']}" if row.get("baseline") and row["kind"] == "ratio>=" else ""
     return f"{row['case']} {row['test']}{base}"
@@ -117,7 +125,7 @@ def print_report(result: dict, use_rich: bool) -> None:
         verdict_s = r["verdict"] + (f" ({r['fail_reason']})" if r.get("fail_reason") else "")
         body.append((r["item"], r["case"], r["test"], _value(r["value"], r["unit"]), r["baseline"] or "-",
                      _value(r.get("baseline_value"), r["unit"]) if r.get("baseline") else "-",
-                     _num(r.get("ratio")) if r["kind"] == "ratio>=" else "-", floor, verdict_s))
+                     _ratio(r) if r["kind"] == "ratio>=" else "-", floor, verdict_s))
     table("Every case against its baseline (same run) and its floor (issue 10 item)",
           ("#", "case", "test", "value", "baseline", "baseline value", "ratio", "floor", "verdict"),
           body, {3, 5, 6}, use_rich)
