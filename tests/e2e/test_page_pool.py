@@ -17,32 +17,39 @@ COUNTERS = ("alloc-fast", "alloc-slow", "alloc-empty", "alloc-refill",
             "recycle-cached", "recycle-cache-full", "recycle-ring", "recycle-ring-full")
 
 
-def pools(dev) -> list[dict]:
-    return dev.stats()["page-pools"]
+def moved(before: dict, after: dict) -> dict[str, int]:
+    """How far each pool counter moved between two stats readings, summed over the queues."""
+    return {k: sum(a[k] - b[k] for a, b in zip(after["page-pools"], before["page-pools"])) for k in COUNTERS}
 
 
-def moved(before: list[dict], after: list[dict]) -> dict[str, int]:
-    """How far each pool counter moved, summed over the queues."""
-    return {k: sum(a[k] - b[k] for a, b in zip(after, before)) for k in COUNTERS}
+def steered(stats: dict) -> int:
+    return sum(q["rx-steered-out"] for q in stats["queues"])
 
 
-def steered(dev) -> int:
-    return sum(q["rx-steered-out"] for q in dev.stats()["queues"])
-
-
-def settle(dev, fill_ring: int) -> list[dict]:
+def settle(dev, fill_ring: int) -> dict:
     """Wait for every pool to hold only its fill ring: the idle trim gives back the
-    cache and the ring after a second without work. Returns the pools then."""
-    wait_for(lambda: all(p["inflight"] == fill_ring for p in pools(dev)), within=5,
-             what=f"pools back to their {fill_ring}-frame fill rings")
-    return pools(dev)
+    cache and the ring after a second without work. Returns the stats read then, in
+    one piece (a stray frame, a neighbour solicitation, may wake a worker right after)."""
+    seen: dict = {}
+
+    def idle() -> bool:
+        seen.update(dev.stats())
+        return all(p["inflight"] == fill_ring for p in seen["page-pools"])
+
+    wait_for(idle, within=5, what=f"pools back to their {fill_ring}-frame fill rings")
+    return dict(seen)
 
 
 def conserved(dev) -> bool:
-    """Every frame of the region is in the free list or counted inflight by one pool."""
-    stats = dev.stats()
-    region = stats["region"]
-    return region["frames-free"] + sum(p["inflight"] for p in stats["page-pools"]) == region["frames"]
+    """Every frame of the region is in the free list or counted inflight by one pool:
+    at a moment when no worker moved a frame between the two readings."""
+    def balance() -> bool:
+        stats = dev.stats()
+        region = stats["region"]
+        return region["frames-free"] + sum(p["inflight"] for p in stats["page-pools"]) == region["frames"]
+
+    wait_for(balance, within=3, what="every UMEM frame free or inflight in one pool")
+    return True
 
 
 def traffic(dev, *args: str) -> None:
@@ -63,10 +70,11 @@ def test_one_queue_recycles_into_its_cache_and_its_ring_takes_only_the_overflow(
 
 def test_rss_across_queues_returns_the_steered_frames_through_the_ring(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "2")
-    before, steered_before = settle(dev, 1024), steered(dev)
+    before = settle(dev, 1024)
     traffic(dev, "-P", "4")
-    d = moved(before, settle(dev, 1024))
-    handed_off = steered(dev) - steered_before
+    after = settle(dev, 1024)
+    d = moved(before, after)
+    handed_off = steered(after) - steered(before)
     assert handed_off > 0, "RSS steered no frame to the other queue"
     # Every frame handed to the other worker comes back to its pool through the ring,
     # besides what full caches sent there; nothing else crosses.
@@ -87,10 +95,10 @@ def test_a_small_ring_sends_allocations_to_the_slow_path(softena_up) -> None:
 
 def test_idle_pools_return_to_their_baseline_after_traffic(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "2")
-    baseline = [p["inflight"] for p in settle(dev, 1024)]
+    baseline = [p["inflight"] for p in settle(dev, 1024)["page-pools"]]
     assert conserved(dev)
     traffic(dev, "-P", "2")
-    assert [p["inflight"] for p in settle(dev, 1024)] == baseline
+    assert [p["inflight"] for p in settle(dev, 1024)["page-pools"]] == baseline
     assert conserved(dev)
 
 
