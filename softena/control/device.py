@@ -342,6 +342,7 @@ class Device:
         self.pool_generation += 1
         self.datapath.set_rss(st.rss)
         self.datapath.set_offloads(**st.offloads)
+        self.datapath.set_poll(self.napi)
         self._sync_rx_mode(force=True)
         if cfg.wire.kind == "xsk":
             self.datapath.read_wire_rss(self.wire_ifname)
@@ -526,6 +527,9 @@ class Device:
         self.napi.rx_usecs = coalesce.rx_usecs
         self.napi.tx_usecs = coalesce.tx_usecs
         self.napi.adaptive_rx = coalesce.adaptive_rx
+        dp = self.datapath
+        if dp is not None:
+            dp.set_poll(self.napi)
 
     def tx_ring_min(self, mtu: int) -> int:
         """The smallest Tx ring the datapath takes at MTU (model and ethtool -G check against it)."""

@@ -272,6 +272,19 @@ class Datapath:
         the frames that never came back (0 unless the device lost some)."""
         return self._call(lib.sn_dev_drain, int(timeout * 1000)) or 0
 
+    def set_poll(self, napi) -> None:
+        """How every worker polls and sleeps (a worker.NapiConfig)."""
+        self._call(lib.sn_dev_set_poll, napi.native())
+
+    def run(self, qid: int) -> None:
+        """Queue QID's NAPI loop, for its worker thread: returns after stop_queue(QID).
+        Not under the lock: close() waits for the workers, which have returned."""
+        lib.sn_napi_run(self._dev, qid)
+
+    def stop_queue(self, qid: int) -> None:
+        """End queue QID's loop and wake it to see that."""
+        self._call(lib.sn_queue_stop, qid)
+
     def kick(self, qid: int) -> None:
         """Wake worker QID out of its sleep."""
         self._call(lib.sn_queue_kick, qid)

@@ -7,7 +7,7 @@ import os
 import threading
 from dataclasses import dataclass
 
-from softena.datapath.native import lib
+from softena.datapath.native import ffi
 from softena.threads import name_this_thread
 
 PR_SET_TIMERSLACK = 29
@@ -29,8 +29,16 @@ class NapiConfig:
     adaptive_rx: bool = False  # moderate Rx only while a poll fills a quarter of its budget
 
 
+    def native(self):
+        """The struct sn_poll_config the workers read at every turn of their loop."""
+        cfg = ffi.new("struct sn_poll_config *")
+        cfg.budget, cfg.busy_poll_us, cfg.sleep_timeout_ms = self.budget, self.busy_poll_us, self.sleep_timeout_ms
+        cfg.rx_usecs, cfg.tx_usecs, cfg.adaptive_rx = self.rx_usecs, self.tx_usecs, self.adaptive_rx
+        return cfg
+
+
 class QueueWorker(threading.Thread):
-    """Runs sn_napi_poll() in batches, sleeping in poll() when idle."""
+    """Runs the queue's NAPI loop (sn_napi_run: poll in batches, sleep in poll() when idle)."""
 
     def __init__(self, datapath, dev_name: str, qid: int, cpu: int, napi: NapiConfig, settings) -> None:
         super().__init__(name=f"softena/{dev_name}-{qid}", daemon=True)
@@ -43,7 +51,6 @@ class QueueWorker(threading.Thread):
         # napi_config, and each datapath this queue is rebuilt into gets them.
         self.settings = settings
         self.tid: int | None = None
-        self._running = True
         self._started = threading.Event()
 
     def run(self) -> None:
@@ -53,16 +60,8 @@ class QueueWorker(threading.Thread):
         _libc.prctl(PR_SET_TIMERSLACK, TIMER_SLACK_NS, 0, 0, 0)
         self.datapath.set_napi(self.qid, self.settings)
         self._started.set()
-        dev, qid = self.datapath.handle, self.qid
-        napi = self.napi
-        while self._running:
-            # The GIL is released inside both calls: workers run in parallel.
-            work = lib.sn_napi_poll(dev, qid, napi.budget)
-            if work < napi.budget:
-                rx_usecs = napi.rx_usecs
-                if napi.adaptive_rx and work < napi.budget // 4:
-                    rx_usecs = 0  # light load: latency first, as DIM decides
-                lib.sn_napi_wait(dev, qid, napi.busy_poll_us, napi.sleep_timeout_ms, rx_usecs, napi.tx_usecs)
+        # The whole loop runs in C with the GIL released, until stop().
+        self.datapath.run(self.qid)
 
     def wait_started(self, timeout: float = 5.0) -> bool:
         """Block until the thread is pinned and named."""
@@ -70,8 +69,7 @@ class QueueWorker(threading.Thread):
 
     def stop(self) -> None:
         """Ask the loop to end and wake it; join() afterwards."""
-        self._running = False
-        self.datapath.kick(self.qid)
+        self.datapath.stop_queue(self.qid)
 
 
 def cpu_for_queue(qid: int, cpus: list[int]) -> int:

@@ -8,12 +8,13 @@
  * back before the region goes.
  *
  * Threading: queue q's state is touched only by worker q, inside
- * sn_napi_poll()/sn_napi_wait(). Other workers reach it only through the
+ * sn_napi_run() (its poll and wait). Other workers reach it only through the
  * SPSC rings and the sleeping/wake pair. Python reads the counters.
  */
 #define _GNU_SOURCE	/* ppoll */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,7 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 		return NULL;
 	}
 	dev->off = (struct sn_offloads){ 1, 1, 1, 1, 1 };
+	dev->poll = (struct sn_poll_config){ .budget = 64, .sleep_timeout_ms = 1000 };
 	dev->rx_mode.promisc = 1;	/* until the host's filter arrives */
 	dev->wire_rss.error = ENODATA;	/* until the wire's RSS is read */
 	dev->region = mmap(NULL, dev->region_size, PROT_READ | PROT_WRITE,
@@ -282,7 +284,13 @@ static void count_tx(struct sn_queue *q, const struct virtio_net_hdr_v1 *vh,
 	}
 }
 
-/* Host to wire: frames from our host tap queue, through the wire's Tx. */
+/*
+ * Host to wire: frames from our host tap queue, through the wire's Tx. The
+ * budget counts wire frames, not host frames: one 64 KiB GSO frame becomes
+ * some 45 wire frames, and a poll that took 64 of those would keep the Rx
+ * half of the queue pair (the ACKs that clock the stream) waiting for
+ * milliseconds. Returns the wire frames posted, at most about BUDGET.
+ */
 static int tx_poll(struct sn_queue *q, int budget)
 {
 	const struct sn_wire_ops *wire = q->dev->wire;
@@ -308,14 +316,15 @@ static int tx_poll(struct sn_queue *q, int budget)
 		n = read(q->host_fd, q->scratch, SN_VNET_HDR_LEN + SN_MAX_FRAME);
 		if (n < 0)
 			break;
-		done++;
 		if (n < SN_VNET_HDR_LEN + 14) {
+			done++;
 			q->st.tx_hw_drops++;
 			q->st.tx_hw_drop_errors++;
 			continue;
 		}
 		len = (uint32_t)(n - SN_VNET_HDR_LEN);
 		segs = wire->tx_frame(q, vh, q->scratch + SN_VNET_HDR_LEN, len, &r);
+		done += segs > 0 ? segs : 1;
 		if (segs <= 0) {
 			/* Errors are the drops of malformed frames: a part of all drops. */
 			q->st.tx_hw_drops++;
@@ -336,7 +345,7 @@ static int tx_poll(struct sn_queue *q, int budget)
 	return done;
 }
 
-int sn_napi_poll(struct sn_dev *dev, uint32_t qid, int budget)
+static int napi_poll(struct sn_dev *dev, uint32_t qid, int budget)
 {
 	struct sn_queue *q = &dev->q[qid];
 	uint32_t woken = 0, t;
@@ -441,8 +450,8 @@ static int napi_repoll(struct sn_queue *q, uint64_t now)
  * by gro-flush-timeout cuts the sleep short: it goes up when it falls due,
  * whether more traffic comes or not.
  */
-int sn_napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
-		 int timeout_ms, int rx_usecs, int tx_usecs)
+static int napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
+		     int timeout_ms, int rx_usecs, int tx_usecs)
 {
 	struct sn_queue *q = &dev->q[qid];
 	struct pollfd pfd[3];
@@ -477,6 +486,9 @@ int sn_napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
 		do {
 			if (pending(q) || poll(pfd, nfd, 0) > 0)
 				return 1;
+			/* The host stack and the wire's softirqs share these CPUs:
+			 * let them run, or the work we wait for never comes. */
+			sched_yield();
 		} while (now_us() < end);
 	}
 
@@ -505,6 +517,55 @@ int sn_napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
 			nap_ns((uint64_t)defer * 1000);
 	}
 	return r > 0;
+}
+
+#define POLL_FIELD(dev, f) __atomic_load_n(&(dev)->poll.f, __ATOMIC_RELAXED)
+
+void sn_dev_set_poll(struct sn_dev *dev, const struct sn_poll_config *cfg)
+{
+	__atomic_store_n(&dev->poll.budget, cfg->budget ? cfg->budget : 64, __ATOMIC_RELAXED);
+	__atomic_store_n(&dev->poll.busy_poll_us, cfg->busy_poll_us, __ATOMIC_RELAXED);
+	__atomic_store_n(&dev->poll.sleep_timeout_ms, cfg->sleep_timeout_ms, __ATOMIC_RELAXED);
+	__atomic_store_n(&dev->poll.rx_usecs, cfg->rx_usecs, __ATOMIC_RELAXED);
+	__atomic_store_n(&dev->poll.tx_usecs, cfg->tx_usecs, __ATOMIC_RELAXED);
+	__atomic_store_n(&dev->poll.adaptive_rx, cfg->adaptive_rx, __ATOMIC_RELAXED);
+}
+
+/*
+ * The worker's loop, in C so that a worker never takes the GIL between
+ * batches (two workers taking turns at it cost a futex wake-up a batch).
+ * A poll that used its whole budget is followed at once by another, as
+ * NAPI reschedules itself; otherwise the worker waits for work.
+ */
+int sn_napi_run(struct sn_dev *dev, uint32_t qid)
+{
+	struct sn_queue *q;
+
+	if (qid >= dev->cfg.num_queues)
+		return -1;
+	q = &dev->q[qid];
+	while (!atomic_load_explicit(&q->stop, memory_order_relaxed)) {
+		int budget = (int)POLL_FIELD(dev, budget);
+		int work = napi_poll(dev, qid, budget ? budget : 64);
+		int rx_usecs = (int)POLL_FIELD(dev, rx_usecs);
+
+		if (work >= budget)
+			continue;
+		if (POLL_FIELD(dev, adaptive_rx) && work < budget / 4)
+			rx_usecs = 0;	/* light load: latency first, as DIM decides */
+		napi_wait(dev, qid, (int)POLL_FIELD(dev, busy_poll_us),
+			  (int)POLL_FIELD(dev, sleep_timeout_ms), rx_usecs,
+			  (int)POLL_FIELD(dev, tx_usecs));
+	}
+	return 0;
+}
+
+void sn_queue_stop(struct sn_dev *dev, uint32_t qid)
+{
+	if (qid >= dev->cfg.num_queues)
+		return;
+	atomic_store(&dev->q[qid].stop, 1);
+	sn_queue_kick(dev, qid);
 }
 
 /* ---- teardown: every frame back before the region goes ------------------- */

@@ -109,6 +109,7 @@ struct sn_queue {
 	int wire_fd;		/* tap wire fd, or the xsk's fd */
 	int wake_fd;		/* eventfd: another worker or Python wants us */
 	_Atomic int sleeping;
+	_Atomic int stop;	/* sn_queue_stop(): the worker's loop ends */
 
 	struct xsk_socket *xsk;
 	struct xsk_ring_cons rx, comp;
@@ -151,6 +152,7 @@ struct sn_dev {
 	struct xsk_ring_cons umem_comp;
 	uint32_t tx_need;	/* free Tx slots to have before taking a frame */
 
+	struct sn_poll_config poll;
 	struct sn_rss_config rss;
 	struct sn_rss_wire wire_rss;
 	uint32_t wire_rss_flows;	/* SN_FLOW_* bits whose wire hash RSS may use */

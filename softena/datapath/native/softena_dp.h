@@ -171,6 +171,17 @@ struct sn_napi_config {
 	uint64_t irq_suspend_timeout_ns;	/* no sleep this long while polls find work */
 };
 
+/* How the workers poll and sleep (ethtool -C, softena up --busy-poll): one
+ * set per device, each field read with one load at every turn of a loop. */
+struct sn_poll_config {
+	uint32_t budget;		/* frames per direction per poll */
+	uint32_t busy_poll_us;		/* spin this long for work before sleeping */
+	uint32_t sleep_timeout_ms;	/* longest sleep: the idle trim runs after one */
+	uint32_t rx_usecs;		/* interrupt moderation after a wire wake-up */
+	uint32_t tx_usecs;		/* ... after a host wake-up */
+	uint32_t adaptive_rx;		/* moderate Rx only while polls fill a quarter of their budget */
+};
+
 /* Faults a queue can be told to commit (softena fault inject). */
 #define SN_FAULT_TX_CMPL_STALL	1	/* completions are not reaped */
 #define SN_FAULT_RX_ALLOC	2	/* the fill ring gets no buffers */
@@ -203,9 +214,11 @@ int sn_queue_attach_tap(struct sn_dev *dev, uint32_t qid, int host_fd,
 			int wire_fd, char *err, size_t errlen);
 int sn_queue_xsk_zerocopy(struct sn_dev *dev, uint32_t qid);
 
-int sn_napi_poll(struct sn_dev *dev, uint32_t qid, int budget);
-int sn_napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
-		 int timeout_ms, int rx_usecs, int tx_usecs);
+/* A worker's life, called once from its thread without the GIL: poll,
+ * sleep when there is no work, until sn_queue_stop(). */
+int sn_napi_run(struct sn_dev *dev, uint32_t qid);
+void sn_queue_stop(struct sn_dev *dev, uint32_t qid);
+void sn_dev_set_poll(struct sn_dev *dev, const struct sn_poll_config *cfg);
 void sn_queue_kick(struct sn_dev *dev, uint32_t qid);
 
 void sn_queue_set_faults(struct sn_dev *dev, uint32_t qid, uint32_t faults);
