@@ -191,27 +191,34 @@ static uint32_t pool_refill(struct sn_queue *q)
 	return p->count;
 }
 
-/* Frames wait in our ring? */
-int sn_pool_recycles_waiting(struct sn_queue *q)
+/* Did Q's wire go short of frames, while others' returns wait in the ring?
+ * Then the owner has work to do without the wire waking it. */
+int sn_pool_returns_awaited(struct sn_queue *q)
 {
 	struct sn_dev *dev = q->dev;
 	uint32_t a;
 
+	if (!atomic_load_explicit(&q->pool.starving, memory_order_relaxed))
+		return 0;
 	for (a = 0; a < dev->cfg.num_queues; a++)
 		if (sn_ring_count(RING(dev, recycle, a, q->qid)))
 			return 1;
 	return 0;
 }
 
-/* Frames an allocation could find now: cache, ring, then the free list. */
-uint32_t sn_pool_available(struct sn_queue *q)
+/* Could N allocations succeed now? The cache alone answers on the hot
+ * path (the Tx room check, once a host frame); only a short cache looks at
+ * the ring and at the free list, whose count other workers' locks write. */
+int sn_pool_can_give(struct sn_queue *q, uint32_t n)
 {
 	struct sn_dev *dev = q->dev;
-	uint32_t a, n = q->pool.count + sn_frames_free(dev);
+	uint32_t a, have = q->pool.count;
 
-	for (a = 0; a < dev->cfg.num_queues; a++)
-		n += sn_ring_count(RING(dev, recycle, a, q->qid));
-	return n;
+	if (have >= n)
+		return 1;
+	for (a = 0; a < dev->cfg.num_queues && have < n; a++)
+		have += sn_ring_count(RING(dev, recycle, a, q->qid));
+	return have + sn_frames_free(dev) >= n;
 }
 
 /*

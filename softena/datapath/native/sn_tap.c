@@ -90,8 +90,7 @@ static int tap_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
  * unless the pool went short and returns wait in its ring. */
 static int tap_rx_pending(struct sn_queue *q)
 {
-	return atomic_load_explicit(&q->pool.starving, memory_order_relaxed) &&
-	       sn_pool_recycles_waiting(q);
+	return sn_pool_returns_awaited(q);
 }
 
 /* The wire holds no frame of ours: a read copies into the spare. */

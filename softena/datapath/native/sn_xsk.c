@@ -278,10 +278,10 @@ static int xsk_tx_room(struct sn_queue *q)
 {
 	uint32_t need = q->dev->tx_need;
 
-	if (xsk_prod_nb_free(&q->tx, need) >= need && sn_pool_available(q) >= need)
+	if (xsk_prod_nb_free(&q->tx, need) >= need && sn_pool_can_give(q, need))
 		return 1;
 	xsk_reap(q);
-	return xsk_prod_nb_free(&q->tx, need) >= need && sn_pool_available(q) >= need;
+	return xsk_prod_nb_free(&q->tx, need) >= need && sn_pool_can_give(q, need);
 }
 
 /* Run the Tx offload engine on one host frame, straight onto the ring. */
@@ -419,8 +419,7 @@ static int xsk_rx_pending(struct sn_queue *q)
 {
 	if (xsk_cons_nb_avail(&q->rx, 1))
 		return 1;
-	return atomic_load_explicit(&q->pool.starving, memory_order_relaxed) &&
-	       sn_pool_recycles_waiting(q);
+	return sn_pool_returns_awaited(q);
 }
 
 /* The kernel has our frames on the fill ring and the ones it has not yet
