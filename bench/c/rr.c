@@ -20,35 +20,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WARMUP 200
+#define PROG "rr"
+#include "bench_util.h"
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#define WARMUP 200
 
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return x < y ? -1 : x > y;
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "rr: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static struct sockaddr_in addr_of(const char *ip, const char *port)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
-	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1) {
-		fprintf(stderr, "rr: bad IPv4 address %s\n", ip);
-		exit(2);
-	}
-	return sa;
 }
 
 static void nodelay(int fd)

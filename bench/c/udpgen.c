@@ -24,30 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PROG "udpgen"
+#include "bench_util.h"
+
 #define BATCH 64
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "udpgen: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static struct sockaddr_in addr_of(const char *ip, const char *port)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
-	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1) {
-		fprintf(stderr, "udpgen: bad IPv4 address %s\n", ip);
-		exit(2);
-	}
-	return sa;
-}
 
 static int do_send(const char *ip, const char *port, int payload, double seconds, double rate)
 {
