@@ -8,6 +8,7 @@ rx-hw-gro-packets).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -105,6 +106,21 @@ def packet_socket_in(netns: str, ifname: str) -> socket.socket:
     return s
 
 
+@contextlib.contextmanager
+def peer_to_host(dev):
+    """The peer's MAC, a packet socket on the peer's eth0 to send from, and one on
+    the host's interface to catch IPv4 frames with; both closed at the end."""
+    peer_mac = json.loads(run(["ip", "-n", dev.netns, "-j", "link", "show", "eth0"], check=True).stdout)[0]["address"]
+    sender = packet_socket_in(dev.netns, "eth0")
+    receiver = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    try:
+        receiver.bind((dev.name, 0))
+        yield peer_mac, sender, receiver
+    finally:
+        sender.close()
+        receiver.close()
+
+
 def lone_segment(dev, src_mac: str, seq: int) -> bytes:
     """A full-sized TCP data segment, ACK only, no PSH, good checksums: what GRO holds for more."""
     from scapy.layers.inet import IP, TCP
@@ -131,11 +147,7 @@ def one_way_ms(dev, sender: socket.socket, receiver: socket.socket, frame: bytes
 
 def test_a_held_segment_goes_up_when_gro_flush_timeout_runs_out_without_more_traffic(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "1")
-    peer_mac = json.loads(run(["ip", "-n", dev.netns, "-j", "link", "show", "eth0"], check=True).stdout)[0]["address"]
-    sender = packet_socket_in(dev.netns, "eth0")
-    receiver = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
-    receiver.bind((dev.name, 0))
-    try:
+    with peer_to_host(dev) as (peer_mac, sender, receiver):
         def trip(timeout_ns: int, seq: int) -> float:
             napi_set(dev, **{"gro-flush-timeout": timeout_ns})
             time.sleep(0.05)
@@ -144,9 +156,6 @@ def test_a_held_segment_goes_up_when_gro_flush_timeout_runs_out_without_more_tra
         held = [trip(20_000_000, 1000 + i * 5000) for i in range(3)]
         prompt = [trip(0, 100000 + i * 5000) for i in range(3)]
         brief = [trip(1_000_000, 200000 + i * 5000) for i in range(3)]
-    finally:
-        sender.close()
-        receiver.close()
     # Held for more of its flow, none comes: it goes up when the 20 ms are out, not never.
     assert all(15 <= t < 30 for t in held), held
     assert all(t < 5 for t in prompt), prompt
@@ -238,12 +247,8 @@ def frames_of_flow(receiver: socket.socket, ports: bytes, within: float) -> list
 
 def test_gro_flush_timeout_merges_segments_that_come_in_separate_polls(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "1")
-    peer_mac = json.loads(run(["ip", "-n", dev.netns, "-j", "link", "show", "eth0"], check=True).stdout)[0]["address"]
-    sender = packet_socket_in(dev.netns, "eth0")
-    receiver = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
-    receiver.bind((dev.name, 0))
     results = {}
-    try:
+    with peer_to_host(dev) as (peer_mac, sender, receiver):
         for timeout_ns, base in ((0, 1000), (5_000_000, 900000)):
             napi_set(dev, **{"gro-flush-timeout": timeout_ns})
             train = [lone_segment(dev, peer_mac, base + i * 1400) for i in range(10)]
@@ -254,9 +259,6 @@ def test_gro_flush_timeout_merges_segments_that_come_in_separate_polls(softena_u
             seen = frames_of_flow(receiver, train[0][34:38], 0.2)
             after = counters(dev)
             results[timeout_ns] = (seen, {k: after[k] - before[k] for k in KEYS})
-    finally:
-        sender.close()
-        receiver.close()
     (seen_off, off), (seen_on, on) = results[0], results[5_000_000]
     assert len(seen_off) == 10 and off["rx-hw-gro-packets"] == 0, results
     # Held across polls, the ten segments go up as one or two frames.
