@@ -25,6 +25,8 @@ from softena.netdev.spec import ATTR_SETS
 
 NAPI_IDS_PER_DEVICE = 64  # the datapath's queue limit
 PAGE_POOL_ID_BASE = 0xF0000000
+# A page pool id's low bits name its queue (MAX_QUEUES = 64 fits in them).
+PAGE_POOL_QID_BITS = 6
 
 
 def kernel_max_cpus() -> int:
@@ -175,12 +177,12 @@ class NetdevFamily:
 
     def page_pool_id(self, qid: int) -> int:
         d = self.device
-        return PAGE_POOL_ID_BASE + (d.slot << 20) + ((d.pool_generation & 0x3FFF) << 6) + qid
+        return PAGE_POOL_ID_BASE + (d.slot << 20) + ((d.pool_generation & 0x3FFF) << PAGE_POOL_QID_BITS) + qid
 
     @staticmethod
     def page_pool_queue(pool_id: int) -> int:
         """The queue a page pool id was given for (its low bits, see page_pool_id)."""
-        return pool_id & 0x3F
+        return pool_id & ((1 << PAGE_POOL_QID_BITS) - 1)
 
     def page_pools(self, reading: DeviceReading | None = None) -> list[dict]:
         d = self.device
