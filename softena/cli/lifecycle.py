@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+from softena.cli.upconfig import UpOptions
 from softena.control import ctlsock, daemon
 from softena.control.cleanup import clear_leftovers
 from softena.control.config import (
@@ -52,12 +53,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="missing Tx completions that reset the device")
     metrics = up.add_mutually_exclusive_group()
     metrics.add_argument("--metrics-port", type=int, metavar="PORT",
-                         help=f"Prometheus endpoint http://{METRICS_HOST}:PORT/metrics (default: "
+                         help=f"Prometheus endpoint http://ADDR:PORT/metrics (default: "
                               f"{METRICS_PORT_BASE} + the device's slot, {METRICS_PORT_BASE} for the first device)")
     metrics.add_argument("--no-metrics", action="store_true", help="no Prometheus endpoint")
+    up.add_argument("--metrics-address", default=METRICS_HOST, metavar="ADDR",
+                    help=f"IP address the Prometheus endpoint listens on (default {METRICS_HOST})")
     up.add_argument("--foreground", action="store_true", help="stay attached (for supervisors)")
+    up.add_argument("--config", metavar="FILE",
+                    help="take options from this TOML file (keys: the long options without --, and name); "
+                         "the command line overrides it")
+    up.add_argument("--print-config", action="store_true",
+                    help="print the options the file and the command line add up to, as TOML, and exit")
+    up.add_argument("-j", "--json", action="store_true", default=argparse.SUPPRESS,
+                    help="--print-config as JSON")
     up.add_argument("--notify-fd", type=int, help=argparse.SUPPRESS)
-    up.set_defaults(func=cmd_up)
+    # Last: the schema takes the defaults of the options above out of the parser.
+    up.set_defaults(func=cmd_up, up_options=UpOptions(up))
 
     down = sub.add_parser("down", help="take a device down and remove what it created")
     down.add_argument("name", nargs="?", help="device (default: the only one, or ena0)")
@@ -68,7 +79,7 @@ def config_from_args(args: argparse.Namespace) -> DeviceConfig:
     config = DeviceConfig(name=args.name, wire=WireSpec.parse(args.wire), mtu=args.mtu,
                           llq_header=parse_llq(args.llq), attrs=device_attributes(args.max_queues, args.max_mtu),
                           thresholds=thresholds(args), metrics=not args.no_metrics, metrics_port=args.metrics_port,
-                          busy_poll_us=args.busy_poll)
+                          metrics_address=args.metrics_address, busy_poll_us=args.busy_poll)
     if args.queues is not None:
         config.queues = args.queues
     else:  # one per online CPU, as far as the device has queues
@@ -111,7 +122,10 @@ def device_attributes(max_queues: int | None, max_mtu: int | None) -> DeviceAttr
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
+    args, config = args.up_options.merge(args, args.config, config_from_args)
+    if args.print_config:
+        print(args.up_options.dump(args, as_json=getattr(args, "json", False)))
+        return 0
     if args.foreground:
         return daemon.run(config, args.notify_fd)
     check_environment(config)

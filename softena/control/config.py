@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -17,8 +18,9 @@ _IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,9}$")  # room for "-wire", "-pee
 # the kernel lacks them, the AF_XDP wire's MTU stops here.
 XSK_MAX_MTU = 3498
 _ANY_IFNAME = re.compile(r"^[^\s/:]{1,15}$")  # what the kernel accepts
-# The Prometheus endpoint listens on loopback only; by default on this port
-# plus the device's slot, so each running device has its own, fixed port.
+# The Prometheus endpoint listens on loopback unless told otherwise (a
+# Kubernetes node's own address, for one); by default on this port plus the
+# device's slot, so each running device has its own, fixed port.
 METRICS_HOST = "127.0.0.1"
 METRICS_PORT_BASE = 9464
 # --busy-poll's ceiling: past a second between sleeps a worker no longer
@@ -65,6 +67,7 @@ class DeviceConfig:
     attrs: DeviceAttributes = field(default_factory=DeviceAttributes)
     metrics: bool = True  # --no-metrics: no Prometheus endpoint
     metrics_port: int | None = None  # None: METRICS_PORT_BASE + the device's slot
+    metrics_address: str = METRICS_HOST  # --metrics-address: where the endpoint listens
     busy_poll_us: int = 0  # --busy-poll: workers spin this long for work before they sleep
 
     def validate(self) -> None:
@@ -86,6 +89,10 @@ class DeviceConfig:
             raise SoftenaError(f"invalid --busy-poll {self.busy_poll_us}: 0..{MAX_BUSY_POLL_US} microseconds")
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
             raise SoftenaError(f"invalid --metrics-port {self.metrics_port}: 1..65535")
+        try:
+            ipaddress.ip_address(self.metrics_address)
+        except ValueError:
+            raise SoftenaError(f"invalid --metrics-address '{self.metrics_address}': not an IP address") from None
 
 
 def parse_cpus(text: str) -> list[int]:

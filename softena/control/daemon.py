@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from setproctitle import setproctitle
 
-from softena.control.config import METRICS_HOST, METRICS_PORT_BASE, DeviceConfig
+from softena.control import sdnotify
+from softena.control.config import METRICS_PORT_BASE, DeviceConfig
 from softena.control.ctlsock import (
     Command,
     ControlServer,
@@ -108,6 +109,14 @@ def title(device: Device) -> str:
     return f"softena: {device.name} ({n} queue pair{'s' if n != 1 else ''}, wire {device.config.wire.describe()})"
 
 
+def status_line(device: Device) -> str:
+    """What `systemctl status` shows of the device: its queues, wire and resets so far."""
+    n = device.settings.queues
+    line = f"{device.name}: {n} queue pair{'s' if n != 1 else ''}, wire {device.config.wire.describe()}"
+    resets = device.health_stats.total_resets
+    return line + (f", {resets} reset{'s' if resets != 1 else ''}" if resets else "")
+
+
 def start_metrics(device: Device) -> MetricsServer | None:
     """The Prometheus endpoint, once the device has the slot its default port follows.
 
@@ -121,7 +130,7 @@ def start_metrics(device: Device) -> MetricsServer | None:
 
     port = config.metrics_port if config.metrics_port is not None else METRICS_PORT_BASE + device.slot
     try:
-        return MetricsServer(device, METRICS_HOST, port)
+        return MetricsServer(device, config.metrics_address, port)
     except SoftenaError:
         device.stop()
         raise
@@ -146,6 +155,7 @@ def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
         metrics = start_metrics(device)
     except SoftenaError as exc:
         _notify(notify_fd, f"error {exc}")
+        sdnotify.notify(f"STATUS={exc}")
         raise
     setproctitle(title(device))
     name_this_thread(f"softena/{config.name}")
@@ -155,10 +165,16 @@ def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
     last_resort.restart_with(server.thread_name, server.start)
     server.start()
     _notify(notify_fd, "ready")
+    shown = status_line(device)
+    sdnotify.notify("READY=1", f"STATUS={shown}")
     try:
         while not done.wait(1.0):
-            pass
+            # `ethtool -L` and resets change what the status says; a second late is soon enough.
+            if (now := status_line(device)) != shown:
+                sdnotify.notify(f"STATUS={now}")
+                shown = now
     finally:
+        sdnotify.notify("STOPPING=1", f"STATUS={config.name}: going down")
         log(config.name, "info", "going down")
         setproctitle(f"softena: {config.name} (going down)")
         server.close()

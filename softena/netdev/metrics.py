@@ -14,6 +14,7 @@ answers one scrape at a time.
 
 from __future__ import annotations
 
+import socket
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import make_wsgi_app
@@ -166,6 +167,12 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class _WSGIServer6(WSGIServer):
+    """The same server on an IPv6 address (--metrics-address 2001:db8::1)."""
+
+    address_family = socket.AF_INET6
+
+
 class MetricsServer:
     """http://HOST:PORT/metrics for DEVICE, served by the thread softena/<dev>-metrics.
 
@@ -179,11 +186,11 @@ class MetricsServer:
         # Compression buys nothing on loopback and costs CPU at every scrape.
         app = make_wsgi_app(registry, disable_compression=True)
         try:
-            self.httpd = make_server(host, port, app, WSGIServer, _QuietHandler)
+            self.httpd = make_server(host, port, app, _WSGIServer6 if ":" in host else WSGIServer, _QuietHandler)
         except OSError as exc:
             raise SoftenaError(f"{device.name}: metrics port {host}:{port}: {exc.strerror.lower()}; "
                                "choose another with --metrics-port N, or --no-metrics") from exc
-        self.address = f"{host}:{self.httpd.server_port}"
+        self.address = f"[{host}]:{self.httpd.server_port}" if ":" in host else f"{host}:{self.httpd.server_port}"
         self.thread_name = f"softena/{device.name}-metrics"
         self.thread: NamedThread | None = None
         self.start()
