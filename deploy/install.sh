@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install softena and everything it needs on a fresh Debian/Ubuntu machine, as root.
-#   deploy/install.sh          the tools, libraries and softena itself
-#   deploy/install.sh --test   also what the test suite needs (pytest, scapy, prometheus, tmux) and the
+#   deploy/install.sh          the tools, libraries and softena itself, its systemd unit
+#                              softena@.service and /etc/softena/ena0.toml (kept if present)
+#   deploy/install.sh --test   also what the test suite needs (pytest, scapy, prometheus, tmux, systemd) and the
 #                              bench's user-mode peers (passt for pasta, slirp4netns)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +26,9 @@ apt-get install -y -qq --no-install-recommends \
 # its own on loopback: the package's service, where one starts, would listen
 # on every address, so it stays off. The top test drives the live view in a tmux.
 # bench/compare.py (CI's smoke too) runs pasta and slirp4netns as the user-mode peers.
+# The service test checks the unit with systemd-analyze verify (package systemd).
 if [ -n "$extras" ]; then
-    apt-get install -y -qq --no-install-recommends prometheus tmux passt slirp4netns >/dev/null
+    apt-get install -y -qq --no-install-recommends prometheus tmux passt slirp4netns systemd >/dev/null
     if [ -d /run/systemd/system ]; then
         systemctl disable --now prometheus >/dev/null 2>&1 || true
     fi
@@ -40,5 +42,18 @@ PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-chec
 bin="$(python3 -c 'import shutil; print(shutil.which("softena") or "")')"
 if [ -n "$bin" ] && [ "$bin" != /usr/local/bin/softena ]; then
     ln -sf "$bin" /usr/local/bin/softena
+fi
+
+# The service: the unit where systemd looks, replaced only when it changed; the
+# example device's config only where none is, so a rerun keeps the admin's edits.
+install -d -m 0755 /etc/softena /etc/systemd/system
+if ! cmp -s deploy/softena@.service /etc/systemd/system/softena@.service; then
+    install -m 0644 deploy/softena@.service /etc/systemd/system/softena@.service
+    if [ -d /run/systemd/system ]; then
+        systemctl daemon-reload
+    fi
+fi
+if [ ! -e /etc/softena/ena0.toml ]; then
+    install -m 0644 deploy/ena0.toml /etc/softena/ena0.toml
 fi
 echo "softena installed: $(softena --help >/dev/null && command -v softena)"
