@@ -9,12 +9,13 @@ import subprocess
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-BPF_SOURCE = "bpf/softena_xdp.bpf.c"
-BPF_OBJECT = "softena/ports/softena_xdp.bpf.o"
+# The wire's XDP program, and the lab wire's steering program (tcx).
+BPF_PROGRAMS = {"bpf/softena_xdp.bpf.c": "softena/ports/softena_xdp.bpf.o",
+                "bpf/softena_steer.bpf.c": "softena/ports/softena_steer.bpf.o"}
 
 
 class BuildWithBpf(build_ext):
-    """Compile the wire's XDP program with clang next to the C datapath."""
+    """Compile the BPF programs with clang next to the C datapath."""
 
     def run(self) -> None:
         super().run()
@@ -23,11 +24,12 @@ class BuildWithBpf(build_ext):
             raise SystemExit("softena: clang is needed to build bpf/ (apt-get install clang)")
         machine = subprocess.run(["gcc", "-dumpmachine"], capture_output=True,
                                  text=True, check=True).stdout.strip()
-        out = BPF_OBJECT if self.inplace else os.path.join(self.build_lib, BPF_OBJECT)
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        # Debian keeps asm/types.h under the multiarch include directory.
-        subprocess.run([clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{machine}",
-                        "-Ibpf", "-c", BPF_SOURCE, "-o", out], check=True)
+        for source, obj in BPF_PROGRAMS.items():
+            out = obj if self.inplace else os.path.join(self.build_lib, obj)
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            # Debian keeps asm/types.h under the multiarch include directory.
+            subprocess.run([clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{machine}",
+                            "-Ibpf", "-c", source, "-o", out], check=True)
 
 
 setup(

@@ -1,8 +1,12 @@
-"""The wire's XDP program, loaded and attached through libbpf in the C module."""
+"""The BPF programs (the wire's XDP program, the lab wire's steering), through libbpf in the C module."""
 
 from __future__ import annotations
 
+import os
+
+from softena.datapath.datapath import rss_native
 from softena.datapath.native import error_buffer, error_text, ffi, lib
+from softena.device.rss import RssConfig
 from softena.errors import SoftenaError
 
 
@@ -16,3 +20,30 @@ def load_xdp_program(obj_path: str, ifindex: int, native: bool) -> tuple[int, in
     if lib.sn_xdp_load(obj_path.encode(), ifindex, int(native), link_fd, map_fd, err, len(err)):
         raise SoftenaError(error_text(err))
     return link_fd[0], map_fd[0]
+
+
+def load_steering(obj_path: str, prog: str) -> tuple[int, int]:
+    """Load program PROG of the steering object OBJ_PATH: (program fd, map fd).
+    Raises SoftenaError with libbpf's reason."""
+    prog_fd, map_fd = ffi.new("int *", -1), ffi.new("int *", -1)
+    err = error_buffer()
+    if lib.sn_steer_load(obj_path.encode(), prog.encode(), prog_fd, map_fd, err, len(err)):
+        raise SoftenaError(error_text(err))
+    return prog_fd[0], map_fd[0]
+
+
+def link_steering_tcx(prog_fd: int, netns_path: str, ifname: str) -> int:
+    """Attach the tcx steering program at IFNAME's egress inside the network
+    namespace NETNS_PATH by a link; returns the link fd (closing it detaches)."""
+    err = error_buffer()
+    fd = lib.sn_steer_link_tcx(prog_fd, netns_path.encode(), ifname.encode(), err, len(err))
+    if fd < 0:
+        raise SoftenaError(error_text(err))
+    return fd
+
+
+def update_steering(map_fd: int, rss: RssConfig, queues: int, enabled: bool) -> None:
+    """Give the steering program the device's RSS over QUEUES queues."""
+    r = lib.sn_steer_update(map_fd, rss_native(rss), queues, int(enabled))
+    if r:
+        raise SoftenaError(f"cannot update the steering map: {os.strerror(-r)}")

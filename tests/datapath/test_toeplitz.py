@@ -100,3 +100,24 @@ def test_toeplitz_accepts_a_cffi_buffer_as_well_as_bytes() -> None:
     buf = ffi.new("uint8_t[]", data)
     key = ffi.new("uint8_t[]", MS_KEY)
     assert lib.sn_toeplitz(key, len(MS_KEY), buf, len(data)) == hash_tcp
+
+
+@pytest.mark.parametrize("dst,dport,src,sport,hash_ip,hash_tcp", IPV4_VECTORS + IPV6_VECTORS, ids=IDS4 + IDS6)
+def test_steering_table_gives_microsoft_hashes(
+    dst: str, dport: int, src: str, sport: int, hash_ip: int, hash_tcp: int
+) -> None:
+    """The lab steering program's table form of Toeplitz yields the published hashes."""
+    family = socket.AF_INET6 if ":" in dst else socket.AF_INET
+    for ports, want in ((False, hash_ip), (True, hash_tcp)):
+        data = hash_input(family, dst, dport, src, sport, ports)
+        assert lib.sn_rss_steer_vector(MS_KEY, data, len(data)) == want
+
+
+def test_steering_table_equals_toeplitz_for_random_keys_and_inputs() -> None:
+    """Random keys and every RSS input length: table form == bitwise form."""
+    rng = random.Random(2544)
+    for _ in range(40):
+        key = rng.randbytes(40)
+        for n in (8, 10, 12, 32, 34, 36):
+            data = rng.randbytes(n)
+            assert lib.sn_rss_steer_vector(key, data, n) == toeplitz(data, key)

@@ -9,6 +9,7 @@
 
 #include "sn_pkt.h"
 #include "sn_rss.h"
+#include "softena_steer.h"
 
 uint32_t sn_toeplitz(const uint8_t *key, size_t keylen,
 		     const uint8_t *data, size_t len)
@@ -32,6 +33,54 @@ uint32_t sn_toeplitz(const uint8_t *key, size_t keylen,
 		next++;
 	}
 	return hash;
+}
+
+/* The 32 key bits from bit OFF on (big-endian bit order), zeros past the key. */
+static uint32_t key_window(const uint8_t *key, size_t keylen, size_t off)
+{
+	uint32_t w = 0;
+	size_t i;
+
+	for (i = 0; i < 32; i++) {
+		size_t bit = off + i;
+		int set = bit / 8 < keylen && (key[bit / 8] >> (7 - bit % 8)) & 1;
+
+		w = w << 1 | (uint32_t)set;
+	}
+	return w;
+}
+
+void sn_rss_steer_fill(const struct sn_rss_config *rss, uint32_t num_queues,
+		       int enabled, struct softena_steer *st)
+{
+	uint32_t win[SOFTENA_STEER_INPUT_MAX * 8], pos, v;
+	int b;
+
+	for (pos = 0; pos < SOFTENA_STEER_INPUT_MAX * 8; pos++)
+		win[pos] = key_window(rss->key, SN_RSS_KEY_SIZE, pos);
+	memset(st, 0, sizeof(*st));
+	st->enabled = (uint32_t)!!enabled;
+	st->num_queues = num_queues;
+	memcpy(st->fields, rss->fields, sizeof(st->fields));
+	memcpy(st->indir, rss->indir, sizeof(st->indir));
+	/* Input bit 8*pos + (7-b) contributes the key window at that offset;
+	 * a byte contributes the XOR of its set bits' windows. */
+	for (pos = 0; pos < SOFTENA_STEER_INPUT_MAX; pos++)
+		for (v = 0; v < 256; v++)
+			for (b = 7; b >= 0; b--)
+				if (v & (1u << b))
+					st->lut[pos][v] ^= win[8 * pos + 7 - (uint32_t)b];
+}
+
+uint32_t sn_rss_steer_hash(const struct softena_steer *st, const uint8_t *in,
+			   size_t n)
+{
+	uint32_t h = 0;
+	size_t i;
+
+	for (i = 0; i < n && i < SOFTENA_STEER_INPUT_MAX; i++)
+		h ^= st->lut[i][in[i]];
+	return h;
 }
 
 /* The flow type of a parsed IP frame, as ethtool's flow types. */

@@ -79,6 +79,14 @@ int sn_rss_hash_wire(const struct sn_rss_config *rss, uint32_t flows,
 /* CDEF-END */
 
 /* sn_rss.c: the Toeplitz hash, and the hash of a frame by the config. */
+struct softena_steer;
+/* The lab wire steering program's copy of the config (bpf/softena_steer.h),
+ * its Toeplitz in table form; ENABLED: steer at all. */
+void sn_rss_steer_fill(const struct sn_rss_config *rss, uint32_t num_queues,
+		       int enabled, struct softena_steer *st);
+/* The program's hash of N input bytes, computed as it computes it. */
+uint32_t sn_rss_steer_hash(const struct softena_steer *st, const uint8_t *in,
+			   size_t n);
 uint32_t sn_toeplitz(const uint8_t *key, size_t keylen,
 		     const uint8_t *data, size_t len);
 /* 0 and *HASH set, or -1 when the frame has nothing to hash. */

@@ -12,6 +12,7 @@
 #include "sn_hw_gro.h"
 #include "sn_pkt.h"
 #include "sn_vectors.h"
+#include "softena_steer.h"
 
 uint16_t sn_inet_csum(const uint8_t *data, size_t len)
 {
@@ -171,4 +172,19 @@ int sn_hw_gro_batch(const uint8_t *frames, const uint32_t *lens, uint32_t n,
 	free(g);
 	free(region);
 	return c.overflow ? -ENOBUFS : (int)c.n;
+}
+
+uint32_t sn_rss_steer_vector(const uint8_t *key, const uint8_t *data, size_t len)
+{
+	struct sn_rss_config rss = { 0 };
+	struct softena_steer *st = malloc(sizeof(*st));
+	uint32_t h;
+
+	if (!st)
+		return 0xffffffffu;
+	memcpy(rss.key, key, SN_RSS_KEY_SIZE);
+	sn_rss_steer_fill(&rss, 1, 1, st);
+	h = sn_rss_steer_hash(st, data, len);
+	free(st);
+	return h;
 }

@@ -19,6 +19,9 @@ uint32_t sn_toeplitz(const uint8_t *key, size_t keylen,
 		     const uint8_t *data, size_t len);
 int sn_rss_hash(const struct sn_rss_config *rss, const uint8_t *frame,
 		size_t len, uint32_t *hash);
+/* The lab steering program's table-driven Toeplitz of DATA under KEY (40
+ * bytes), or 0xffffffff when out of memory. */
+uint32_t sn_rss_steer_vector(const uint8_t *key, const uint8_t *data, size_t len);
 
 /* The Internet checksum of DATA, in host order. */
 uint16_t sn_inet_csum(const uint8_t *data, size_t len);

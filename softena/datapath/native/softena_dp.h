@@ -207,6 +207,17 @@ uint32_t sn_tx_ring_min(uint32_t mtu);
 
 int sn_xdp_load(const char *obj_path, int ifindex, int native,
 		int *link_fd, int *xskmap_fd, char *err, size_t errlen);
+/* Load PROG_NAME of the steering object (bpf/softena_steer.bpf.c): its
+ * program and map fds. */
+int sn_steer_load(const char *obj_path, const char *prog_name, int *prog_fd,
+		  int *map_fd, char *err, size_t errlen);
+/* Link the tcx program at IFNAME's egress inside the network namespace
+ * NETNS_PATH: the link fd (closing it detaches), or -errno. */
+int sn_steer_link_tcx(int prog_fd, const char *netns_path, const char *ifname,
+		      char *err, size_t errlen);
+/* Feed it the device's RSS over NUM_QUEUES queues; ENABLED 0 stops steering. */
+int sn_steer_update(int map_fd, const struct sn_rss_config *rss, uint32_t num_queues,
+		    int enabled);
 int sn_queue_attach_xsk(struct sn_dev *dev, uint32_t qid, int host_fd,
 			const char *ifname, int xskmap_fd,
 			char *err, size_t errlen);
