@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "224 (large LLQ headers) or off")
     up.add_argument("--busy-poll", type=int, default=0, metavar="USECS",
                     help="workers poll for work this long before sleeping (latency for CPU; default 0)")
+    up.add_argument("--no-steering", action="store_true",
+                    help="no RSS stage on a software wire: frames arrive on the queue the peer sent them on "
+                         "and workers hand them over (for comparison)")
     up.add_argument("--max-queues", type=int, help="model a device with this many queue pairs at most (1..64)")
     up.add_argument("--max-mtu", type=int, help="model a device with this MTU limit")
     up.add_argument("--keep-alive-timeout", type=float, default=6.0, help="seconds without KEEP_ALIVE before a reset")
@@ -79,7 +82,8 @@ def config_from_args(args: argparse.Namespace) -> DeviceConfig:
     config = DeviceConfig(name=args.name, wire=WireSpec.parse(args.wire), mtu=args.mtu,
                           llq_header=parse_llq(args.llq), attrs=device_attributes(args.max_queues, args.max_mtu),
                           thresholds=thresholds(args), metrics=not args.no_metrics, metrics_port=args.metrics_port,
-                          metrics_address=args.metrics_address, busy_poll_us=args.busy_poll)
+                          metrics_address=args.metrics_address, busy_poll_us=args.busy_poll,
+                          steering=not args.no_steering)
     if args.queues is not None:
         config.queues = args.queues
     else:  # one per online CPU, as far as the device has queues

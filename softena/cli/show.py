@@ -61,6 +61,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     console = Console()
     console.print(table)
     for r in rows:
+        if r.get("wire-steering", "not on this wire") != "not on this wire":
+            console.print(f"{r['dev']}: wire Rx queue steering {r['wire-steering']}")
         if "wire-rx-metadata" in r:
             offered = r["wire-rx-metadata"]
             offered = (", ".join(offered) or "none") if isinstance(offered, list) else offered

@@ -69,6 +69,7 @@ class DeviceConfig:
     metrics_port: int | None = None  # None: METRICS_PORT_BASE + the device's slot
     metrics_address: str = METRICS_HOST  # --metrics-address: where the endpoint listens
     busy_poll_us: int = 0  # --busy-poll: workers spin this long for work before they sleep
+    steering: bool = True  # --no-steering: no RSS stage on a software wire (softena/ports/steer.py)
 
     def validate(self) -> None:
         """Refuse what cannot work, before any kernel object exists."""

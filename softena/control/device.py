@@ -41,11 +41,12 @@ from softena.device.admin import AdminError, AdminQueue, Feature, Opcode
 from softena.device.aenq import Aenq, Event, Group
 from softena.device.health import HealthStats, ResetReason
 from softena.device.model import EnaDevice, Settings
+from softena.device.rss import RssConfig
 from softena.errors import SoftenaError
 from softena.log import log
 from softena.netdev import genl, notify
 from softena.netdev.family import NapiSettings, NetdevFamily
-from softena.ports import lab, tap, xsk
+from softena.ports import lab, steer, tap, xsk
 from softena.ports.link import LinkMonitor, NetnsLinkReader, host_link_up
 
 # Devices one machine runs at once: each takes a slot of NAPI ids below the kernel's MIN_NAPI_ID.
@@ -100,6 +101,8 @@ class Device:
         self.host_fds: list[int] = []
         self.wire_fds: list[int] = []
         self.xdp: xsk.XdpAttachment | None = None
+        self.steering: steer.WireSteering | None = None  # the lab wire's RSS stage
+        self.steering_note = "not on this wire"
         self.datapath: Datapath | None = None
         self.workers: list[QueueWorker] = []
         self.ifindex = 0
@@ -180,6 +183,7 @@ class Device:
                 lab.create_veth(names, cfg.queues, self.attrs.max_queues, cfg.mtu)
                 lab.configure_peer(names)
                 self.wire_ifname = names.wire
+                self._attach_steering(lambda: steer.attach_veth(names.netns, lab.PEER_IFNAME))
             else:
                 self.wire_ifname = cfg.wire.iface
             with IPRoute() as ipr:
@@ -199,12 +203,30 @@ class Device:
         self.wire_fds = tap.open_queues(self.wire_ifname, cfg.queues,
                                         tap.offload_flags(tx_csum=True, tso=True))
         self.xdp_mode = "tap, vnet headers"
+        self._attach_steering(lambda: steer.attach_tap(self.wire_fds[0], self.wire_ifname))
         tap.set_link(self.wire_ifname, mtu=cfg.mtu)
         if cfg.wire.lab:
             lab.move_to_peer(names, self.wire_ifname)
             lab.configure_peer(names, checksum_offload=True)
         else:
             tap.set_link(self.wire_ifname, state="up")
+
+    def _attach_steering(self, attach: Callable[[], steer.WireSteering]) -> None:
+        """The wire's RSS stage; without it (a kernel before tcx) the datapath hands frames over."""
+        if not self.config.steering:
+            self.steering_note = "off (--no-steering)"
+            return
+        try:
+            self.steering = attach()
+            self.steering_note = f"by RSS, {self.steering.where}"
+        except SoftenaError as exc:
+            self.steering_note = f"off: {exc}"
+            log(self.name, "warning", f"wire steering off ({exc}): frames are handed between queues instead")
+
+    def _sync_steering(self, rss: RssConfig, rxhash: bool) -> None:
+        """Give the lab wire's RSS stage the device's RSS, queue count and rx hashing."""
+        if self.steering is not None:
+            self.steering.update(rss, self.settings.queues, rxhash)
 
     def _create_host_port(self) -> None:
         cfg = self.config
@@ -343,6 +365,7 @@ class Device:
         self.datapath.set_rss(st.rss)
         self.datapath.set_offloads(**st.offloads)
         self.datapath.set_poll(self.napi)
+        self._sync_steering(st.rss, st.offloads["rxhash"])
         self._sync_rx_mode(force=True)
         if cfg.wire.kind == "xsk":
             self.datapath.read_wire_rss(self.wire_ifname)
@@ -507,7 +530,20 @@ class Device:
             name, netns = (lab.PEER_IFNAME, self.lab_names.netns) if wire.lab else (self.wire_ifname, None)
             tap.resize_queues(name, self.wire_fds, queues, tap.offload_flags(tx_csum=True, tso=True), netns)
         elif wire.lab:
+            grow = queues > self.wire_queue_count()
             lab.set_veth_queues(self.lab_names, queues)
+            if grow:
+                self._reattach_xdp()
+
+    def _reattach_xdp(self) -> None:
+        """Attach the wire program afresh after the veth grew. Kept attached, it
+        runs for frames on the added queues but never redirects them to their
+        AF_XDP sockets (seen on Linux 6.18: ethtool -S counts the queue's
+        xdp_packets, not its xdp_redirect), and they are lost."""
+        with IPRoute() as ipr:
+            index = ipr.link_lookup(ifname=self.wire_ifname)[0]
+        self.xdp.close()
+        self.xdp = xsk.attach(self.wire_ifname, index)
 
     # ---- Backend: what the device model applies ---------------------------
 
@@ -517,11 +553,13 @@ class Device:
         dp = self.datapath  # read once: a rebuild may swap it meanwhile
         if dp is not None:
             dp.set_offloads(**offloads)
+        self._sync_steering(self.settings.rss, offloads["rxhash"])
 
-    def apply_rss(self, rss) -> None:
+    def apply_rss(self, rss: RssConfig) -> None:
         dp = self.datapath
         if dp is not None:
             dp.set_rss(rss)
+        self._sync_steering(rss, self.settings.offloads["rxhash"])
 
     def apply_coalesce(self, coalesce) -> None:
         self.napi.rx_usecs = coalesce.rx_usecs
@@ -583,6 +621,9 @@ class Device:
         if self.xdp is not None:
             self.xdp.close()
             self.xdp = None
+        if self.steering is not None:
+            self.steering.close()
+            self.steering = None
         tap.close_all(self.host_fds + self.wire_fds)
         self.host_fds, self.wire_fds = [], []
 
@@ -604,6 +645,7 @@ class Device:
             "wire": self.config.wire.describe(),
             "wire-ifname": self.wire_ifname,
             "wire-mode": self.xdp_mode,
+            "wire-steering": self.steering_note,
             "llq": self.settings.llq_header or "off",
             "mtu": self.config.mtu,
             "lab": {"netns": self.lab_names.netns, "host": [self.lab_names.host_v4, self.lab_names.host_v6],

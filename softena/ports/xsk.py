@@ -17,11 +17,11 @@ from softena.errors import SoftenaError
 AF_XDP = 44
 
 
-def bpf_object_path() -> str:
-    """Where the install put the compiled wire program."""
-    path = resources.files("softena.ports") / "softena_xdp.bpf.o"
+def bpf_object_path(name: str = "softena_xdp.bpf.o") -> str:
+    """Where the install put a compiled BPF program of bpf/ (default: the wire program)."""
+    path = resources.files("softena.ports") / name
     if not path.is_file():
-        raise SoftenaError("the XDP program is not built: reinstall softena (needs clang)")
+        raise SoftenaError(f"the BPF program {name} is not built: reinstall softena (needs clang)")
     return str(path)
 
 
