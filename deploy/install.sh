@@ -53,7 +53,8 @@ apt-get install -y -qq --no-install-recommends \
 # compile against, and tracefs for the tracepoints' formats.
 apt-get install -y -qq --no-install-recommends python3-bpfcc >/dev/null
 trace_headers
-mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
+mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing ||
+    echo "install.sh: tracefs did not mount at /sys/kernel/tracing; softena trace needs it" >&2
 # The metrics test reads the device's endpoint back through a real Prometheus;
 # its own on loopback: the package's service, where one starts, would listen
 # on every address, so it stays off. The top test drives the live view in a tmux.
