@@ -62,7 +62,7 @@ class Tracer:
             self.bpf = bcc.BPF(src_file=PROGRAM.encode(), cflags=cflags)
         except Exception as exc:  # bcc raises bare Exception when clang or the verifier refuses
             raise SoftenaError(f"the probes did not load: {exc}") from exc
-        wanted = self.bpf["wanted"]
+        wanted = self.bpf[b"wanted"]
         for netns, ifindex in self.interfaces:
             key = wanted.Key()
             key.netns, key.ifindex = netns, ifindex
@@ -78,7 +78,7 @@ class Tracer:
     def read(self) -> dict[DropKey, int]:
         """Every counter so far, by what it counts."""
         counts: dict[DropKey, int] = {}
-        for key, value in self.bpf["drops"].items():
+        for key, value in self.bpf[b"drops"].items():
             iface = self.interfaces.get((key.where.netns, key.where.ifindex))
             if iface is None:
                 continue

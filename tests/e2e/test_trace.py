@@ -14,7 +14,8 @@ import pytest
 from conftest import run, wait_for
 
 from softena.errors import SoftenaError
-from softena.trace import checks, symbols
+from softena.trace import checks, devices, symbols
+from softena.trace.tracer import DropKey, Interface, Tracer
 
 SENT = 200  # frames of each kind, one by one: well under every queue's length
 TOLERANCE = 5  # frames the sample may miss: a frame in flight at the edges of the window
@@ -114,3 +115,23 @@ def test_trace_no_such_device():
     assert proc.returncode == 1
     assert proc.stderr.strip() == "softena trace: sftnone: no such device (is it up?)"
     assert not proc.stdout
+
+
+@pytest.mark.e2e
+def test_trace_tells_namespaces_apart(softena_up):
+    """Ifindexes repeat across namespaces: drops on the peer's eth0 count for
+    (peer namespace, its ifindex) and not for the same ifindex in ours."""
+    dev = softena_up("sft0")
+    index = json.loads(run(["ip", "-n", dev.netns, "-j", "link", "show", "eth0"], check=True).stdout)[0]["ifindex"]
+    peer = Interface(dev.name, "eth0", index, os.stat(f"/run/netns/{dev.netns}").st_ino, "wire")
+    ours = Interface(dev.name, f"index {index} here", index, devices.netns_inode(), "tap")
+    no_socket = DropKey(peer, "kfree_skb", "NO_SOCKET")
+    with Tracer(checks.prerequisites(), [peer, ours]) as tracer:
+        # From the host, through the device and its wire, to a port nothing holds in the peer.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(SENT):
+                s.sendto(b"softena trace", (dev.peer_v4, 9))
+        wait_for(lambda: tracer.read().get(no_socket, 0) >= SENT - TOLERANCE, within=5, what="drops in the peer")
+        counts = tracer.read()
+    assert counts[no_socket] <= SENT + BACKGROUND
+    assert not [k for k in counts if k.iface == ours], counts
