@@ -12,6 +12,33 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
+# bcc compiles against /lib/modules/$(uname -r)/build. The running kernel's own
+# headers package if Debian has one; else Debian's newest headers for this
+# architecture, linked there (-amd64 as build, -common as source): bcc needs
+# them only for its helpers, the probes take struct layouts from the kernel's BTF.
+trace_headers() {
+    local release arch dir ver
+    release="$(uname -r)"
+    dir="/lib/modules/$release"
+    [ -d "$dir/build/include" ] && return 0
+    if apt-cache show "linux-headers-$release" >/dev/null 2>&1; then
+        apt-get install -y -qq --no-install-recommends "linux-headers-$release" >/dev/null
+        return 0
+    fi
+    arch="$(dpkg --print-architecture)"
+    apt-get install -y -qq --no-install-recommends "linux-headers-$arch" >/dev/null
+    ver="$(find /usr/src -maxdepth 1 -name "linux-headers-*-$arch" -printf '%f\n' | sort -V | tail -n 1)"
+    ver="${ver#linux-headers-}"
+    ver="${ver%-"$arch"}"
+    if [ -z "$ver" ]; then
+        echo "install.sh: no linux-headers-*-$arch under /usr/src after installing linux-headers-$arch" >&2
+        exit 1
+    fi
+    mkdir -p "$dir"
+    ln -sfn "/usr/src/linux-headers-$ver-$arch" "$dir/build"
+    ln -sfn "/usr/src/linux-headers-$ver-common" "$dir/source"
+}
+
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 
@@ -22,6 +49,13 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     iproute2 ethtool iperf3 iputils-ping bpftool \
     clang llvm gcc libc6-dev libbpf-dev libxdp-dev pkg-config >/dev/null
+# softena trace: bcc (Debian's python3-bpfcc; the PyPI package named bcc is
+# another thing, so it is not a pip dependency), kernel headers for bcc to
+# compile against, and tracefs for the tracepoints' formats.
+apt-get install -y -qq --no-install-recommends python3-bpfcc >/dev/null
+trace_headers
+mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing ||
+    echo "install.sh: tracefs did not mount at /sys/kernel/tracing; softena trace needs it" >&2
 # The metrics test reads the device's endpoint back through a real Prometheus;
 # its own on loopback: the package's service, where one starts, would listen
 # on every address, so it stays off. The top test drives the live view in a tmux.

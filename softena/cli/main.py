@@ -32,7 +32,7 @@ class IntermixedParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from softena.cli import ethtool, health, lifecycle, show, top, ynl
+    from softena.cli import ethtool, health, lifecycle, show, top, trace, ynl
 
     parser = argparse.ArgumentParser(
         prog="softena", description="softena: a software ENA-like multiqueue network adapter")
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.register(sub)
     ynl.register(sub)
     top.register(sub)
+    trace.register(sub)
     return parser
 
 
