@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install softena and everything it needs on a fresh Debian/Ubuntu machine, as root.
 #   deploy/install.sh          the tools, libraries and softena itself
-#   deploy/install.sh --test   also what the test suite needs (pytest, scapy, prometheus, tmux) and the
-#                              bench's user-mode peers (passt for pasta, slirp4netns)
+#   deploy/install.sh --test   also what the test suite needs (pytest, scapy, prometheus with promtool,
+#                              tmux, kubernetes-validate, promql-parser) and the bench's user-mode
+#                              peers (passt for pasta, slirp4netns)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
