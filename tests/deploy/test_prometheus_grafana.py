@@ -26,6 +26,7 @@ needs_promtool = pytest.mark.skipif(not os.access(PROMTOOL, os.X_OK),
                                            "prometheus")
 # Grafana's own interval variables: any duration parses the same.
 GRAFANA_INTERVAL = re.compile(r"\$__(rate_interval|interval|range)\b|\$\{__(rate_interval|interval|range)\}")
+PER_QUEUE = ("softena_qstats_", "softena_page_pool_", "softena_rx_latency_")
 LABEL_VALUES = re.compile(r"^\s*label_values\((?:(?P<expr>.+),)?\s*(?P<label>\w+)\s*\)\s*$")
 
 
@@ -137,9 +138,12 @@ def test_every_alert_says_how_bad_and_names_the_device() -> None:
         assert set(notes) == {"summary", "description"}, rule["alert"]
         for text in notes.values():
             assert "{{ $labels.device }}" in text, rule["alert"]
-        # An alert on per-queue series keeps the queue and says which.
+        # Devices of one name on many machines stay apart by instance: no sum by (device).
+        assert "{{ $labels.instance }}" in notes["description"], rule["alert"]
         selectors, grouping = selectors_and_labels(rule["expr"])
-        if "queue" in grouping:
+        assert "device" not in grouping, f"{rule['alert']}: aggregating by device merges machines"
+        # An alert on per-queue series keeps the queue and says which.
+        if any(name.startswith(PER_QUEUE) for name, _ in selectors) and "queue" not in grouping:
             assert "{{ $labels.queue }}" in notes["summary"], rule["alert"]
 
 
