@@ -2,8 +2,9 @@
 # Install softena and everything it needs on a fresh Debian/Ubuntu machine, as root.
 #   deploy/install.sh          the tools, libraries and softena itself, its systemd unit
 #                              softena@.service and /etc/softena/ena0.toml (kept if present)
-#   deploy/install.sh --test   also what the test suite needs (pytest, scapy, prometheus, tmux, systemd) and the
-#                              bench's user-mode peers (passt for pasta, slirp4netns)
+#   deploy/install.sh --test   also what the test suite needs (pytest, scapy, prometheus with promtool,
+#                              tmux, systemd, kubernetes-validate, promql-parser) and the bench's
+#                              user-mode peers (passt for pasta, slirp4netns)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

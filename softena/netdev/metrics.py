@@ -133,6 +133,18 @@ class DeviceCollector(Collector):
         yield _gauge(f"{PREFIX}_device_queues", "queue pairs configured (ethtool -L combined)", dev,
                      d.settings.queues)
         yield _gauge(f"{PREFIX}_device_link_up", "1 while the wire's link is up", dev, int(stats["link"] == "up"))
+        yield from _region(dev, stats["region"])
+
+
+def _region(dev: str, region: dict | None):
+    """The UMEM every page pool draws from: a pool's inflight has no size of
+    its own to be near, the region's free frames are what runs out."""
+    if not region:  # between a reset's teardown and the new datapath
+        return
+    yield _gauge(f"{PREFIX}_region_frames", "UMEM frames of the device's region, shared by its page pools", dev,
+                 region["frames"])
+    yield _gauge(f"{PREFIX}_region_frames_free", "UMEM frames no page pool holds (the slow path's free list)", dev,
+                 region["frames-free"])
 
 
 def _latency(dev: str, reading):

@@ -240,3 +240,21 @@ def test_a_taken_port_fails_the_bring_up_in_one_line_and_leaves_nothing() -> Non
                         "choose another with --metrics-port N, or --no-metrics\n"
     assert Snapshot.take() == before
     assert not run(["pgrep", "-f", "^softena: sft0"]).stdout
+
+
+def test_region_gauges_are_the_frames_softena_stats_shows(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "2")
+    # The free count moves with any stray frame: a scrape between two equal reads saw what they saw.
+    for _ in range(10):
+        before = dev.stats()["region"]
+        with urllib.request.urlopen(f"http://{dev.status['metrics']}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+        after = dev.stats()["region"]
+        if before == after:
+            break
+    else:
+        pytest.fail("the region's free frames never held still for one scrape")
+    assert f'softena_region_frames{{device="sft0"}} {float(after["frames"])}' in text
+    assert f'softena_region_frames_free{{device="sft0"}} {float(after["frames-free"])}' in text
+    # Two queues' Rx rings are filled from the region at bring-up: some frames are held, not all.
+    assert 0 < after["frames-free"] < after["frames"]
