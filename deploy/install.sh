@@ -27,6 +27,12 @@ apt-get install -y -qq --no-install-recommends \
 # bench/compare.py (CI's smoke too) runs pasta and slirp4netns as the user-mode peers.
 if [ -n "$extras" ]; then
     apt-get install -y -qq --no-install-recommends prometheus tmux passt slirp4netns >/dev/null
+    # tests/fuzz builds fuzz/ with clang's libFuzzer and sanitizers, whose
+    # runtimes Debian ships apart from clang (libclang-rt-N-dev, N clang's).
+    rt="libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"
+    if apt-cache show "$rt" >/dev/null 2>&1; then
+        apt-get install -y -qq --no-install-recommends "$rt" >/dev/null
+    fi
     if [ -d /run/systemd/system ]; then
         systemctl disable --now prometheus >/dev/null 2>&1 || true
     fi
