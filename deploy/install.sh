@@ -64,6 +64,12 @@ mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing 
 # The service test checks the unit with systemd-analyze verify (package systemd).
 if [ -n "$extras" ]; then
     apt-get install -y -qq --no-install-recommends prometheus tmux passt slirp4netns systemd >/dev/null
+    # tests/fuzz builds fuzz/ with clang's libFuzzer and sanitizers, whose
+    # runtimes Debian ships apart from clang (libclang-rt-N-dev, N clang's).
+    rt="libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"
+    if apt-cache show "$rt" >/dev/null 2>&1; then
+        apt-get install -y -qq --no-install-recommends "$rt" >/dev/null
+    fi
     if [ -d /run/systemd/system ]; then
         systemctl disable --now prometheus >/dev/null 2>&1 || true
     fi

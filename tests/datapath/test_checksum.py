@@ -223,3 +223,10 @@ def test_rx_csum_check_ignores_ethernet_padding_after_the_ip_datagram() -> None:
     """Bytes padding a short frame to 60 are outside every checksum."""
     frame = bytes(eth() / IP(**V4) / TCP(flags="A"))
     assert rx_check(frame + b"\xa5" * (60 - len(frame))) == 1
+
+
+@pytest.mark.parametrize("doff", [0, 4])
+def test_rx_csum_check_calls_a_tcp_data_offset_under_five_words_bad(doff: int) -> None:
+    """A header that claims to end inside its own 20 bytes is malformed, whatever its checksum
+    (fuzz/: hardware GRO compared its options over a negative length)."""
+    assert rx_check(eth() / IP(**V4) / TCP(flags="A", dataofs=doff) / Raw(b"d" * 64)) == -1

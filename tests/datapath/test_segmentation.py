@@ -8,7 +8,7 @@ import struct
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop, PadN
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Packet, Raw
 
@@ -466,3 +466,27 @@ def test_tso_without_room_for_one_segment_is_enobufs() -> None:
     """No output space at all is -ENOBUFS, not a silent success."""
     vh, frame = gso_vnet(tcp_frame(4, payload=PAYLOAD[:3000]), 1000)
     assert tx_offload(vh, frame, outlen=100)[0] == -errno.ENOBUFS
+
+
+@pytest.mark.parametrize("room", [0, 1])
+def test_tso_refuses_headers_that_fill_the_wire_mtu(room: int) -> None:
+    """IPv6 with a hop-by-hop header and 40 bytes of TCP options fill an MTU of their own size:
+    no room for an MSS is -EMSGSIZE, not a wrapped MSS and segments past the MTU (found by
+    fuzz/); one byte of room still goes out, a byte a segment."""
+    hbh = IPv6ExtHdrHopByHop(options=[PadN(optdata=b"\0" * 28)])
+    pkt = Ether(bytes(layers(6, False) / hbh / TCP(flags="A", options=[("NOP", None)] * 40) / Raw(PAYLOAD[:100])))
+    l4 = len(pkt) - len(pkt[TCP])
+    mtu = l4 + 60 - 14 + room
+    assert mtu > 128
+    rc, segs = tx_offload(vnet_hdr(NEEDS_CSUM, GSO_TCPV6, l4 + 60, 100, l4, 16), bytes(pkt), mtu=mtu)
+    if room:
+        assert rc == 100 and all(len(s) - 14 <= mtu for s in segs)
+    else:
+        assert rc == -errno.EMSGSIZE
+
+
+def test_tx_csum_request_past_the_frame_takes_no_buffer() -> None:
+    """A refused checksum request is refused before the sink is asked: the flat sink has room for
+    nothing, so a buffer asked first would turn -EINVAL into -ENOBUFS (fuzz/: pool frames leaked)."""
+    frame = bytes(Ether() / IP(**V4) / UDP() / Raw(b"u" * 100))
+    assert tx_offload(vnet_hdr(NEEDS_CSUM, GSO_NONE, 0, 0, 34, len(frame)), frame, outlen=0)[0] == -errno.EINVAL

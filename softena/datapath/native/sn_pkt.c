@@ -105,7 +105,11 @@ int sn_parse(const uint8_t *f, size_t len, struct sn_parsed *p)
 	if (p->l4_proto == IPPROTO_TCP) {
 		const struct tcphdr *th = (const void *)(f + p->l4_off);
 
-		if (p->l4_len < sizeof(*th) || p->l4_len < th->doff * 4u)
+		/* A data offset under 5 words puts the payload inside the
+		 * header: GRO compared options over a negative length and TSO
+		 * cut segments in the header (found by fuzz/). */
+		if (p->l4_len < sizeof(*th) || th->doff < 5 ||
+		    p->l4_len < th->doff * 4u)
 			return -EINVAL;
 	} else if (p->l4_len < sizeof(struct udphdr)) {
 		return -EINVAL;
@@ -215,6 +219,11 @@ static int tso_segment(const struct virtio_net_hdr_v1 *vh, const uint8_t *f,
 	hlen = p.l4_off + th->doff * 4u;
 	if (mss == 0 || hlen >= len)
 		return -EINVAL;
+	/* Headers that fill the wire's MTU leave no room for an MSS: the
+	 * clamp below wrapped to a huge one, and each segment went out past
+	 * the MTU, or divided by zero (found by fuzz/fuzz_tx.c). */
+	if (hlen - p.l3_off >= mtu)
+		return -EMSGSIZE;
 	/* The host picks the MSS from ena0's MTU; never exceed the wire's. */
 	if (mss + (hlen - p.l3_off) > mtu)
 		mss = mtu - (uint32_t)(hlen - p.l3_off);
@@ -286,6 +295,13 @@ int sn_tx_process(const struct virtio_net_hdr_v1 *vh, const uint8_t *frame,
 	if (len > (size_t)mtu + ETH_HLEN + 8)	/* room for two VLAN tags */
 		return -EMSGSIZE;
 
+	/* Refuse a bad checksum request before taking a buffer: the sink's
+	 * buffer holds pool frames that only a commit gives back (found by
+	 * fuzz/fuzz_tx.c: they leaked on every such frame). */
+	if ((vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+	    (!tx_csum || (size_t)vh->csum_start + vh->csum_offset + 2 > len ||
+	     vh->csum_start >= len))
+		return -EINVAL;
 	out = sink->alloc(sink->ctx, len);
 	if (!out)
 		return -ENOBUFS;
@@ -294,8 +310,6 @@ int sn_tx_process(const struct virtio_net_hdr_v1 *vh, const uint8_t *frame,
 		size_t start = vh->csum_start, field = start + vh->csum_offset;
 		uint16_t c;
 
-		if (!tx_csum || field + 2 > len || start >= len)
-			return -EINVAL;
 		/* The stack seeded the field with the pseudo-header sum. */
 		c = sn_csum_fold(sn_csum_partial(out + start, len - start, 0));
 		if (c == 0 && field - start == 6)	/* UDP: 0 means none */
