@@ -17,9 +17,10 @@ extras=""
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # iproute2/ethtool: the lab wire; clang+libbpf/libxdp: the XDP program and the
-# AF_XDP datapath; iperf3/ping: traffic; bpftool: the tests inspect programs.
+# AF_XDP datapath; iperf3/ping: traffic; bpftool: the tests inspect programs;
+# man-db (with groff) and bash-completion: `man softena` and <TAB>.
 apt-get install -y -qq --no-install-recommends \
-    iproute2 ethtool iperf3 iputils-ping bpftool \
+    iproute2 ethtool iperf3 iputils-ping bpftool man-db bash-completion \
     clang llvm gcc libc6-dev libbpf-dev libxdp-dev pkg-config >/dev/null
 # The metrics test reads the device's endpoint back through a real Prometheus;
 # its own on loopback: the package's service, where one starts, would listen
@@ -41,4 +42,18 @@ bin="$(python3 -c 'import shutil; print(shutil.which("softena") or "")')"
 if [ -n "$bin" ] && [ "$bin" != /usr/local/bin/softena ]; then
     ln -sf "$bin" /usr/local/bin/softena
 fi
+
+# The man page and the bash completion, generated from the parsers that --help
+# prints; install -C leaves a file that is already the same untouched, so a
+# second run changes nothing.
+install_generated() {  # MODULE DEST
+    local tmp
+    tmp="$(mktemp)"
+    python3 -m "$1" >"$tmp"
+    install -C -D -m 0644 "$tmp" "$2"
+    rm -f "$tmp"
+}
+install_generated softena.cli.manpage /usr/local/share/man/man8/softena.8
+install_generated softena.cli.completion /usr/share/bash-completion/completions/softena
+
 echo "softena installed: $(softena --help >/dev/null && command -v softena)"

@@ -203,7 +203,7 @@ OPTIONS: dict[str, Option] = {o.flag: o for o in (
 )}
 
 LONG = {o.long: o for o in OPTIONS.values()}
-USAGE = f"softena ethtool [-j|--json] [--pretty] {'|'.join(OPTIONS)} DEV [ARGS...]"
+USAGE = "softena ethtool [-j|--json] [--pretty] OPTION DEV [ARGS...]"
 # ethtool's own -p is --identify (blink the port's LED), so indented JSON is --pretty only here.
 JSON_WORDS = ("-j", "--json", "--pretty")
 

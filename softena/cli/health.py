@@ -19,10 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     reset.set_defaults(func=cmd_reset)
 
     fault = sub.add_parser("fault", help="inject, list or clear device faults", epilog=examples(
-        "softena fault inject keep-alive-loss --for 3 ena0   # a keep-alive reset",
+        "softena fault inject keep-alive-loss --for 3 ena0  # a reset",
         "softena fault inject tx-completion-stall --queue 1 ena0",
         "softena fault list ena0",
-        "softena fault clear ena0                            # lift every fault"))
+        "softena fault clear ena0                           # lift them all"))
     # The verbs take options anywhere, as their parent does.
     verbs = fault.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=type(fault))
     inject = verbs.add_parser("inject", help=f"make the device fail: {', '.join(KINDS)}", epilog=examples(

@@ -33,11 +33,11 @@ from softena.device.features import MAX_MTU, DeviceAttributes
 from softena.errors import SoftenaError
 
 UP_EXAMPLES = examples(
-    "softena up                          # ena0, its lab peer in namespace ena0-peer",
+    "softena up                        # ena0, peer namespace ena0-peer",
     "softena up ena1 --queues 2 --cpus 0-1",
-    "softena up ena0 --wire xdp:eth1     # an existing interface as the wire",
+    "softena up ena0 --wire xdp:eth1   # an existing interface as the wire",
     "softena up ena0 --wire tap --mtu 9000",
-    "softena up ena0 --foreground        # stay attached, for a supervisor")
+    "softena up ena0 --foreground      # stay attached, for a supervisor")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

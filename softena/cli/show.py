@@ -22,7 +22,7 @@ WIDE = 1000  # --all: a console as wide as the widest table, which rich does not
 
 def register(sub: argparse._SubParsersAction) -> None:
     status = sub.add_parser("status", help="list devices: queues, CPUs, wire and its mode", epilog=examples(
-        "softena status", "softena status -j -p      # with the lab addresses, slots and metrics endpoint"))
+        "softena status", "softena status -j -p      # also lab addresses, slots, metrics"))
     add_json_options(status)
     status.set_defaults(func=cmd_status)
 

@@ -19,8 +19,9 @@ from softena.cli.output import examples
 from softena.netdev.printer import format_error, format_reply
 from softena.netdev.spec import NETDEV
 
-USAGE = ("softena ynl --family netdev (--do OP | --dump OP | --multi OP JSON ... | --list-ops | --list-msgs) "
-         "[--json JSON] [--output-json] [--subscribe GROUP [--sleep N]]")
+USAGE = ("softena ynl --family netdev (--do OP | --dump OP | --list-ops |\n"
+         "       --list-msgs | --multi OP JSON ...) [--json JSON] [--output-json]\n"
+         "       [--subscribe GROUP [--sleep N]]")
 
 # netlink request flags ynl's --replace, --excl, --create and --append add
 _NLM_F = {"replace": 0x100, "excl": 0x200, "create": 0x400, "append": 0x800}
@@ -33,7 +34,7 @@ ynl's own options and output, so scripts written for ynl run unchanged:
 (softena -j ynl ... adds it)."""
 
 EXAMPLES = examples(
-    "softena ynl --family netdev --dump qstats-get --json '{\"scope\": \"queue\"}'",
+    "softena ynl --family netdev --dump qstats-get    # device scope",
     "softena ynl --family netdev --dump napi-get --output-json",
     "softena ynl --family netdev --dump page-pool-get",
     "softena ynl --family netdev --subscribe page-pool --sleep 10",
