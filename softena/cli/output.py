@@ -6,11 +6,13 @@ import argparse
 import json
 from typing import Any
 
-from rich import box
+from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 JSON_HELP = "JSON output (one line; with -p, indented)"
 PRETTY_HELP = "indented JSON, as ip -j -p (implies -j)"
+WIDE = 1 << 16  # wider than any table: its natural width is measured against this
 
 
 def add_json_options(parser: argparse.ArgumentParser, suppress_default: bool = True) -> None:
@@ -53,9 +55,24 @@ def table(title: str, headers: list[str] | tuple[str, ...], first_left: bool = T
     Each column is at least as wide as its header, so a narrow terminal
     wraps values rather than folding or cutting a column's name.
     """
-    t = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1),
+    t = Table(title=title, box=None, pad_edge=False, padding=(0, 1),
               title_justify="left")
     for i, header in enumerate(headers):
         t.add_column(header, justify="left" if i == 0 and first_left else "right", min_width=len(header))
     return t
 
+
+
+def print_table(console: Console, t: Table) -> None:
+    """T on CONSOLE, every word whole: text cells wrap to fit the width, but a table whose names and
+    numbers alone are wider than the console (rich would cut them) is printed at its full width, as ip does."""
+    measured = Measurement.get(console, console.options.update_width(WIDE), t)
+    if measured.minimum <= console.width:
+        console.print(t)
+        return
+    width = console.width
+    console.width = measured.maximum
+    try:
+        console.print(t)
+    finally:
+        console.width = width

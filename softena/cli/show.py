@@ -8,7 +8,7 @@ import itertools
 from rich.console import Console
 from rich.table import Table
 
-from softena.cli.output import add_json_options, emit_json, examples, table, wants_json
+from softena.cli.output import add_json_options, emit_json, examples, print_table, table, wants_json
 from softena.control import ctlsock
 from softena.control.state import DeviceState, list_devices, pid_alive
 from softena.datapath import latency
@@ -17,7 +17,6 @@ from softena.errors import SoftenaError
 # Columns of the default stats table, chosen to fit 80 columns with their
 # names whole; --all shows every counter (wide), -j every counter as JSON.
 STATS_COLUMNS = ("rx-packets", "rx-bytes", "tx-packets", "tx-bytes", "rx-hw-drops", "tx-hw-drops")
-WIDE = 1000  # --all: a console as wide as the widest table, which rich does not pad
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,7 +71,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for col in devices.columns[1:]:
         col.justify = "left"
     console = Console()
-    console.print(devices)
+    print_table(console, devices)
     for r in rows:
         if "wire-rx-metadata" in r:
             offered = r["wire-rx-metadata"]
@@ -89,7 +88,8 @@ STATUS_COLUMNS = ("device", "state", "pid", "queues", "CPUs", "wire", "mode", "M
 def latency_table(name: str, stats: dict) -> Table:
     """Per-queue Rx latency percentiles (wire arrival to tap write), interpolated in the log2 buckets."""
     keys = [f"p{p}" for p in latency.PERCENTILES] + ["mean"]
-    out = table(f"{name} Rx latency, XDP arrival to tap write (us)", ("queue", "frames", *keys))
+    # Titled short: rich wraps a title at its table's width.
+    out = table(f"{name} Rx latency (us, wire to tap)", ("queue", "frames", *keys))
     lat = stats.get("rx-latency", {})
     for q in lat.get("queues", []):
         out.add_row(str(q["queue-id"]), str(q["frames"]), *(_us(q[k]) for k in keys))
@@ -142,10 +142,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if any(base.get(c) for c in columns):
         counters.add_row("retired", *(str(base.get(c, 0)) for c in columns), style="dim")
     counters.add_row("device", *(str(device.get(c, 0)) for c in columns), style="bold")
-    console = Console(width=WIDE) if args.all else Console()
-    console.print(counters)
-    console.print(latency_table(args.name, stats))
-    console.print(page_pool_table(args.name, stats, POOL_COLUMNS if args.all else POOL_USUAL))
+    console = Console()  # print_table widens it for a table that needs more (--all)
+    for t in (counters, latency_table(args.name, stats),
+              page_pool_table(args.name, stats, POOL_COLUMNS if args.all else POOL_USUAL)):
+        print_table(console, t)
+        console.print()  # a blank line ends each table, as ip -s ends each device
     health, admin = stats.get("health", {}), stats.get("admin-queue", {})
     resets = ", ".join(f"{k}={v}" for k, v in health.get("reasons", {}).items() if v) or "none"
     console.print(f"health: total_resets {health.get('total_resets', 0)}, reset_fail {health.get('reset_fail', 0)}, "
