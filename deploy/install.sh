@@ -46,9 +46,10 @@ extras=""
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # iproute2/ethtool: the lab wire; clang+libbpf/libxdp: the XDP program and the
-# AF_XDP datapath; iperf3/ping: traffic; bpftool: the tests inspect programs.
+# AF_XDP datapath; iperf3/ping: traffic; bpftool: the tests inspect programs;
+# man-db (with groff) and bash-completion: `man softena` and <TAB>.
 apt-get install -y -qq --no-install-recommends \
-    iproute2 ethtool iperf3 iputils-ping bpftool \
+    iproute2 ethtool iperf3 iputils-ping bpftool man-db bash-completion \
     clang llvm gcc libc6-dev libbpf-dev libxdp-dev pkg-config >/dev/null
 # softena trace: bcc (Debian's python3-bpfcc; the PyPI package named bcc is
 # another thing, so it is not a pip dependency), kernel headers for bcc to
@@ -97,4 +98,18 @@ fi
 if [ ! -e /etc/softena/ena0.toml ]; then
     install -m 0644 deploy/ena0.toml /etc/softena/ena0.toml
 fi
+
+# The man page and the bash completion, generated from the parsers that --help
+# prints; install -C leaves a file that is already the same untouched, so a
+# second run changes nothing.
+install_generated() {  # MODULE DEST
+    local tmp
+    tmp="$(mktemp)"
+    python3 -m "$1" >"$tmp"
+    install -C -D -m 0644 "$tmp" "$2"
+    rm -f "$tmp"
+}
+install_generated softena.cli.manpage /usr/local/share/man/man8/softena.8
+install_generated softena.cli.completion /usr/share/bash-completion/completions/softena
+
 echo "softena installed: $(softena --help >/dev/null && command -v softena)"

@@ -3,3 +3,7 @@
 
 class SoftenaError(Exception):
     """A failure the user can act on; str() is the whole message."""
+
+
+class UsageError(SoftenaError):
+    """The command line itself is wrong (an unknown option, a malformed value): exit status 2, as argparse's."""

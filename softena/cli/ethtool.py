@@ -12,14 +12,14 @@ ynl's ethtool front end works from the family spec (args_to_req, print_field).
 from __future__ import annotations
 
 import argparse
-import json
 import string
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from softena.cli.output import examples, print_json
 from softena.control import ctlsock
 from softena.device.rss import FLOW_TYPES, RXH_IP_DST, RXH_IP_SRC, RXH_L4_B_0_1, RXH_L4_B_2_3
-from softena.errors import SoftenaError
+from softena.errors import SoftenaError, UsageError
 
 FLOW_NAMES = {"tcp4": "TCP over IPV4", "udp4": "UDP over IPV4", "ip4": "IPV4",
               "tcp6": "TCP over IPV6", "udp6": "UDP over IPV6", "ip6": "IPV6"}
@@ -35,12 +35,12 @@ def _u32(word: str, what: str, dev: str) -> int:
     try:
         return int(word, 0)
     except ValueError:
-        raise SoftenaError(f"ethtool: invalid value '{word}' for {what}") from None
+        raise UsageError(f"ethtool: invalid value '{word}' for {what}") from None
 
 
 def _bool(word: str, what: str, dev: str) -> bool:
     if word not in ("on", "off"):
-        raise SoftenaError(f"ethtool: invalid value '{word}' for {what}: on or off")
+        raise UsageError(f"ethtool: invalid value '{word}' for {what}: on or off")
     return word == "on"
 
 
@@ -49,7 +49,7 @@ def _hex(word: str, what: str, dev: str) -> str:
     try:
         bytes.fromhex(digits)
     except ValueError:
-        raise SoftenaError(f"ethtool: invalid value '{word}' for {what}: hex bytes, e.g. 6d:5a:56") from None
+        raise UsageError(f"ethtool: invalid value '{word}' for {what}: hex bytes, e.g. 6d:5a:56") from None
     return digits
 
 
@@ -142,56 +142,76 @@ class Option:
     op: str
     args: tuple[Arg, ...] = ()
     show: tuple[Line, ...] = ()
+    long: str = ""  # ethtool's long spelling, e.g. --statistics
+    help: str = ""
+
+    def usage(self) -> str:
+        """The option's words after DEV, for --help and the man page."""
+        words = [a.usage() if a.required else f"[{a.usage()}]" for a in self.args]
+        return " ".join(["DEV", *words])
 
 
 _CHANNELS = ("RX:\t\tn/a", "TX:\t\tn/a", "Other:\t\tn/a")
 _RING_ROWS = ("RX Mini:\t\tn/a", "RX Jumbo:\t\tn/a")
 
 OPTIONS: dict[str, Option] = {o.flag: o for o in (
-    Option("-i", "drvinfo", show=(
+    Option("-i", "drvinfo", long="--driver", help="driver information", show=(
         "driver: {driver}", "version: {version}", "firmware-version: {firmware-version}",
         "expansion-rom-version: ", "bus-info: {bus-info}", "supports-statistics: {supports-statistics:yesno}",
         "supports-test: no", "supports-eeprom-access: no", "supports-register-dump: no",
         "supports-priv-flags: no")),
-    Option("-l", "channels-get", show=(
+    Option("-l", "channels-get", long="--show-channels", help="queue pairs (channels): maximum and current",
+           show=(
         "Channel parameters for {dev}:", "Pre-set maximums:", *_CHANNELS, "Combined:\t{combined-max}",
         "Current hardware settings:", *_CHANNELS, "Combined:\t{combined-count}")),
-    Option("-L", "channels-set", args=(Arg("combined", (("combined-count", "u32"),)),)),
-    Option("-g", "rings-get", show=(
+    Option("-L", "channels-set", long="--set-channels", help="set the number of queue pairs",
+           args=(Arg("combined", (("combined-count", "u32"),)),)),
+    Option("-g", "rings-get", long="--show-ring", help="ring sizes and the LLQ push buffer: maximum and current",
+           show=(
         "Ring parameters for {dev}:", "Pre-set maximums:", "RX:\t\t\t{rx-max}", *_RING_ROWS, "TX:\t\t\t{tx-max}",
         "TX push buff len:\t{tx-push-buf-len-max}",
         "Current hardware settings:", "RX:\t\t\t{rx}", *_RING_ROWS, "TX:\t\t\t{tx}",
         "TX push buff len:\t{tx-push-buf-len}")),
-    Option("-G", "rings-set", args=(Arg("rx", (("rx", "u32"),)), Arg("tx", (("tx", "u32"),)),
-                                    Arg("tx-push-buf-len", (("tx-push-buf-len", "u32"),)))),
-    Option("-k", "features-get", show=(
+    Option("-G", "rings-set", long="--set-ring", help="set ring sizes, the LLQ push buffer",
+           args=(Arg("rx", (("rx", "u32"),)), Arg("tx", (("tx", "u32"),)),
+                 Arg("tx-push-buf-len", (("tx-push-buf-len", "u32"),)))),
+    Option("-k", "features-get", long="--show-features", help="offload features and their state", show=(
         "Features for {dev}:", Rows("features", "{name}: {active:onoff}{fixed:fixed}"))),
-    Option("-K", "features-set", args=(Arg(None, (("wanted", "bool"),)),)),
-    Option("-x", "rss-get", show=(
+    Option("-K", "features-set", long="--features", help="turn offload features on or off",
+           args=(Arg(None, (("wanted", "bool"),)),)),
+    Option("-x", "rss-get", long="--show-rxfh", help="RSS indirection table, hash key and function", show=(
         "RX flow hash indirection table for {dev} with {rings} RX ring(s):", Grid("indir", 8, "{:5}: ", "{:6}"),
         "RSS hash key:", "{hkey:colonhex}", "RSS hash function:",
         "    toeplitz: {hfunc:is-toeplitz}", "    xor: {hfunc:is-xor}", "    crc32: {hfunc:is-crc32}")),
-    Option("-X", "rss-set", args=(Arg("equal", (("equal", "u32"),)), Arg("weight", (("weight", "u32-list"),)),
-                                  Arg("default", (("default", "flag"),)), Arg("hkey", (("hkey", "hex"),)),
-                                  Arg("hfunc", (("hfunc", "str"),)))),
-    Option("-n", "rss-get", args=(Arg("rx-flow-hash", (("flow", "flow"),), required=True, local=True),), show=(
+    Option("-X", "rss-set", long="--rxfh", help="set the RSS indirection table, hash key or function",
+           args=(Arg("equal", (("equal", "u32"),)), Arg("weight", (("weight", "u32-list"),)),
+                 Arg("default", (("default", "flag"),)), Arg("hkey", (("hkey", "hex"),)),
+                 Arg("hfunc", (("hfunc", "str"),)))),
+    Option("-n", "rss-get", long="--show-nfc", help="the fields a flow type is hashed on",
+           args=(Arg("rx-flow-hash", (("flow", "flow"),), required=True, local=True),), show=(
         "{flow:flowname} flows use these fields for computing Hash flow key:", "{flow-hash.$flow:rxh}")),
-    Option("-N", "rss-set", args=(Arg("rx-flow-hash", (("flow", "flow"), ("fields", "rxh")), required=True),)),
-    Option("-c", "coalesce-get", show=(
+    Option("-N", "rss-set", long="--config-nfc", help="set the fields a flow type is hashed on",
+           args=(Arg("rx-flow-hash", (("flow", "flow"), ("fields", "rxh")), required=True),)),
+    Option("-c", "coalesce-get", long="--show-coalesce", help="interrupt coalescing", show=(
         "Coalesce parameters for {dev}:", "Adaptive RX: {use-adaptive-rx:onoff}  TX: n/a", "",
         "rx-usecs: {rx-usecs}", "", "tx-usecs: {tx-usecs}")),
-    Option("-C", "coalesce-set", args=(Arg("rx-usecs", (("rx-usecs", "u32"),)), Arg("tx-usecs", (("tx-usecs", "u32"),)),
-                                       Arg("adaptive-rx", (("use-adaptive-rx", "bool"),)))),
-    Option("-S", "gstats", show=("NIC statistics:", Rows(None, "     {key}: {value}"))),
+    Option("-C", "coalesce-set", long="--coalesce", help="set interrupt coalescing",
+           args=(Arg("rx-usecs", (("rx-usecs", "u32"),)), Arg("tx-usecs", (("tx-usecs", "u32"),)),
+                 Arg("adaptive-rx", (("use-adaptive-rx", "bool"),)))),
+    Option("-S", "gstats", long="--statistics", help="device and per-queue statistics",
+           show=("NIC statistics:", Rows(None, "     {key}: {value}"))),
 )}
 
-USAGE = f"softena ethtool [--json] {'|'.join(OPTIONS)} DEV [ARGS...]"
+LONG = {o.long: o for o in OPTIONS.values()}
+USAGE = "softena ethtool [-j|--json] [--pretty] OPTION DEV [ARGS...]"
+# ethtool's own -p is --identify (blink the port's LED), so indented JSON is --pretty only here.
+JSON_WORDS = ("-j", "--json", "--pretty")
 
 
 # ---- the parser ---------------------------------------------------------------
 
-def _usage(option: Option, dev: str) -> SoftenaError:
-    return SoftenaError(f"{dev}: {option.flag} takes {', '.join(a.usage() for a in option.args)}")
+def _usage(option: Option, dev: str) -> UsageError:
+    return UsageError(f"{dev}: {option.flag} takes {', '.join(a.usage() for a in option.args)}")
 
 
 def to_request(option: Option, dev: str, words: list[str]) -> tuple[dict, dict]:
@@ -205,7 +225,7 @@ def to_request(option: Option, dev: str, words: list[str]) -> tuple[dict, dict]:
         key = words[i]
         arg = by_word.get(key) or by_word.get(None)
         if arg is None:
-            raise _usage(option, dev) if option.args else SoftenaError(f"{dev}: {option.flag} takes no arguments")
+            raise _usage(option, dev) if option.args else UsageError(f"{dev}: {option.flag} takes no arguments")
         seen.add(arg.word)
         i += 1
         out = local if arg.local else sent
@@ -219,7 +239,7 @@ def to_request(option: Option, dev: str, words: list[str]) -> tuple[dict, dict]:
                     value.append(kind.parse(words[i], key, dev))
                     i += 1
             elif i >= len(words):
-                raise SoftenaError(f"ethtool: missing value after '{key}'")
+                raise UsageError(f"ethtool: missing value after '{key}'")
             else:
                 value = kind.parse(words[i], key, dev)
                 i += 1
@@ -284,28 +304,74 @@ def render(option: Option, dev: str, values: dict, reply: Any) -> str:
 
 # ---- the command --------------------------------------------------------------
 
+DESCRIPTION = """ethtool's command line and output for softena devices: the kernel cannot
+carry ethtool requests to a device in user space, so softena takes them and
+the device answers. One option a call; a set prints nothing on success."""
+
+EXAMPLES = examples(
+    "softena ethtool -S ena0                     # statistics",
+    "softena ethtool -j -S ena0                  # the same as JSON",
+    "softena ethtool -L ena0 combined 2          # two queue pairs",
+    "softena ethtool -G ena0 rx 512 tx 512",
+    "softena ethtool -K ena0 rx-gro-hw off",
+    "softena ethtool -X ena0 equal 2",
+    "softena ethtool -N ena0 rx-flow-hash udp4 sdfn")
+
+
+def describe(parser: argparse.ArgumentParser) -> None:
+    """ethtool's options on PARSER, for --help, the man page and completion.
+
+    run() parses the command line by hand, from OPTIONS, as ethtool does;
+    this parser only tells what it accepts (argparse would take ethtool's
+    `-S DEV` apart differently).
+    """
+    parser.description = DESCRIPTION
+    parser.epilog = EXAMPLES
+    parser.usage = USAGE
+    parser.add_argument("-j", "--json", action="store_true", help="JSON output, as ethtool --json")
+    parser.add_argument("--pretty", action="store_true", help="indented JSON (implies -j; -p is ethtool's --identify)")
+    for o in OPTIONS.values():
+        parser.add_argument(o.flag, o.long, metavar="DEV", dest=o.op + o.flag,
+                            help=f"{o.help}; {o.flag} {o.usage()}" if o.args else o.help)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    # Listed for `softena --help` only: ethtool's own option letters would
-    # confuse argparse, so main() hands `softena ethtool ...` to run() directly.
-    sub.add_parser("ethtool", help="ethtool for softena devices (ethtool's arguments and output)",
-                   usage=USAGE)
+    # main() hands `softena ethtool ...` to run(): ethtool's option letters
+    # would confuse argparse. The parser here describes them.
+    describe(sub.add_parser("ethtool", help="ethtool for softena devices (ethtool's arguments and output)",
+                            formatter_class=argparse.RawDescriptionHelpFormatter))
 
 
-def run(argv: list[str]) -> int:
-    """`softena ethtool ARGV`: parse as ethtool does and print as it prints."""
-    as_json = "--json" in argv
-    argv = [a for a in argv if a != "--json"]
-    if len(argv) < 2 or argv[0] in ("-h", "--help"):
-        print(f"usage: {USAGE}")
-        return 0 if argv[:1] in (["-h"], ["--help"]) else 1
-    flag, dev, words = argv[0], argv[1], argv[2:]
-    option = OPTIONS.get(flag)
+def _help() -> str:
+    parser = argparse.ArgumentParser(prog="softena ethtool", formatter_class=argparse.RawDescriptionHelpFormatter)
+    describe(parser)
+    return parser.format_help()
+
+
+def run(argv: list[str], as_json: bool = False, pretty: bool = False) -> int:
+    """`softena ethtool ARGV`: parse as ethtool does and print as it prints.
+
+    AS_JSON, PRETTY: -j/-p given before `ethtool`, as `softena -j ethtool -S ena0`.
+    """
+    as_json = as_json or any(a in ("-j", "--json") for a in argv)
+    pretty = pretty or "--pretty" in argv
+    argv = [a for a in argv if a not in JSON_WORDS]
+    if argv[:1] in (["-h"], ["--help"]):
+        print(_help(), end="")
+        return 0
+    if not argv:
+        raise UsageError(f"ethtool: an option and a device are needed\nusage: {USAGE}")
+    flag = argv[0]
+    option = OPTIONS.get(flag) or LONG.get(flag)
     if option is None:
-        raise SoftenaError(f"ethtool: unsupported option {flag}; use one of {' '.join(OPTIONS)}")
+        raise UsageError(f"ethtool: unsupported option {flag}; use one of {' '.join(OPTIONS)}")
+    if len(argv) < 2:
+        raise UsageError(f"ethtool: {flag} needs a device\nusage: softena ethtool {option.flag} {option.usage()}")
+    dev, words = argv[1], argv[2:]
     sent, local = to_request(option, dev, words)
     reply = ctlsock.request(dev, "ethtool", op=option.op, args=sent)
-    if as_json and reply is not None:
-        print(json.dumps(reply, indent=2))
+    if (as_json or pretty) and reply is not None:
+        print_json(reply, pretty)
     elif option.show:
         print(render(option, dev, {**sent, **local}, reply))
     return 0

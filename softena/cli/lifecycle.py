@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+from softena.cli.output import examples
 from softena.cli.upconfig import UpOptions
 from softena.control import ctlsock, daemon
 from softena.control.cleanup import clear_leftovers
@@ -32,9 +33,16 @@ from softena.datapath.datapath import MAX_QUEUES
 from softena.device.features import MAX_MTU, DeviceAttributes
 from softena.errors import SoftenaError
 
+UP_EXAMPLES = examples(
+    "softena up                        # ena0, peer namespace ena0-peer",
+    "softena up ena1 --queues 2 --cpus 0-1",
+    "softena up ena0 --wire xdp:eth1   # an existing interface as the wire",
+    "softena up ena0 --wire tap --mtu 9000",
+    "softena up ena0 --foreground      # stay attached, for a supervisor")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    up = sub.add_parser("up", help="bring a device up (default ena0 with a lab peer)")
+    up = sub.add_parser("up", help="bring a device up (default ena0 with a lab peer)", epilog=UP_EXAMPLES)
     up.add_argument("name", nargs="?", default="ena0", help="interface name (default ena0)")
     up.add_argument("--queues", type=int, help="queue pairs (default: one per online CPU)")
     up.add_argument("--cpus", help="CPUs for the queue workers, e.g. 0,2-3")
@@ -73,8 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     # Last: the schema takes the defaults of the options above out of the parser.
     up.set_defaults(func=cmd_up, up_options=UpOptions(up))
 
-    down = sub.add_parser("down", help="take a device down and remove what it created")
-    down.add_argument("name", nargs="?", help="device (default: the only one, or ena0)")
+    down = sub.add_parser("down", help="take a device down and remove what it created",
+                          epilog=examples("softena down", "softena down ena1"))
+    down.add_argument("name", nargs="?", metavar="DEV", help="device (default: the only one, or ena0)")
     down.set_defaults(func=cmd_down)
 
 

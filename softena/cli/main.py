@@ -6,7 +6,9 @@ import argparse
 import os
 import sys
 
-from softena.errors import SoftenaError
+from softena import __version__
+from softena.cli import output
+from softena.errors import SoftenaError, UsageError
 
 
 class IntermixedParser(argparse.ArgumentParser):
@@ -21,6 +23,11 @@ class IntermixedParser(argparse.ArgumentParser):
 
     _intermixed = False
 
+    def __init__(self, *args, **kwargs) -> None:
+        # Epilogs hold examples, one command a line: keep their line breaks.
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def parse_known_args(self, args=None, namespace=None):
         if self._subparsers is not None or self._intermixed:
             return super().parse_known_args(args, namespace)
@@ -31,11 +38,23 @@ class IntermixedParser(argparse.ArgumentParser):
             self._intermixed = False
 
 
+JSON_FLAGS = ("-j", "--json", "-p", "--pretty")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from softena.cli import ethtool, health, lifecycle, show, top, trace, ynl
 
     parser = argparse.ArgumentParser(
-        prog="softena", description="softena: a software ENA-like multiqueue network adapter")
+        prog="softena", description="softena: a software ENA-like multiqueue network adapter",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=output.examples(
+            "softena up                 # ena0 with a lab peer namespace ena0-peer",
+            "softena -j -p status       # every device, as indented JSON",
+            "softena stats ena0         # per-queue counters",
+            "softena ethtool -L ena0 combined 2",
+            "softena COMMAND --help     # a command's options and examples"))
+    parser.add_argument("-V", "--version", action="version", version=f"softena {__version__}")
+    # Before the command, as `ip -j -p link`; each printing command takes them after it too.
+    output.add_json_options(parser, suppress_default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=IntermixedParser)
     lifecycle.register(sub)
     show.register(sub)
@@ -50,17 +69,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `softena` command."""
     argv = sys.argv[1:] if argv is None else argv
+    # ethtool's and ynl's option letters are not argparse's: their words go to
+    # their own parsers, after any -j/-p given before the command.
+    lead = 0
+    while lead < len(argv) and argv[lead] in JSON_FLAGS:
+        lead += 1
+    command, rest = argv[lead:lead + 1], argv[lead + 1:]
     try:
-        if argv[:1] == ["ethtool"]:
+        if command == ["ethtool"]:
             from softena.cli import ethtool
 
-            return ethtool.run(argv[1:])
-        if argv[:1] == ["ynl"]:
+            return ethtool.run(rest, as_json=lead > 0, pretty=any(a in ("-p", "--pretty") for a in argv[:lead]))
+        if command == ["ynl"]:
             from softena.cli import ynl
 
-            return ynl.run(argv[1:])
+            return ynl.run(rest + (["--output-json"] if lead else []))
         args = build_parser().parse_args(argv)
         return args.func(args) or 0
+    except UsageError as exc:
+        print(f"softena: {exc}", file=sys.stderr)
+        return 2
     except SoftenaError as exc:
         print(f"softena: {exc}", file=sys.stderr)
         return 1

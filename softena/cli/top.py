@@ -22,6 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from softena.cli.output import examples
 from softena.control.state import DeviceState, list_devices, pid_alive
 from softena.errors import SoftenaError
 from softena.netdev import top
@@ -31,7 +32,10 @@ PLAIN_WIDTH = 180  # a pipe has no width; wide enough for every column
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("top", help="live per-queue rates, drops, offloads and worker CPU of devices")
+    p = sub.add_parser("top", help="live per-queue rates, drops, offloads and worker CPU of devices",
+                       epilog=examples("softena top ena0                 # live; q quits, s sorts, r reverses",
+                                       "softena top --once ena0          # one frame as text, as top -b",
+                                       "softena top --iterations 5 --interval 2 > top.log"))
     p.add_argument("name", nargs="?", metavar="DEV", help="the device (default: every running device)")
     p.add_argument("--interval", type=_positive, default=1.0, metavar="S", help="seconds between refreshes")
     p.add_argument("--iterations", type=_count, metavar="N", help="stop after N refreshes")

@@ -15,48 +15,74 @@ import os
 import shutil
 import sys
 
+from softena.cli.output import examples
 from softena.netdev.printer import format_error, format_reply
 from softena.netdev.spec import NETDEV
 
-USAGE = ("softena ynl --family netdev (--do OP | --dump OP | --multi OP JSON ... | --list-ops | --list-msgs) "
-         "[--json JSON] [--output-json] [--subscribe GROUP [--sleep N]]")
+USAGE = ("softena ynl --family netdev (--do OP | --dump OP | --list-ops |\n"
+         "       --list-msgs | --multi OP JSON ...) [--json JSON] [--output-json]\n"
+         "       [--subscribe GROUP [--sleep N]]")
 
 # netlink request flags ynl's --replace, --excl, --create and --append add
 _NLM_F = {"replace": 0x100, "excl": 0x200, "create": 0x400, "append": 0x800}
 
 
+DESCRIPTION = """The kernel's ynl command line (tools/net/ynl) for the netdev family: softena's
+devices answer for themselves, the kernel for every other device. It keeps
+ynl's own options and output, so scripts written for ynl run unchanged:
+--json is the request's attributes, --output-json prints replies as JSON
+(softena -j ynl ... adds it)."""
+
+EXAMPLES = examples(
+    "softena ynl --family netdev --dump qstats-get    # device scope",
+    "softena ynl --family netdev --dump napi-get --output-json",
+    "softena ynl --family netdev --dump page-pool-get",
+    "softena ynl --family netdev --subscribe page-pool --sleep 10",
+    "softena ynl --family netdev --list-ops")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    # Listed for `softena --help` only: main() hands `softena ynl ...` to run(),
-    # so ynl's options reach ynl's own parser untouched.
-    sub.add_parser("ynl", help="ynl for the netdev family, softena devices included (ynl's arguments and output)",
-                   usage=USAGE)
+    # main() hands `softena ynl ...` to run(), so ynl's options reach ynl's
+    # own parser untouched; the parser here is the same one, for --help, the
+    # man page and completion.
+    add_arguments(sub.add_parser("ynl", help="ynl for the netdev family, softena devices included "
+                                             "(ynl's arguments and output)", usage=USAGE,
+                                 description=DESCRIPTION, epilog=EXAMPLES,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter))
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="softena ynl", description="YNL CLI for the netdev family: softena's devices "
-                                "answer for themselves, the kernel for everything else.")
+    p = argparse.ArgumentParser(prog="softena ynl", usage=USAGE, description=DESCRIPTION, epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """ynl's options (tools/net/ynl/pyynl/cli.py) on P."""
     spec = p.add_mutually_exclusive_group(required=True)
     spec.add_argument("--family", help="name of the netlink FAMILY")
     spec.add_argument("--list-families", action="store_true", help="list the families this ynl speaks")
     spec.add_argument("--spec", help="a SPEC file; only netdev.yaml is understood")
     p.add_argument("--schema", help="ignored: the family's spec is built in")
     p.add_argument("--no-schema", action="store_true", help="ignored: the family's spec is built in")
-    p.add_argument("--json", dest="json_text")
+    p.add_argument("--json", dest="json_text", metavar="JSON", help="the request's attributes, as JSON")
     ops = p.add_mutually_exclusive_group()
-    ops.add_argument("--do", metavar="DO-OPERATION")
-    ops.add_argument("--multi", nargs=2, action="append", metavar=("DO-OPERATION", "JSON_TEXT"))
-    ops.add_argument("--dump", metavar="DUMP-OPERATION")
-    ops.add_argument("--list-ops", action="store_true")
-    ops.add_argument("--list-msgs", action="store_true")
+    ops.add_argument("--do", metavar="DO-OPERATION", help="a do request")
+    ops.add_argument("--multi", nargs=2, action="append", metavar=("DO-OPERATION", "JSON_TEXT"),
+                     help="several do requests in one message batch")
+    ops.add_argument("--dump", metavar="DUMP-OPERATION", help="a dump request")
+    ops.add_argument("--list-ops", action="store_true", help="the family's operations")
+    ops.add_argument("--list-msgs", action="store_true", help="the family's operations and notifications")
     p.add_argument("--duration", dest="duration", type=int, help="when subscribed, watch for DURATION seconds")
     p.add_argument("--sleep", dest="duration", type=int, help="alias for duration")
-    p.add_argument("--subscribe", dest="ntf")
+    p.add_argument("--subscribe", dest="ntf", metavar="GROUP", help="print the multicast GROUP's notifications")
     for name in _NLM_F:
-        p.add_argument(f"--{name}", dest="flags", action="append_const", const=_NLM_F[name])
-    p.add_argument("--process-unknown", action=argparse.BooleanOptionalAction)
-    p.add_argument("--output-json", action="store_true")
+        p.add_argument(f"--{name}", dest="flags", action="append_const", const=_NLM_F[name],
+                       help=f"set NLM_F_{name.upper()} on do requests")
+    p.add_argument("--process-unknown", action=argparse.BooleanOptionalAction, help="ignored")
+    p.add_argument("--output-json", action="store_true", help="replies as JSON, one line each")
     p.add_argument("--dbg-small-recv", default=0, const=4000, nargs="?", type=int, help="ignored")
-    return p
 
 
 def _modes(op) -> str:

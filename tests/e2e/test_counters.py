@@ -160,7 +160,7 @@ def test_the_watchdog_survives_interface_down_up_races_and_counts_them(softena_u
 def test_fault_options_go_anywhere_as_ip_users_type_them(softena_up) -> None:
     softena_up("sft0", "--queues", "2")
     run(["softena", "fault", "inject", "tx-completion-stall", "--queue", "1", "sft0", "--for", "1"], check=True)
-    listing = json.loads(run(["softena", "fault", "list", "sft0"], check=True).stdout)
+    listing = json.loads(run(["softena", "fault", "list", "-j", "sft0"], check=True).stdout)
     assert [(f["kind"], f["queue"]) for f in listing] == [("tx-completion-stall", 1)]
     run(["softena", "fault", "clear", "sft0"], check=True)
-    assert json.loads(run(["softena", "fault", "list", "sft0"], check=True).stdout) == []
+    assert json.loads(run(["softena", "fault", "list", "-j", "sft0"], check=True).stdout) == []
