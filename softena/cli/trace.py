@@ -9,7 +9,6 @@ sample over --interval as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -18,6 +17,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from softena.cli import output
 from softena.errors import SoftenaError
 from softena.trace import checks, devices
 from softena.trace.tracer import DropKey, Interface, Tracer
@@ -26,10 +26,14 @@ WIDTH = 80
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("trace", help="live kernel drops on a device's tap and wire, with the kernel's reasons")
+    p = sub.add_parser("trace", help="live kernel drops on a device's tap and wire, with the kernel's reasons",
+                       description="Count what the kernel drops on a device's tap and wire (skb:kfree_skb,\n"
+                                   "with the running kernel's drop reasons) and its XDP errors; -j prints\n"
+                                   "one sample over --interval and exits.",
+                       epilog=output.examples("softena trace", "softena trace ena0 --duration 30",
+                                              "softena trace ena0 -j -p --interval 5"))
     p.add_argument("name", nargs="?", metavar="DEV", help="the device (default: every running device)")
-    p.add_argument("-j", "--json", action="store_true", help="print one sample over --interval as JSON and exit")
-    p.add_argument("-p", "--pretty", action="store_true", help="indent the JSON")
+    output.add_json_options(p)
     p.add_argument("--interval", type=_seconds, default=1.0, metavar="S", help="seconds per refresh or sample")
     p.add_argument("--duration", type=_seconds, metavar="S", help="stop after S seconds (default: at Ctrl-C)")
     p.set_defaults(func=cmd_trace)
@@ -53,7 +57,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
             raise SoftenaError("no softena devices running")
         watched = [iface for name in names for iface in devices.interfaces(name)]
         with Tracer(bcc, watched) as tracer:
-            if args.json:
+            if output.wants_json(args):
                 return sample(tracer, watched, args)
             return live(tracer, watched, args)
     except SoftenaError as exc:
@@ -75,7 +79,7 @@ def sample(tracer: Tracer, watched: list[Interface], args: argparse.Namespace) -
            "drops": [{"dev": k.iface.dev, "ifname": k.iface.ifname, "where": k.iface.where, "event": k.event,
                       "reason": k.reason, "count": n, "rate": round(n / seconds, 1)}
                      for k, n in sorted(counts.items(), key=lambda kv: -kv[1])]}
-    print(json.dumps(out, indent=2 if args.pretty else None))
+    output.emit_json(args, out)
     return 0
 
 

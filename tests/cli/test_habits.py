@@ -33,6 +33,7 @@ ERRORS = {
     "fault": ["fault", "list", "sft9"],
     "ynl": ["ynl", "--family", "netdev", "--do", "dev-get", "--json", "{not json"],
     "top": ["top", "--once", "sft9"],
+    "trace": ["trace", "sft9"],
 }
 CANNOT_FAIL = {"status"}  # it lists what there is, and nothing there is an answer too
 
