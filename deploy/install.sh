@@ -78,12 +78,23 @@ fi
 
 # Editable: the C datapath is compiled in place, so the checkout is the install.
 # On a distribution Python, pip needs leave to install beside apt's packages.
-PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check -e ".${extras}"
+# A stamp of what pip built from (the extras, the interpreter, the build files
+# and the C and BPF sources) lets a rerun on an unchanged checkout skip pip,
+# which would rebuild and rewrite everything.
+stamp_file=.install-stamp
+stamp="$( (echo "${extras}"; python3 -VV; cat pyproject.toml setup.py softena/datapath/build_native.py \
+    softena/datapath/native/*.[ch] bpf/*.[ch]) | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp" ] ||
+   ! python3 -c 'import softena.datapath._native, softena.datapath._vectors' 2>/dev/null ||
+   [ "$(python3 -c 'import softena, os; print(os.path.dirname(os.path.dirname(softena.__file__)))')" != "$(pwd)" ]; then
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check -e ".${extras}"
+    echo "$stamp" > "$stamp_file"
+fi
 
 # A stable path for systemd units and for shells whose PATH lacks pip's bin.
 bin="$(python3 -c 'import shutil; print(shutil.which("softena") or "")')"
-if [ -n "$bin" ] && [ "$bin" != /usr/local/bin/softena ]; then
-    ln -sf "$bin" /usr/local/bin/softena
+if [ -n "$bin" ] && [ "$bin" != /usr/local/bin/softena ] && [ "$(readlink /usr/local/bin/softena)" != "$bin" ]; then
+    ln -sfn "$bin" /usr/local/bin/softena
 fi
 
 # The service: the unit where systemd looks, replaced only when it changed; the
