@@ -384,11 +384,6 @@ static int pending(struct sn_queue *q)
 	return dev->wire->rx_pending(q);
 }
 
-static uint64_t now_us(void)
-{
-	return sn_now_ns() / 1000;
-}
-
 static void nap_ns(uint64_t ns)
 {
 	struct timespec ts = { (time_t)(ns / 1000000000), (long)(ns % 1000000000) };
@@ -397,21 +392,46 @@ static void nap_ns(uint64_t ns)
 }
 
 /*
+ * Spin on the fds (and the handoff rings) until there is work or UNTIL_NS;
+ * 1 when there is work. The host stack and the wire's softirqs share these
+ * CPUs: yield between looks, or the work we wait for never comes.
+ */
+static int busy_wait(struct sn_queue *q, struct pollfd *pfd, int nfd, uint64_t until_ns)
+{
+	uint64_t drain;
+
+	do {
+		if (pending(q))
+			return 1;
+		if (poll(pfd, (nfds_t)nfd, 0) > 0) {
+			if (pfd[0].revents & POLLIN)	/* a kick: its work is in pending() now */
+				(void)!read(q->wake_fd, &drain, sizeof(drain));
+			return 1;
+		}
+		sched_yield();
+	} while (sn_now_ns() < until_ns);
+	return 0;
+}
+
+/*
  * Does the worker owe another poll before it re-arms its interrupt (sleeps
  * in poll() on its fds)? The settings of napi-set, with the meanings
- * Documentation/networking/napi.rst gives them:
+ * Documentation/networking/napi.rst and napi_complete_done() give them:
  *
  * - irq-suspend-timeout: while polls keep finding work the interrupt stays
  *   suspended: poll again at once, for up to the timeout since the first of
  *   them; then sleep, as the kernel's timer would end the suspension. The
  *   first empty poll ends it too, and the deferral below takes over.
- * - defer-hard-irqs N: after a poll with work, up to N consecutive empty
- *   polls before sleeping. With gro-flush-timeout the deferral also ends
- *   that long after the last work, and its polls are spread over it: the
- *   kernel re-polls from a timer while the device's interrupt stays masked,
- *   so here a nap, not a wake-up by the fds.
+ * - defer-hard-irqs N: a poll with work leaves the interrupt masked for up to
+ *   N consecutive empty polls, each gro-flush-timeout after the previous
+ *   (the kernel re-arms its timer for each): up to N times that timeout of
+ *   polling after the last work. Without a timeout the polls come at once.
+ *   The wait between them is a nap, not a sleep on the fds: the interrupt is
+ *   masked. With BUSY, the worker is the busy-polling application that
+ *   prefer-busy-poll serves: it polls through the wait instead.
  */
-static int napi_repoll(struct sn_queue *q, uint64_t now)
+static int napi_repoll(struct sn_queue *q, uint64_t now, int busy,
+		       struct pollfd *pfd, int nfd)
 {
 	uint32_t defer = __atomic_load_n(&q->napi.defer_hard_irqs, __ATOMIC_RELAXED);
 	uint64_t window = __atomic_load_n(&q->napi.gro_flush_timeout_ns, __ATOMIC_RELAXED);
@@ -419,7 +439,6 @@ static int napi_repoll(struct sn_queue *q, uint64_t now)
 
 	if (q->last_work > 0) {
 		q->defer_left = defer;
-		q->defer_until_ns = now + window;
 		if (suspend) {
 			if (!q->suspend_since_ns)
 				q->suspend_since_ns = now;
@@ -427,18 +446,20 @@ static int napi_repoll(struct sn_queue *q, uint64_t now)
 				return 1;
 			return 0;
 		}
-		if (!defer)
-			return 0;
 	} else {
 		q->suspend_since_ns = 0;
 		if (q->defer_left > defer)
 			q->defer_left = defer;	/* napi-set lowered it meanwhile */
-		if (!q->defer_left || (window && now >= q->defer_until_ns))
-			return 0;
-		q->defer_left--;
 	}
-	if (window)
-		nap_ns(window / defer);
+	if (!q->defer_left)
+		return 0;
+	q->defer_left--;
+	if (window) {
+		if (busy)
+			busy_wait(q, pfd, nfd, now + window);
+		else
+			nap_ns(window);
+	}
 	return 1;
 }
 
@@ -459,15 +480,15 @@ static int napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
 	uint64_t drain, now = sn_now_ns(), sleep_ns;
 	int nfd = 0, r;
 
-	if (napi_repoll(q, now))
-		return 1;
-	q->defer_left = 0;
-	q->suspend_since_ns = 0;
-
 	pfd[nfd++] = (struct pollfd){ .fd = q->wake_fd, .events = POLLIN };
 	pfd[nfd++] = (struct pollfd){ .fd = q->wire_fd, .events = POLLIN };
 	if (!q->tx_stopped)
 		pfd[nfd++] = (struct pollfd){ .fd = q->host_fd, .events = POLLIN };
+	if (napi_repoll(q, now, busy_poll_us > 0, pfd, nfd))
+		return 1;
+	q->defer_left = 0;
+	q->suspend_since_ns = 0;
+
 	if (q->tx_stopped || q->tx_outstanding)
 		timeout_ms = 1;	/* completions are due: look again soon */
 	sleep_ns = (uint64_t)timeout_ms * 1000000;
@@ -480,16 +501,9 @@ static int napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
 	ts = (struct timespec){ (time_t)(sleep_ns / 1000000000), (long)(sleep_ns % 1000000000) };
 
 	if (busy_poll_us > 0) {
-		uint64_t end = now_us() + (uint64_t)busy_poll_us;
-
 		q->st.napi_busy_polls++;
-		do {
-			if (pending(q) || poll(pfd, nfd, 0) > 0)
-				return 1;
-			/* The host stack and the wire's softirqs share these CPUs:
-			 * let them run, or the work we wait for never comes. */
-			sched_yield();
-		} while (now_us() < end);
+		if (busy_wait(q, pfd, nfd, now + (uint64_t)busy_poll_us * 1000))
+			return 1;
 	}
 
 	atomic_store(&q->sleeping, 1);

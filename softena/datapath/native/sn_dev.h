@@ -135,7 +135,6 @@ struct sn_queue {
 	struct sn_napi_config napi;
 	int last_work;			/* what the last poll did */
 	uint32_t defer_left;		/* empty polls still owed before sleeping */
-	uint64_t defer_until_ns;	/* ... and when that deferral ends */
 	uint64_t suspend_since_ns;	/* first of the polls finding work without a sleep; 0 none */
 	uint64_t gro_due_ns;		/* when the oldest held GRO session must go up; 0 none */
 
