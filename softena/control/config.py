@@ -7,6 +7,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 
+from softena.control.access import group_id
 from softena.control.health import Thresholds
 from softena.device.features import DeviceAttributes
 from softena.errors import SoftenaError
@@ -66,6 +67,7 @@ class DeviceConfig:
     metrics: bool = True  # --no-metrics: no Prometheus endpoint
     metrics_port: int | None = None  # None: METRICS_PORT_BASE + the device's slot
     busy_poll_us: int = 0  # --busy-poll: workers spin this long for work before they sleep
+    read_group: str | None = None  # --read-group: may use the read-only control commands
 
     def validate(self) -> None:
         """Refuse what cannot work, before any kernel object exists."""
@@ -86,6 +88,8 @@ class DeviceConfig:
             raise SoftenaError(f"invalid --busy-poll {self.busy_poll_us}: 0..{MAX_BUSY_POLL_US} microseconds")
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
             raise SoftenaError(f"invalid --metrics-port {self.metrics_port}: 1..65535")
+        if self.read_group is not None:
+            group_id(self.read_group)
 
 
 def parse_cpus(text: str) -> list[int]:

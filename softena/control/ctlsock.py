@@ -1,13 +1,16 @@
 """The control socket: /run/softena/<dev>.sock, one JSON request per connection.
 
-Root only: the socket file is 0600 and every peer's credentials are checked,
-since a request can reconfigure or stop the device.
+Who may send what is softena.control.access's to say: root and holders of
+CAP_NET_ADMIN everything, the device's read group (if it has one) the
+commands that only read; every peer's credentials are checked.
 
 Every request gets a reply, and no request can stop the next one:
 
 - each connection is served by a short-lived thread of its own, at most
   MAX_CLIENTS at once (past that, a "busy" error reply), and must deliver its
-  request within RECV_TIMEOUT seconds, so a silent client holds up nobody;
+  request, at most MAX_REQUEST bytes, within RECV_TIMEOUT seconds, so a
+  silent, slow or endless client holds up nobody; a reply the client does not
+  read is given up after RECV_TIMEOUT seconds too;
 - requests are checked against their command's fields before a handler sees
   them: a wrong type or value is refused with a one-line error;
 - commands that change the device run one at a time under one lock; reads
@@ -23,12 +26,12 @@ import json
 import math
 import os
 import socket
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from softena.control import access
 from softena.control.state import RUN_DIR, socket_path
 from softena.errors import SoftenaError
 from softena.log import log, log_exception
@@ -38,7 +41,8 @@ Handler = Callable[[dict], Any]
 # What is wrong with a field's value, or None when it is fine.
 Check = Callable[[Any], "str | None"]
 
-MAX_REQUEST = 1 << 20
+MAX_REQUEST = 64 << 10  # the largest real request (ethtool -X with a full table) is under 2 KiB
+MAX_REPLY = 64 << 20
 MAX_CLIENTS = 32
 RECV_TIMEOUT = 2.0
 CHANGE_WAIT = 10.0  # a change waits this long for the one before it, then is refused as busy
@@ -118,8 +122,9 @@ class ControlServer:
     and may be called again to replace one that died (LastResort does).
     """
 
-    def __init__(self, dev: str, commands: dict[str, Command]) -> None:
+    def __init__(self, dev: str, commands: dict[str, Command], read_gid: int | None = None) -> None:
         self.dev = dev
+        self.read_gid = read_gid
         self.path = socket_path(dev)
         self.commands = commands
         self.thread_name = f"softena/{dev}-ctl"
@@ -136,6 +141,7 @@ class ControlServer:
             self.sock.bind(self.path)
         finally:
             os.umask(old)
+        access.hand_to_group(self.path, read_gid, 0o660)
         self.sock.listen(MAX_CLIENTS)
 
     def start(self) -> None:
@@ -191,13 +197,12 @@ class ControlServer:
     def _answer(self, conn: socket.socket) -> bytes:
         cmd = None
         try:
-            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            _, uid, _ = struct.unpack("3i", creds)
-            if uid != 0:
-                raise BadRequest("permission denied: root only")
+            peer = access.peer_of(conn)
+            access.check(self.dev, peer, self.read_gid)
             request = self._read_request(conn)
             cmd = request.get("cmd")
             command = self._checked(request)
+            access.check_command(self.dev, peer, cmd, command.reads(request))
             if self._closing:
                 raise SoftenaError(f"{self.dev}: going down")
             return json.dumps({"result": self._run(command, request)}).encode()
@@ -325,7 +330,7 @@ def _recv_all(conn: socket.socket) -> bytes:
             return b"".join(chunks)
         chunks.append(chunk)
         size += len(chunk)
-        if size > MAX_REQUEST * 64:
+        if size > MAX_REPLY:
             raise ValueError("reply too large")
 
 
@@ -341,6 +346,8 @@ def request(dev: str, cmd: str, timeout: float = 10.0, **args: Any) -> Any:
             reply = json.loads(_recv_all(s))
     except FileNotFoundError as exc:
         raise SoftenaError(f"{dev}: no such device (is it up?)") from exc
+    except PermissionError as exc:
+        raise access.refusal(exc, f"{dev}: control socket") from exc
     except (OSError, ValueError) as exc:
         raise SoftenaError(f"{dev}: control socket: {exc}") from exc
     if "error" in reply:
