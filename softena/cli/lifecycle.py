@@ -24,6 +24,7 @@ from softena.control.health import Thresholds
 from softena.control.state import (
     RUN_DIR,
     DeviceState,
+    denied,
     list_devices,
     log_path,
     pid_alive,
@@ -163,6 +164,8 @@ def _drop_log(dev: str) -> str:
 def cmd_down(args: argparse.Namespace) -> int:
     name = args.name or _default_device()
     state = DeviceState.load(name)
+    if state is None and denied(name):
+        raise SoftenaError(f"{name}: permission denied: not root, and not in the device's read group")
     if state is None:
         raise SoftenaError(f"{name}: no such device")
     if not pid_alive(state.pid):

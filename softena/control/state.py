@@ -63,6 +63,17 @@ class DeviceState:
             return None
 
 
+def denied(dev: str) -> bool:
+    """Whether DEV's record is there, or may be, but this user may not read it."""
+    try:
+        os.stat(state_path(dev))
+    except PermissionError:
+        return True  # the run directory is closed to this user
+    except OSError:
+        return False
+    return not os.access(state_path(dev), os.R_OK)
+
+
 def list_devices() -> list[str]:
     """Names of devices with a record, running or left over."""
     try:
