@@ -136,7 +136,7 @@ def settle_privileges(config: DeviceConfig) -> int | None:
     run directory to it, and drop every capability the running device does not
     use (softena.control.privilege). Returns the read group's id."""
     gid = access.group_id(config.read_group) if config.read_group is not None else None
-    clear_leftovers(config.name)
+    clear_leftovers(config.name, keep_log=True)
     access.join_group(gid)
     access.settle_run_dir(gid)
     low_port = config.metrics and config.metrics_port is not None and config.metrics_port < 1024

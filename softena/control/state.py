@@ -95,9 +95,9 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def remove_files(dev: str) -> None:
-    """Drop the record, socket and log of DEV."""
-    for path in (state_path(dev), socket_path(dev), log_path(dev), state_path(dev) + ".tmp"):
+def remove_files(dev: str, keep_log: bool = False) -> None:
+    """Drop the record, socket and log of DEV (but the log if KEEP_LOG)."""
+    for path in (state_path(dev), socket_path(dev), *(() if keep_log else (log_path(dev),)), state_path(dev) + ".tmp"):
         try:
             os.unlink(path)
         except FileNotFoundError:
