@@ -44,6 +44,7 @@ Check = Callable[[Any], "str | None"]
 MAX_REQUEST = 64 << 10  # the largest real request (ethtool -X with a full table) is under 2 KiB
 MAX_REPLY = 64 << 20
 MAX_CLIENTS = 32
+BACKLOG = 256
 RECV_TIMEOUT = 2.0
 CHANGE_WAIT = 10.0  # a change waits this long for the one before it, then is refused as busy
 # accept() failures that pass: the process is short of descriptors or memory for a while.
@@ -142,7 +143,10 @@ class ControlServer:
         finally:
             os.umask(old)
         access.hand_to_group(self.path, read_gid, 0o660)
-        self.sock.listen(MAX_CLIENTS)
+        # The backlog only holds connections until the accept loop takes them (and refuses
+        # those past MAX_CLIENTS as busy): a small one made a burst of clients fail to
+        # connect at all (EAGAIN) instead of getting an answer.
+        self.sock.listen(BACKLOG)
 
     def start(self) -> None:
         self._thread = NamedThread(target=self._accept_loop, name=self.thread_name)
@@ -334,13 +338,27 @@ def _recv_all(conn: socket.socket) -> bytes:
             raise ValueError("reply too large")
 
 
+def _connect(s: socket.socket, path: str, timeout: float) -> None:
+    """connect(), waiting out a full backlog: a socket with a timeout is non-blocking
+    underneath, and a Unix socket's connect then fails at once with EAGAIN."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            s.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def request(dev: str, cmd: str, timeout: float = 10.0, **args: Any) -> Any:
     """Send one request to DEV's daemon and return its result."""
     path = socket_path(dev)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
-            s.connect(path)
+            _connect(s, path, timeout)
             s.sendall(json.dumps({"cmd": cmd, **args}).encode())
             s.shutdown(socket.SHUT_WR)
             reply = json.loads(_recv_all(s))
