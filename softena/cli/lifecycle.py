@@ -11,7 +11,7 @@ import time
 
 from softena.cli.output import examples
 from softena.cli.upconfig import UpOptions
-from softena.control import ctlsock, daemon
+from softena.control import ctlsock, daemon, devlock
 from softena.control.cleanup import clear_leftovers
 from softena.control.config import (
     METRICS_HOST,
@@ -21,10 +21,12 @@ from softena.control.config import (
     check_environment,
     parse_cpus,
 )
+from softena.control.devlock import DeviceLock
 from softena.control.health import Thresholds
 from softena.control.state import (
     RUN_DIR,
     DeviceState,
+    denied,
     list_devices,
     log_path,
     pid_alive,
@@ -69,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     metrics.add_argument("--no-metrics", action="store_true", help="no Prometheus endpoint")
     up.add_argument("--metrics-address", default=METRICS_HOST, metavar="ADDR",
                     help=f"IP address the Prometheus endpoint listens on (default {METRICS_HOST})")
+    up.add_argument("--read-group", metavar="GROUP",
+                    help="members of GROUP (name or number) may use the read-only commands: status, stats, "
+                         "ethtool gets, ynl dumps, top (default: root and CAP_NET_ADMIN only)")
     up.add_argument("--foreground", action="store_true", help="stay attached (for supervisors)")
     up.add_argument("--config", metavar="FILE",
                     help="take options from this TOML file (keys: the long options without --, and name); "
@@ -92,7 +97,7 @@ def config_from_args(args: argparse.Namespace) -> DeviceConfig:
                           llq_header=parse_llq(args.llq), attrs=device_attributes(args.max_queues, args.max_mtu),
                           thresholds=thresholds(args), metrics=not args.no_metrics, metrics_port=args.metrics_port,
                           metrics_address=args.metrics_address, busy_poll_us=args.busy_poll,
-                          steering=not args.no_steering)
+                          steering=not args.no_steering, read_group=args.read_group)
     if args.queues is not None:
         config.queues = args.queues
     else:  # one per online CPU, as far as the device has queues
@@ -148,9 +153,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 def _spawn_background(args: argparse.Namespace, config: DeviceConfig) -> int:
     """Start the device process detached and wait until it passes traffic."""
     os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
+    devlock.refuse_if_held(config.name)  # at once, before touching the running one's log
     rfd, wfd = os.pipe()
     argv = [sys.executable, "-m", "softena", *sys.argv[1:], "--foreground", "--notify-fd", str(wfd)]
-    with open(log_path(config.name), "ab") as logf:
+    # 0600: the run directory may be open to a device's read group; the log is root's.
+    with open(os.open(log_path(config.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as logf:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                 pass_fds=(wfd,), start_new_session=True)
     os.close(wfd)
@@ -182,19 +189,24 @@ def _drop_log(dev: str) -> str:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    if os.geteuid() != 0:
-        raise SoftenaError("must be run as root")
     name = args.name or _default_device()
     state = DeviceState.load(name)
+    if state is None and denied(name):
+        raise SoftenaError(f"{name}: permission denied: not root, and not in the device's read group")
     if state is None:
         raise SoftenaError(f"{name}: no such device")
     if not pid_alive(state.pid):
-        clear_leftovers(name)
+        if os.geteuid() != 0:
+            raise SoftenaError("must be run as root")
+        with DeviceLock.acquire(name):  # a crashed device's lock is free; a live one's names it
+            clear_leftovers(name)
         print(f"{name}: cleared what a crashed device left behind")
         return 0
     try:
-        ctlsock.request(name, "shutdown")
+        ctlsock.request(name, "shutdown")  # the device says whether this caller may
     except SoftenaError:
+        if os.geteuid() != 0:
+            raise
         os.kill(state.pid, 15)
     deadline = time.monotonic() + 20
     while pid_alive(state.pid) and time.monotonic() < deadline:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from softena.cli.output import add_json_options, emit_json, examples, print_table, table, wants_json
 from softena.control import ctlsock
-from softena.control.state import DeviceState, list_devices, pid_alive
+from softena.control.state import DeviceState, denied, list_devices, pid_alive
 from softena.datapath import latency
 from softena.errors import SoftenaError
 
@@ -49,6 +49,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for name in list_devices():
         state = DeviceState.load(name)
         if state is None:
+            if denied(name):  # not root, and not in the device's read group
+                rows.append({"dev": name, "state": "permission denied"})
             continue
         if not pid_alive(state.pid):
             rows.append({"dev": name, "state": "crashed (run softena down to clear)", "pid": state.pid})

@@ -26,8 +26,11 @@ def remove_kernel_objects(state: DeviceState) -> None:
                     pass
 
 
-def clear_leftovers(dev: str) -> bool:
-    """Clean up after a device whose process died; refuse if it still runs."""
+def clear_leftovers(dev: str, keep_log: bool = False) -> bool:
+    """Clean up after a device whose process died; refuse if it still runs.
+
+    KEEP_LOG: called by the device's next process, whose log it is by now
+    (`softena up` opened it for the new process to write to)."""
     state = DeviceState.load(dev)
     if state is None:
         return False
@@ -35,5 +38,5 @@ def clear_leftovers(dev: str) -> bool:
         raise SoftenaError(f"{dev}: device is already up (pid {state.pid})")
     log(dev, "notice", f"clearing what pid {state.pid} left behind")
     remove_kernel_objects(state)
-    remove_files(dev)
+    remove_files(dev, keep_log)
     return True

@@ -8,6 +8,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 
+from softena.control.access import group_id
 from softena.control.health import Thresholds
 from softena.device.features import DeviceAttributes
 from softena.errors import SoftenaError
@@ -70,6 +71,7 @@ class DeviceConfig:
     metrics_address: str = METRICS_HOST  # --metrics-address: where the endpoint listens
     busy_poll_us: int = 0  # --busy-poll: workers spin this long for work before they sleep
     steering: bool = True  # --no-steering: no RSS stage on a software wire (softena/ports/steer.py)
+    read_group: str | None = None  # --read-group: may use the read-only control commands
 
     def validate(self) -> None:
         """Refuse what cannot work, before any kernel object exists."""
@@ -94,6 +96,8 @@ class DeviceConfig:
             ipaddress.ip_address(self.metrics_address)
         except ValueError:
             raise SoftenaError(f"invalid --metrics-address '{self.metrics_address}': not an IP address") from None
+        if self.read_group is not None:
+            group_id(self.read_group)
 
 
 def parse_cpus(text: str) -> list[int]:

@@ -1,13 +1,16 @@
 """The control socket: /run/softena/<dev>.sock, one JSON request per connection.
 
-Root only: the socket file is 0600 and every peer's credentials are checked,
-since a request can reconfigure or stop the device.
+Who may send what is softena.control.access's to say: root and holders of
+CAP_NET_ADMIN everything, the device's read group (if it has one) the
+commands that only read; every peer's credentials are checked.
 
 Every request gets a reply, and no request can stop the next one:
 
 - each connection is served by a short-lived thread of its own, at most
   MAX_CLIENTS at once (past that, a "busy" error reply), and must deliver its
-  request within RECV_TIMEOUT seconds, so a silent client holds up nobody;
+  request, at most MAX_REQUEST bytes, within RECV_TIMEOUT seconds, so a
+  silent, slow or endless client holds up nobody; a reply the client does not
+  read is given up after RECV_TIMEOUT seconds too;
 - requests are checked against their command's fields before a handler sees
   them: a wrong type or value is refused with a one-line error;
 - commands that change the device run one at a time under one lock; reads
@@ -23,12 +26,12 @@ import json
 import math
 import os
 import socket
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from softena.control import access
 from softena.control.state import RUN_DIR, socket_path
 from softena.errors import SoftenaError
 from softena.log import log, log_exception
@@ -38,8 +41,10 @@ Handler = Callable[[dict], Any]
 # What is wrong with a field's value, or None when it is fine.
 Check = Callable[[Any], "str | None"]
 
-MAX_REQUEST = 1 << 20
+MAX_REQUEST = 64 << 10  # the largest real request (ethtool -X with a full table) is under 2 KiB
+MAX_REPLY = 64 << 20
 MAX_CLIENTS = 32
+BACKLOG = 256
 RECV_TIMEOUT = 2.0
 CHANGE_WAIT = 10.0  # a change waits this long for the one before it, then is refused as busy
 # accept() failures that pass: the process is short of descriptors or memory for a while.
@@ -118,8 +123,9 @@ class ControlServer:
     and may be called again to replace one that died (LastResort does).
     """
 
-    def __init__(self, dev: str, commands: dict[str, Command]) -> None:
+    def __init__(self, dev: str, commands: dict[str, Command], read_gid: int | None = None) -> None:
         self.dev = dev
+        self.read_gid = read_gid
         self.path = socket_path(dev)
         self.commands = commands
         self.thread_name = f"softena/{dev}-ctl"
@@ -136,7 +142,11 @@ class ControlServer:
             self.sock.bind(self.path)
         finally:
             os.umask(old)
-        self.sock.listen(MAX_CLIENTS)
+        access.hand_to_group(self.path, read_gid, 0o660)
+        # The backlog only holds connections until the accept loop takes them (and refuses
+        # those past MAX_CLIENTS as busy): a small one made a burst of clients fail to
+        # connect at all (EAGAIN) instead of getting an answer.
+        self.sock.listen(BACKLOG)
 
     def start(self) -> None:
         self._thread = NamedThread(target=self._accept_loop, name=self.thread_name)
@@ -191,13 +201,12 @@ class ControlServer:
     def _answer(self, conn: socket.socket) -> bytes:
         cmd = None
         try:
-            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            _, uid, _ = struct.unpack("3i", creds)
-            if uid != 0:
-                raise BadRequest("permission denied: root only")
+            peer = access.peer_of(conn)
+            access.check(self.dev, peer, self.read_gid)
             request = self._read_request(conn)
             cmd = request.get("cmd")
             command = self._checked(request)
+            access.check_command(self.dev, peer, cmd, command.reads(request))
             if self._closing:
                 raise SoftenaError(f"{self.dev}: going down")
             return json.dumps({"result": self._run(command, request)}).encode()
@@ -325,8 +334,22 @@ def _recv_all(conn: socket.socket) -> bytes:
             return b"".join(chunks)
         chunks.append(chunk)
         size += len(chunk)
-        if size > MAX_REQUEST * 64:
+        if size > MAX_REPLY:
             raise ValueError("reply too large")
+
+
+def _connect(s: socket.socket, path: str, timeout: float) -> None:
+    """connect(), waiting out a full backlog: a socket with a timeout is non-blocking
+    underneath, and a Unix socket's connect then fails at once with EAGAIN."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            s.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def request(dev: str, cmd: str, timeout: float = 10.0, **args: Any) -> Any:
@@ -335,12 +358,14 @@ def request(dev: str, cmd: str, timeout: float = 10.0, **args: Any) -> Any:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
-            s.connect(path)
+            _connect(s, path, timeout)
             s.sendall(json.dumps({"cmd": cmd, **args}).encode())
             s.shutdown(socket.SHUT_WR)
             reply = json.loads(_recv_all(s))
     except FileNotFoundError as exc:
         raise SoftenaError(f"{dev}: no such device (is it up?)") from exc
+    except PermissionError as exc:
+        raise access.refusal(exc, f"{dev}: control socket") from exc
     except (OSError, ValueError) as exc:
         raise SoftenaError(f"{dev}: control socket: {exc}") from exc
     if "error" in reply:

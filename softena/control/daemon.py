@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from setproctitle import setproctitle
 
-from softena.control import sdnotify
+from softena.control import access, privilege, sdnotify
+from softena.control.cleanup import clear_leftovers
 from softena.control.config import METRICS_PORT_BASE, DeviceConfig
 from softena.control.ctlsock import (
     Command,
@@ -29,6 +30,7 @@ from softena.control.ctlsock import (
     text,
 )
 from softena.control.device import Device
+from softena.control.devlock import DeviceLock
 from softena.control.ethtool_ops import EthtoolOps
 from softena.device.admin import Opcode
 from softena.device.faults import KINDS
@@ -136,6 +138,22 @@ def start_metrics(device: Device) -> MetricsServer | None:
         raise
 
 
+def settle_privileges(config: DeviceConfig) -> int | None:
+    """Before the process's first thread: clear a crashed predecessor's leftovers
+    (which may take more than this device needs), join the read group, open the
+    run directory to it, and drop every capability the running device does not
+    use (softena.control.privilege). Returns the read group's id."""
+    gid = access.group_id(config.read_group) if config.read_group is not None else None
+    clear_leftovers(config.name, keep_log=True)
+    access.join_group(gid)
+    access.settle_run_dir(gid)
+    low_port = config.metrics and config.metrics_port is not None and config.metrics_port < 1024
+    keep = privilege.runtime_caps(config.wire.kind == "xsk", config.wire.lab, low_port)
+    privilege.drop_to(keep)
+    log(config.name, "info", privilege.describe(keep))
+    return gid
+
+
 def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
     """Run the device until SIGTERM, SIGINT, a shutdown request or a thread's death; return the exit code."""
     done = threading.Event()
@@ -149,17 +167,23 @@ def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
     # threads started from here inherit the name, so give it a whole one.
     name_this_thread(f"softena/{config.name}")
 
-    device = Device(config)
+    lock = None
     try:
+        lock = DeviceLock.acquire(config.name)  # held for life; the kernel lets go of it at the end
+        gid = settle_privileges(config)
+        device = Device(config)
+        device.state.read_gid = gid
         device.start()
         metrics = start_metrics(device)
     except SoftenaError as exc:
         _notify(notify_fd, f"error {exc}")
         sdnotify.notify(f"STATUS={exc}")
+        if lock is not None:
+            lock.release()
         raise
     setproctitle(title(device))
     name_this_thread(f"softena/{config.name}")
-    server = ControlServer(config.name, commands(device, done, lambda: setproctitle(title(device)), metrics))
+    server = ControlServer(config.name, commands(device, done, lambda: setproctitle(title(device)), metrics), gid)
     if metrics:
         last_resort.restart_with(metrics.thread_name, metrics.start)
     last_resort.restart_with(server.thread_name, server.start)
@@ -181,4 +205,6 @@ def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
         if metrics:
             metrics.close()
         device.stop()
+        access.settle_run_dir()
+        lock.release()
     return 1 if last_resort.failure else 0

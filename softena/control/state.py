@@ -11,6 +11,8 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
+from softena.errors import SoftenaError
+
 RUN_DIR = "/run/softena"
 
 
@@ -37,12 +39,18 @@ class DeviceState:
     lab_index: int | None = None  # which lab subnet it uses
     slot: int | None = None  # its number among running devices: NAPI and page pool ids
     links: list[str] = field(default_factory=list)  # host links we created
+    read_gid: int | None = None  # --read-group: may read this record and ask the read-only commands
 
     def save(self) -> None:
-        """Write atomically: a reader never sees half a record."""
+        """Write atomically: a reader never sees half a record. Root's alone (0600),
+        or also its read group's (0640)."""
         os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
         tmp = state_path(self.dev) + ".tmp"
-        with open(tmp, "w") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with open(fd, "w") as f:
+            if self.read_gid is not None:
+                os.fchown(fd, -1, self.read_gid)  # the process is in that group: see access.join_group
+                os.fchmod(fd, 0o640)
             json.dump(asdict(self), f)
         os.replace(tmp, state_path(self.dev))
 
@@ -55,10 +63,24 @@ class DeviceState:
             return None
 
 
+def denied(dev: str) -> bool:
+    """Whether DEV's record is there, or may be, but this user may not read it."""
+    try:
+        os.stat(state_path(dev))
+    except PermissionError:
+        return True  # the run directory is closed to this user
+    except OSError:
+        return False
+    return not os.access(state_path(dev), os.R_OK)
+
+
 def list_devices() -> list[str]:
     """Names of devices with a record, running or left over."""
     try:
         names = os.listdir(RUN_DIR)
+    except PermissionError:
+        raise SoftenaError(f"{RUN_DIR}: permission denied (softena's devices are root's, "
+                           "and their read group's if they have one)") from None
     except OSError:
         return []
     return sorted(n[:-5] for n in names if n.endswith(".json"))
@@ -73,9 +95,9 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def remove_files(dev: str) -> None:
-    """Drop the record, socket and log of DEV."""
-    for path in (state_path(dev), socket_path(dev), log_path(dev), state_path(dev) + ".tmp"):
+def remove_files(dev: str, keep_log: bool = False) -> None:
+    """Drop the record, socket and log of DEV (but the log if KEEP_LOG)."""
+    for path in (state_path(dev), socket_path(dev), *(() if keep_log else (log_path(dev),)), state_path(dev) + ".tmp"):
         try:
             os.unlink(path)
         except FileNotFoundError:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import errno
 import heapq
-import os
 import select
 import sys
 import time
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from softena.control import ctlsock
-from softena.control.state import RUN_DIR, DeviceState, list_devices, pid_alive
+from softena.control.state import DeviceState, list_devices, pid_alive
 from softena.errors import SoftenaError
 from softena.netdev import genl, notify
 from softena.netdev.family import PAGE_POOL_ID_BASE, napi_slot
@@ -54,14 +53,16 @@ def warn(message: str) -> None:
 
 def softena_devices() -> list[SoftenaDevice]:
     """Running softena devices, in ifindex order; a device that does not answer is left out."""
-    if os.geteuid() != 0 and os.path.isdir(RUN_DIR):
-        warn("not root: softena devices cannot be asked, showing the kernel's view only")
+    try:
+        names = list_devices()
+    except SoftenaError as exc:  # not root, and in no device's read group
+        warn(f"{exc}; showing the kernel's view only")
         return []
     out = []
-    for name in list_devices():
+    for name in names:
         state = DeviceState.load(name)
         if state is None or not pid_alive(state.pid):
-            continue
+            continue  # gone, or not this user's to read
         try:
             status = ctlsock.request(name, "status", timeout=5.0)
         except SoftenaError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shutil
 import sys
 
@@ -91,7 +92,9 @@ def test_bad_device_name_is_refused() -> None:
 def test_second_up_of_a_running_device_is_refused(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "1")
     proc = run([SOFTENA, "up", "sft0", "--queues", "1"])
-    assert proc.returncode != 0 and "already up" in proc.stderr
+    assert proc.returncode == 1
+    assert re.fullmatch(rf"softena: sft0: already driven by softena process {dev.pid} \(started [0-9: -]+\)\n",
+                        proc.stderr), proc.stderr
     assert run(["ping", "-c", "1", "-W", "2", dev.peer_v4]).returncode == 0
 
 
