@@ -11,8 +11,9 @@ need again for a reset, `ethtool -L/-G`, a link flap or the teardown.
 Each set was measured, not guessed: with any one capability of
 NEEDS missing, bring-up or a reset, `ethtool -L`, `-G`, a link flap or the
 teardown fails on a wire that lists it; cap_bpf is the one a lab wire does
-without, since cap_sys_admin implies it there (a tap:NAME wire needs it for
-its steering program: without it the device comes up unsteered).
+without, since cap_sys_admin implies it there. A tap wire's steering
+program needs cap_bpf and cap_perfmon to load; without them the device
+comes up unsteered.
 
 Written with ctypes (capset(2), prctl(2)) as softena.threads names its
 threads: the Python bindings of libcap-ng are Debian's, for Debian's own
@@ -28,13 +29,17 @@ from softena.errors import SoftenaError
 
 # What a running device keeps, why, and which wires need it: (reason, wire kinds).
 # "xsk": AF_XDP wires (lab, xdp:IFACE); "lab": wires whose far end is a peer namespace
-# (lab, tap); "all": every wire. Measured one by one (see the module's docstring).
+# (lab, tap); "steer": tap wires with their tun steering program (not --no-steering;
+# the lab veth's is linked at bring-up, under cap_sys_admin); "all": every wire.
+# Measured one by one (see the module's docstring).
 NEEDS: dict[str, tuple[str, str]] = {
     "cap_net_admin": ("links, tap queues, XDP attach, ethtool -L: bring-up, reset, -L/-G, teardown", "all"),
     "cap_net_raw": ("AF_XDP sockets, made anew on every queue rebuild; the lab's ICMP reachability probe",
                     "xsk lab"),
-    "cap_bpf": ("the XDP program and its XSKMAP, a software wire's steering program and its map "
-                "(unprivileged BPF is disabled)", "all"),
+    "cap_bpf": ("the XDP program and its XSKMAP, a tap wire's steering program and its map "
+                "(unprivileged BPF is disabled)", "xsk steer"),
+    "cap_perfmon": ("the tap wire's steering program: the verifier refuses its table lookups "
+                    "(variable-offset map reads) to a loader without it", "steer"),
     "cap_ipc_lock": ("every queue rebuild's UMEM pins its pages past RLIMIT_MEMLOCK", "xsk"),
     "cap_sys_admin": ("the peer namespace: made, entered for ethtool -L and the link watch, removed", "lab"),
 }
@@ -75,10 +80,11 @@ class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
-def runtime_caps(xsk: bool, lab: bool, low_port: bool = False) -> dict[str, str]:
+def runtime_caps(xsk: bool, lab: bool, low_port: bool = False, steer: bool = False) -> dict[str, str]:
     """The capabilities a running device keeps, with why: those of NEEDS its wire needs
-    (XSK: AF_XDP, LAB: a peer namespace), and cap_net_bind_service for a metrics port below 1024."""
-    kinds = {"all"} | ({"xsk"} if xsk else set()) | ({"lab"} if lab else set())
+    (XSK: AF_XDP, LAB: a peer namespace, STEER: a tap wire's steering program), and
+    cap_net_bind_service for a metrics port below 1024."""
+    kinds = {"all"} | ({"xsk"} if xsk else set()) | ({"lab"} if lab else set()) | ({"steer"} if steer else set())
     keep = {name: why for name, (why, wires) in NEEDS.items() if kinds & set(wires.split())}
     if low_port:
         keep["cap_net_bind_service"] = "the metrics port is below 1024"

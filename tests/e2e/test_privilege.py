@@ -52,10 +52,10 @@ def test_a_lab_device_keeps_five_capabilities_in_every_thread_and_still_does_eve
     assert "err" not in "".join(ln[:3] for ln in device_log("sft0").splitlines() if ln.startswith("<3>"))
 
 
-def test_a_tap_wire_of_its_own_keeps_only_cap_net_admin_and_cap_bpf(softena_up) -> None:
+def test_a_tap_wire_of_its_own_keeps_cap_net_admin_and_what_its_steering_program_needs(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "2", "--wire", "tap:sft0t")
-    assert capability_sets(dev.pid) == expected(privilege.mask(["cap_net_admin", "cap_bpf"]))
-    assert dev.status["wire-steering"] == "by RSS, tun steering on sft0t"  # what cap_bpf is kept for
+    assert capability_sets(dev.pid) == expected(privilege.mask(["cap_net_admin", "cap_bpf", "cap_perfmon"]))
+    assert dev.status["wire-steering"] == "by RSS, tun steering on sft0t"  # what cap_bpf and cap_perfmon are for
     run(["softena", "ethtool", "-L", "sft0", "combined", "1"], check=True)
     run(["softena", "reset", "sft0"], check=True)
     assert device_status("sft0")["queues"] == 1
@@ -65,3 +65,8 @@ def test_the_systemd_units_bounding_set_is_what_bring_up_needs() -> None:
     match = re.search(r"^CapabilityBoundingSet=(.*)$", UNIT.read_text(), re.MULTILINE)
     assert match, f"{UNIT} has no CapabilityBoundingSet"
     assert sorted(match.group(1).lower().split()) == sorted(privilege.BRINGUP_CAPS)
+
+
+def test_without_steering_a_tap_wire_keeps_cap_net_admin_alone(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "2", "--wire", "tap:sft0t", "--no-steering")
+    assert capability_sets(dev.pid) == expected(privilege.mask(["cap_net_admin"]))
