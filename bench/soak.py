@@ -61,7 +61,8 @@ class Check:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="softena soak: traffic, resets and reconfiguration, then leak "
                                             "and counter checks")
-    p.add_argument("--duration", type=int, default=600, help="seconds of soak (default 600); whole cycles")
+    p.add_argument("--duration", type=int, default=600,
+                   help="seconds of soak (default 600): as many whole cycles as fit, at least 2")
     p.add_argument("--interval", type=float, default=3.0, help="seconds between changes (default 3)")
     p.add_argument("--sample", type=float, default=2.0, help="seconds between process samples (default 2)")
     p.add_argument("--chunk", type=int, default=5, help="seconds of one traffic run (default 5)")
@@ -99,12 +100,16 @@ def soak(dev: SoakDevice, args: argparse.Namespace, loops: list[Loop]) -> tuple[
 
     for loop in loops:
         loop.start()
-    cycles = max(2, round(args.duration / (args.interval * len(CYCLE))))
     samples: list[Sample] = []
     warm: Sample | None = None
     took: list[float] = []
+    rss_cycles: list[int] = []  # at the end of each cycle, under traffic
     t_begin = next_sample = time.monotonic()
-    for cycle in range(cycles):
+    cycle = 0
+    # Whole cycles (so it ends where it started), at least two (one is the
+    # warm-up), as many as fit in --duration: each takes a little more than
+    # its intervals, the changes themselves take time.
+    while cycle < 2 or (time.monotonic() - t_begin) * (cycle + 1) / cycle <= args.duration:
         for step in CYCLE:
             took.append(change(dev, step))
             deadline = time.monotonic() + args.interval
@@ -115,10 +120,12 @@ def soak(dev: SoakDevice, args: argparse.Namespace, loops: list[Loop]) -> tuple[
                     samples.append(dev.sample())
                     next_sample += args.sample
                 time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        rss_cycles.append(dev.sample().rss)
         if cycle == 0:
             warm = dev.sample()
             log(f"warm: rss {warm.rss >> 20} MiB after {time.monotonic() - t_begin:.0f} s")
-        log(f"cycle {cycle + 1}/{cycles} done, {time.monotonic() - t_begin:.0f} s")
+        cycle += 1
+        log(f"cycle {cycle} done, {time.monotonic() - t_begin:.0f} s")
     soaked = time.monotonic() - t_begin
     for loop in loops:
         loop.stop()
@@ -185,10 +192,11 @@ def soak(dev: SoakDevice, args: argparse.Namespace, loops: list[Loop]) -> tuple[
         if loop.tally.runs == 0:
             checks.append(Check(f"{loop.tally.name} traffic ran", "no run completed", False))
 
-    figures = {"soaked": soaked, "cycles": cycles, "changes": len(took),
+    figures = {"soaked": soaked, "cycles": cycle, "changes": len(took),
                "change-p50": statistics.median(took), "change-max": max(took),
                "samples": len(samples), "rss-warm": warm.rss, "rss-end": last.rss,
-               "rss-max": max(s.rss for s in samples), "unseen": unseen, "device": d, "peer": dpeer, "wire": dwire}
+               "rss-max": max(s.rss for s in samples), "unseen": unseen, "rss-cycles": rss_cycles,
+               "device": d, "peer": dpeer, "wire": dwire}
     return checks, figures
 
 
@@ -207,8 +215,9 @@ def print_report(checks: list[Check], figures: dict, loops: list[Loop]) -> None:
         t = loop.tally
         rtt = f"{statistics.median(t.rtts):.3f}/{max(t.rtts):.3f}" if t.rtts else "-"
         print(f"{t.name:<8}  {t.runs:>5}  {t.failed:>6}  {t.bytes / 1e6:>9.1f}  {t.packets:>9}  {t.lost:>7}  {rtt}")
-    d = figures["device"]
     print()
+    print("RSS MiB at each cycle's end: " + " ".join(f"{r / 2**20:.0f}" for r in figures["rss-cycles"]))
+    d = figures["device"]
     print("device totals moved: " + ", ".join(f"{k} {d.get(k, 0)}" for k in (
         "rx-wire-packets", "rx-packets", "rx-hw-gro-packets", "rx-hw-gro-wire-packets",
         "rx-hw-drops", "rx-hw-drop-overruns", "rx-filtered",
