@@ -123,6 +123,8 @@ struct sn_queue {
 
 	struct sn_pool pool;
 	uint32_t fill_lent;	/* frames on the wire's fill ring or its Rx ring */
+	uint64_t xsk_overruns_seen;	/* the socket's Rx ring full + fill ring empty, counted so far */
+	uint32_t xsk_rx_polls;
 	uint64_t rx_spare;	/* tap wire: the frame the next read goes into */
 	uint8_t *scratch;	/* one host frame with its vnet header */
 	uint8_t *bounce;	/* a wire frame too big for one UMEM frame */

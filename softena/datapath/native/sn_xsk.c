@@ -307,6 +307,30 @@ static const struct softena_rx_meta *xsk_rx_meta(struct sn_queue *q, uint64_t ad
 	return m->magic == SOFTENA_META_MAGIC ? m : NULL;
 }
 
+/*
+ * What the kernel dropped on this socket for want of room are the device's
+ * Rx overruns: frames that found its Rx ring full (the worker fell behind)
+ * or its fill ring empty. The socket counts them (XDP_STATISTICS); they go
+ * into rx-hw-drop-overruns and rx-hw-drops as they appear. Read when a poll
+ * finds nothing, every 256th poll, and before the socket goes.
+ */
+static void xsk_read_overruns(struct sn_queue *q)
+{
+	struct xdp_statistics xs;
+	socklen_t len = sizeof(xs);
+	uint64_t seen, d;
+
+	if (!q->xsk || getsockopt(q->wire_fd, SOL_XDP, XDP_STATISTICS, &xs, &len))
+		return;
+	seen = xs.rx_ring_full + xs.rx_fill_ring_empty_descs;
+	if (seen <= q->xsk_overruns_seen)
+		return;
+	d = seen - q->xsk_overruns_seen;
+	q->xsk_overruns_seen = seen;
+	q->st.rx_hw_drop_overruns += d;
+	q->st.rx_hw_drops += d;
+}
+
 static int xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
 {
 	struct sn_desc frags[SN_MAX_FRAGS];
@@ -359,6 +383,8 @@ static int xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
 		xsk_ring_cons__cancel(&q->rx, n - used);
 	if (used)
 		xsk_ring_cons__release(&q->rx, used);
+	if (!frames || !(++q->xsk_rx_polls & 255))
+		xsk_read_overruns(q);
 	return frames;
 }
 
@@ -501,6 +527,7 @@ static void xsk_destroy(struct sn_dev *dev)
 
 	for (i = 0; i < dev->cfg.num_queues; i++)
 		if (dev->q[i].xsk) {
+			xsk_read_overruns(&dev->q[i]);	/* the workers are stopped: ours to write */
 			xsk_socket__delete(dev->q[i].xsk);
 			dev->q[i].xsk = NULL;
 		}
