@@ -124,9 +124,10 @@ def test_top_json_gives_the_rates_of_the_traffic_iperf3_measured(softena_up) -> 
         assert 0.6 * pps < device[f"{way}-packets-per-s"] < 1.4 * pps, (way, device, pps)
         # Each datagram on the wire carries 42 bytes of Ethernet, IP and UDP headers that iperf3 does not count.
         assert 0.6 * iperf["bits_per_second"] < device[f"{way}-bytes-per-s"] * 8 < 1.5 * iperf["bits_per_second"]
-        # The queues add up to the device, but for the packets that pass between the two scopes' requests.
+        # The queues add up to the device, but for the packets that pass between the two scopes' requests
+        # (tens of ms on a busy machine); a queue left out would be most or none of one flow's packets.
         assert sum(q[f"{way}-packets-per-s"] for q in queues) == pytest.approx(device[f"{way}-packets-per-s"],
-                                                                                rel=0.02)
+                                                                                rel=0.1)
     assert device["cpu-percent"] > 0 and device["rx-latency-p99-us"] > 0, device
     assert device["rx-hw-drops-per-s"] == 0 and device["tx-hw-drops-per-s"] == 0, device
 
