@@ -3,7 +3,11 @@
 On a terminal: a rich Live view on the alternate screen, refreshed every
 --interval seconds, with keys read between refreshes (q quits, s cycles the
 sort column, r reverses it). Elsewhere, or with --once / --iterations, it
-prints frames as plain text, one after another, as `top -b` does.
+prints frames as plain text, one after another, as `top -b` does. With -j,
+one sample's numbers as JSON, as `ip -j -s link` gives them.
+
+Both views show the usual columns, which fit 80 columns with their names
+whole; --all shows every column (plain text then as wide as it needs).
 """
 
 from __future__ import annotations
@@ -22,24 +26,26 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from softena.cli.output import examples
+from softena.cli.output import add_json_options, emit_json, examples, print_table, wants_json
 from softena.control.state import DeviceState, list_devices, pid_alive
-from softena.errors import SoftenaError
+from softena.errors import SoftenaError, UsageError
 from softena.netdev import top
-from softena.netdev.top import COLUMNS, SORT_COLUMNS, Column, Frame, FrameRow, Reading
-
-PLAIN_WIDTH = 180  # a pipe has no width; wide enough for every column
+from softena.netdev.top import COLUMNS, SORT_COLUMNS, USUAL_COLUMNS, Column, Frame, FrameRow, Reading
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("top", help="live per-queue rates, drops, offloads and worker CPU of devices",
                        epilog=examples("softena top ena0                 # live; q quits, s sorts, r reverses",
                                        "softena top --once ena0          # one frame as text, as top -b",
+                                       "softena top --once --all ena0    # every column, wide",
+                                       "softena top -j -p ena0           # one sample of every column, JSON",
                                        "softena top --iterations 5 --interval 2 > top.log"))
     p.add_argument("name", nargs="?", metavar="DEV", help="the device (default: every running device)")
     p.add_argument("--interval", type=_positive, default=1.0, metavar="S", help="seconds between refreshes")
     p.add_argument("--iterations", type=_count, metavar="N", help="stop after N refreshes")
     p.add_argument("--once", action="store_true", help="print one frame (two reads INTERVAL apart) and exit")
+    p.add_argument("-a", "--all", action="store_true", help="every column, not the usual ones (wide)")
+    add_json_options(p)
     p.set_defaults(func=cmd_top)
 
 
@@ -65,8 +71,9 @@ def _count(value: str) -> int:
 class View:
     """The devices shown, their last reads, and the sort order the keys choose."""
 
-    def __init__(self, name: str | None) -> None:
+    def __init__(self, name: str | None, columns: tuple[Column, ...] = USUAL_COLUMNS) -> None:
         self.name = name
+        self.columns = columns  # those shown; frames hold every column
         self.last: dict[str, Reading] = {}
         self.frames: list[Frame] = []
         self.events: dict[str, str] = {}
@@ -120,6 +127,7 @@ def _fmt(col: Column, value) -> str:
         return str(value)
     if col.how == "cpu":
         return f"{value:.{col.digits}f}"
+    value *= col.scale
     if col.digits:
         return f"{value:,.{col.digits}f}"
     return f"{round(value):,}"
@@ -134,30 +142,71 @@ def _queues(f: Frame) -> str:
     return f"{len(f.rows)} queue{'s' if len(f.rows) != 1 else ''}"
 
 
-def _table(f: Frame, view: View, utf8: bool, plain: bool) -> Table:
+def _header(col: Column, view: View, utf8: bool, plain: bool) -> str:
+    return col.title + (" " + _arrow(view, utf8) if col is view.sort_column and not plain else "")
+
+
+def _cells(row: FrameRow, columns: tuple[Column, ...]) -> list[str]:
+    return [_fmt(c, row.cells[COLUMNS.index(c)]) for c in columns]
+
+
+def _widths(view: View, utf8: bool, plain: bool) -> dict[Column, int]:
+    """Each shown column's width: its name's, or its widest value's."""
+    rows = [r for f in view.frames for r in (*f.rows, *([f.total] if f.total else []))]
+    return {c: max(len(_header(c, view, utf8, plain)), *(len(_fmt(c, r.cells[COLUMNS.index(c)])) for r in rows))
+            for c in view.columns}
+
+
+def bands(view: View, utf8: bool, width: int) -> list[tuple[Column, ...]]:
+    """The shown columns in bands that fit WIDTH, each led by the queue: on a terminal narrower than
+    the table the columns wrap to a second table below, rather than rich cutting their names."""
+    widths = _widths(view, utf8, plain=False)
+    lead, *rest = view.columns
+    out, band, used = [], [lead], widths[lead]
+    for col in rest:
+        if used + 1 + widths[col] > width and len(band) > 1:
+            out.append(tuple(band))
+            band, used = [lead], widths[lead]
+        band.append(col)
+        used += 1 + widths[col]
+    return [*out, tuple(band)]
+
+
+def _table(f: Frame, view: View, utf8: bool, plain: bool, columns: tuple[Column, ...], titled: bool = True) -> Table:
     what = f.state if f.interval is None or f.state != "up" else f"up, {_queues(f)}, {f.interval:.2f} s"
     if f.state == "up" and f.interval is None:
         what = f"up, {_queues(f)}, rates from the next read"
-    title = f"{f.dev}: {what}" + (f" ({f.event})" if f.event else "")
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD if plain else box.ROUNDED,
-                  title_style=None if f.state == "up" else "bold red")
-    for col in COLUMNS:
-        header = col.title + (" " + _arrow(view, utf8) if col is view.sort_column and not plain else "")
-        table.add_column(header, justify="left" if col.attr == "queue-id" else "right", no_wrap=True)
+    title = f"{f.dev}: {what}" + (f" ({f.event})" if f.event else "") if titled else None
+    # One space between columns, as ip and ethtool print them: the usual columns need it to fit 80.
+    # The live view rules its header off; plain text is for grep and awk: names, then rows.
+    if plain:
+        table = Table(title=title, title_justify="left", box=None, padding=(0, 0, 0, 1), pad_edge=False)
+    else:
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, padding=0,
+                      title_style=None if f.state == "up" else "bold red")
+    for col in columns:
+        header = _header(col, view, utf8, plain)
+        table.add_column(header, justify="left" if col.attr == "queue-id" else "right", no_wrap=True,
+                         min_width=len(header))
     rows: list[FrameRow] = top.sort_rows(f.rows, view.sort_column, view.reverse)
     for row in rows:
-        table.add_row(*(_fmt(c, v) for c, v in zip(COLUMNS, row.cells)),
-                      style="yellow" if row.restarted else None)
+        table.add_row(*_cells(row, columns), style="yellow" if row.restarted else None)
     if f.total:
-        table.add_row(*(_fmt(c, v) for c, v in zip(COLUMNS, f.total.cells)), style="bold", end_section=True)
+        table.add_row(*_cells(f.total, columns), style="bold", end_section=True)
     return table
 
 
 def footer(view: View, utf8: bool, keys: bool = True) -> Text:
     lines = []
     if view.frames:
-        lines += ["device row: device scope, queues that no longer exist included; its tid and CPU % are the whole "
-                  "process's; inflight is a gauge, never summed",
+        shown = {c.title for c in view.columns}
+        whole = [t for t in ("tid", "CPU %") if t in shown]
+        notes = ["device row: device scope, queues that no longer exist included"]
+        if whole:
+            notes.append(f"its {' and '.join(whole)} {'are' if len(whole) > 1 else 'is'} the whole process's")
+        if "inflight" in shown:
+            notes.append("inflight is a gauge, never summed")
+        lines += ["; ".join(notes),
                   "-: not known this interval (the first read, or the row's counters restarted: yellow)"]
     if keys:  # a pipe cannot take keys: the line would promise what it cannot do
         order = " -> ".join(c.title for c in SORT_COLUMNS)
@@ -166,13 +215,19 @@ def footer(view: View, utf8: bool, keys: bool = True) -> Text:
     return Text("\n".join(lines), style="dim")
 
 
-def render(view: View, utf8: bool, plain: bool = False) -> Group:
-    """The whole screen: a table per device, then the footer. PLAIN: for a pipe, no box lines, no keys."""
-    if not view.frames:
-        body = [Text("no softena devices")]
-    else:
-        body = [_table(f, view, utf8, plain) for f in view.frames]
-    return Group(*body, footer(view, utf8, keys=not plain))
+def tables(view: View, utf8: bool, plain: bool = False, width: int | None = None) -> list[Table]:
+    """A table per device (PLAIN: for a pipe, no rule, no arrow); with WIDTH, in bands that fit it."""
+    out = []
+    for f in view.frames:
+        for i, columns in enumerate(bands(view, utf8, width) if width else [view.columns]):
+            out.append(_table(f, view, utf8, plain, columns, titled=i == 0))
+    return out
+
+
+def render(view: View, utf8: bool, width: int) -> Group:
+    """The live screen, WIDTH columns wide: a table per device, then the footer."""
+    body = tables(view, utf8, width=width) if view.frames else [Text("no softena devices")]
+    return Group(*body, footer(view, utf8))
 
 
 # ---- the terminal ------------------------------------------------------------------------
@@ -206,26 +261,45 @@ class Keys:
 
 
 def cmd_top(args: argparse.Namespace) -> int:
-    view = View(args.name)
+    as_json = wants_json(args)
+    if as_json and args.iterations:
+        raise UsageError("top: -j prints one sample (every column); --iterations is for the text view")
+    view = View(args.name, COLUMNS if args.all else USUAL_COLUMNS)
     if args.name:
         state = DeviceState.load(args.name)
         if state is None or not pid_alive(state.pid):
             raise SoftenaError(f"{args.name}: no such device (is it up?)")
+    if as_json:
+        return _json(view, args)
     iterations = 1 if args.once else args.iterations
     if args.once or not sys.stdout.isatty():
         return _plain(view, args.interval, iterations)
     return _live(view, args.interval, iterations)
 
 
+def _json(view: View, args: argparse.Namespace) -> int:
+    """One sample: two reads INTERVAL apart, every column's numbers, a list of devices as ip -j gives."""
+    view.refresh()
+    time.sleep(args.interval)
+    view.refresh()
+    emit_json(args, [top.as_json(f) for f in view.frames])
+    return 0
+
+
 def _plain(view: View, interval: float, iterations: int | None) -> int:
-    console = Console(width=max(PLAIN_WIDTH, Console().width), highlight=False)
+    console = Console(highlight=False)  # a pipe's width is COLUMNS, or 80; print_table widens for --all
     utf8 = console.encoding.lower().startswith("utf")
     view.refresh()
     n = 0
     while iterations is None or n < iterations:  # a reader that leaves (| head) is main()'s to handle
         time.sleep(interval)
         view.refresh()
-        console.print(render(view, utf8, plain=True))
+        if not view.frames:
+            console.print("no softena devices")
+        for t in tables(view, utf8, plain=True):
+            print_table(console, t)
+            console.print()  # a blank line ends each table, as ip -s ends each device
+        console.print(footer(view, utf8, keys=False))
         sys.stdout.flush()
         n += 1
     return 0
@@ -236,7 +310,8 @@ def _live(view: View, interval: float, iterations: int | None) -> int:
     utf8 = console.encoding.lower().startswith("utf")
     view.refresh()
     n = 0
-    with Keys() as keys, Live(render(view, utf8), console=console, screen=True, auto_refresh=False) as live:
+    with Keys() as keys, Live(render(view, utf8, console.width), console=console, screen=True,
+                              auto_refresh=False) as live:
         deadline = time.monotonic() + interval
         while iterations is None or n < iterations:
             typed = keys.wait(deadline - time.monotonic())
@@ -244,10 +319,10 @@ def _live(view: View, interval: float, iterations: int | None) -> int:
                 for ch in typed:
                     if not view.key(ch):
                         return 0
-                live.update(render(view, utf8), refresh=True)
+                live.update(render(view, utf8, console.width), refresh=True)
                 continue
             view.refresh()
             n += 1
-            live.update(render(view, utf8), refresh=True)
+            live.update(render(view, utf8, console.width), refresh=True)
             deadline = max(deadline + interval, time.monotonic())
     return 0

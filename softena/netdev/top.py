@@ -10,7 +10,7 @@ The columns are declared once, in COLUMNS, by the spec attribute each shows
 and how, the way ynl prints from its spec rather than from code per field:
 
 - "id":    the value as read: what the row is (queue id, worker thread);
-- "rate":  the counter's difference over the interval, per second, times SCALE;
+- "rate":  the counter's difference over the interval, per second (shown times SCALE);
 - "ratio": the counter's difference over the difference of another counter
            (wire packets per GRO frame);
 - "gauge": the value as read (page pool inflight), never summed;
@@ -52,9 +52,24 @@ class Column:
     attr: str
     how: str  # id, rate, ratio, gauge, cpu
     per: str | None = None  # ratio: the counter ATTR is counted per
-    scale: float = 1.0
+    scale: float = 1.0  # the table shows a rate times SCALE (bytes/s as Mbit/s); JSON and frames do not
     digits: int = 0
     sort_descending: bool | None = None  # a sort key of the view, and its natural direction
+    usual: bool = False  # shown without --all
+
+    @property
+    def key(self) -> str:
+        """The column's name in JSON: the spec attribute, with its unit where it has one (rates are
+        per second of the counter's own unit, not scaled as the table shows them)."""
+        if self.how == "rate":
+            return f"{self.attr}-per-s"
+        if self.how == "ratio":
+            return f"{self.attr}-per-{self.per}"
+        if self.how == "cpu":
+            return "cpu-percent"
+        if self.how == "pctl":
+            return f"rx-latency-{self.attr}-us"
+        return self.attr
 
     @property
     def doc(self) -> str:
@@ -63,24 +78,29 @@ class Column:
         return ATTR_SETS[self.source][self.attr].doc
 
 
+# usual: the columns shown without --all, what an operator watches on a NIC and no more than fits
+# 80 columns with their names whole (every sort key among them): traffic each way in packets and
+# bits, what the device dropped, the tail of the Rx latency, and the worker's CPU share, the sign of
+# a queue near its limit. The rest (worker thread, checksum errors, GRO/GSO, the median latency, page
+# pool inflight) say why, not whether: --all and -j have them.
 COLUMNS = (
-    Column("queue", "qstats", "queue-id", "id", sort_descending=False),
+    Column("queue", "qstats", "queue-id", "id", sort_descending=False, usual=True),
     Column("tid", "napi", "pid", "id"),
-    Column("rx pps", "qstats", "rx-packets", "rate", sort_descending=True),
-    Column("rx Mbit/s", "qstats", "rx-bytes", "rate", scale=8e-6, digits=1),
-    Column("tx pps", "qstats", "tx-packets", "rate", sort_descending=True),
-    Column("tx Mbit/s", "qstats", "tx-bytes", "rate", scale=8e-6, digits=1),
-    Column("rx drop/s", "qstats", "rx-hw-drops", "rate"),
-    Column("tx drop/s", "qstats", "tx-hw-drops", "rate"),
+    Column("rx pps", "qstats", "rx-packets", "rate", sort_descending=True, usual=True),
+    Column("rx Mbit/s", "qstats", "rx-bytes", "rate", scale=8e-6, digits=1, usual=True),
+    Column("tx pps", "qstats", "tx-packets", "rate", sort_descending=True, usual=True),
+    Column("tx Mbit/s", "qstats", "tx-bytes", "rate", scale=8e-6, digits=1, usual=True),
+    Column("rx drop/s", "qstats", "rx-hw-drops", "rate", usual=True),
+    Column("tx drop/s", "qstats", "tx-hw-drops", "rate", usual=True),
     Column("csum-bad/s", "qstats", "rx-csum-bad", "rate"),
     Column("gro/s", "qstats", "rx-hw-gro-packets", "rate"),
     Column("wire/gro", "qstats", "rx-hw-gro-wire-packets", "ratio", per="rx-hw-gro-packets", digits=1),
     Column("gso/s", "qstats", "tx-hw-gso-packets", "rate"),
     Column("wire/gso", "qstats", "tx-hw-gso-wire-packets", "ratio", per="tx-hw-gso-packets", digits=1),
     Column("lat p50us", "latency", "p50", "pctl", digits=1),
-    Column("lat p99us", "latency", "p99", "pctl", digits=1, sort_descending=True),
+    Column("lat p99us", "latency", "p99", "pctl", digits=1, sort_descending=True, usual=True),
     Column("inflight", "page-pool", "inflight", "gauge"),
-    Column("CPU %", "napi", "pid", "cpu", digits=1, sort_descending=True),
+    Column("CPU %", "napi", "pid", "cpu", digits=1, sort_descending=True, usual=True),
 )
 
 _KINDS = {"id": ("id", "enum"), "rate": ("counter",), "ratio": ("counter",), "gauge": ("gauge",), "cpu": ("id",)}
@@ -105,6 +125,9 @@ def _check(columns: tuple[Column, ...]) -> None:
 
 _check(COLUMNS)
 SORT_COLUMNS = tuple(c for c in COLUMNS if c.sort_descending is not None)
+USUAL_COLUMNS = tuple(c for c in COLUMNS if c.usual)
+if not set(SORT_COLUMNS) <= set(USUAL_COLUMNS):
+    raise ValueError("top: every sort key is a usual column (the keys sort what is on the screen)")
 
 
 # ---- reads ---------------------------------------------------------------------------
@@ -258,7 +281,7 @@ def cell(col: Column, prev: Row | None, cur: Row, dt: float | None):
     if before is None or value < before:
         return None
     if col.how == "rate":
-        return (value - before) / dt * col.scale
+        return (value - before) / dt  # per second of the counter's unit: SCALE is the view's
     frames = (cur.get(col.source, col.per) or 0) - (prev.get(col.source, col.per) or 0)
     return (value - before) / frames if frames > 0 else None
 
@@ -325,3 +348,22 @@ def sort_rows(rows: list[FrameRow], col: Column, reverse: bool, columns: tuple[C
         return value is None, -value if (descending and value is not None) else value, int(row.cells[qid])
 
     return sorted(rows, key=key)
+
+
+def as_json(f: Frame, columns: tuple[Column, ...] = COLUMNS) -> dict:
+    """FRAME as numbers, as ip -j -s gives them: each queue's row and the device's, every column by its
+    JSON key (null: not known this interval)."""
+
+    def row(r: FrameRow, device: bool) -> dict:
+        out: dict = {}
+        for col, value in zip(columns, r.cells):
+            if col.attr == "queue-id":
+                if device:
+                    continue
+                value = int(value)
+            out[col.key] = value
+        out["restarted"] = r.restarted
+        return out
+
+    return {"dev": f.dev, "state": f.state, "interval-s": f.interval, "event": f.event,
+            "queues": [row(r, False) for r in f.rows], "device": row(f.total, True) if f.total else None}

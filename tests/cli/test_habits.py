@@ -69,7 +69,7 @@ def test_an_unknown_option_is_a_usage_error_exit_2(command: str) -> None:
 
 @pytest.mark.parametrize("args", [["ethtool", "-Q", "sft9"], ["ethtool"], ["ethtool", "-S"],
                                   ["ethtool", "-L", "sft9", "combined", "two"], ["stats", "--queues", "1"],
-                                  ["fault", "inject", "no-such-fault"], []])
+                                  ["fault", "inject", "no-such-fault"], ["top", "-j", "--iterations", "2"], []])
 def test_malformed_command_lines_exit_2(args: list[str]) -> None:
     proc = softena(*args)
     assert proc.returncode == 2 and proc.stdout == "", (proc.returncode, proc.stdout, proc.stderr)

@@ -7,10 +7,14 @@ import json
 import os
 import pathlib
 import subprocess
+import time
 
+import pytest
 from conftest import run
+from iperf import free_port, iperf3_running
 
 from softena.cli import show
+from softena.netdev.top import COLUMNS, USUAL_COLUMNS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NARROW = {**os.environ, "COLUMNS": "80"}
@@ -74,15 +78,71 @@ def test_tables_fit_80_columns_with_whole_names_and_all_is_wide(softena_up) -> N
         assert_fits(softena("ethtool", view, dev.name))
 
 
+def words(columns) -> list[str]:
+    """Column names as a line of them splits into words (some names have a space)."""
+    return " ".join(c.title for c in columns).split()
+
+
+def test_top_fits_80_columns_with_whole_names_and_all_is_wide(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "2", "--no-metrics")
+    run(["ping", "-c", "5", "-i", "0.05", "-W", "2", dev.peer_v4], check=True, timeout=10)
+
+    usual = softena("top", "--once", "--interval", "0.3", dev.name)
+    assert_fits(usual)
+    table = section(usual, f"{dev.name}: up, 2 queues")
+    assert table[0] == words(USUAL_COLUMNS)
+    rows = {cells[0]: cells for cells in table[1:]}
+    assert set(rows) == {"0", "1", "device"} and all(len(r) == len(USUAL_COLUMNS) for r in rows.values()), rows
+
+    wide = softena("top", "--once", "--all", "--interval", "0.3", dev.name)
+    lines = wide.splitlines()
+    assert lines[1].split() == words(COLUMNS) and len(lines[1]) > 80, lines[1]  # none cut, none folded
+    table = section(wide, f"{dev.name}: up, 2 queues")
+    assert {cells[0] for cells in table[1:]} == {"0", "1", "device"}
+    assert all(len(cells) == len(COLUMNS) for cells in table[1:]), table
+
+
+UDP_BITS, UDP_LEN = 16_000_000, 1000  # 2,000 datagrams a second each way: a rate the lab keeps without loss
+
+
+def test_top_json_gives_the_rates_of_the_traffic_iperf3_measured(softena_up) -> None:
+    dev = softena_up("sft0", "--queues", "2", "--no-metrics")
+    udp = ("-u", "-b", str(UDP_BITS), "-l", str(UDP_LEN))
+    # One stream each way, the sample taken in their middle: tx is the host's to the peer, rx the peer's.
+    with iperf3_running(dev.netns, dev.peer_v4, *udp, duration=5, port=free_port()) as sent, \
+            iperf3_running(dev.netns, dev.peer_v4, *udp, "-R", duration=5, port=free_port()) as received:
+        time.sleep(1.5)
+        sample = json.loads(softena("top", "-j", "--interval", "1", dev.name))
+    rates = {"tx": sent["end"]["sum"], "rx": received["end"]["sum"]}
+    [top] = sample
+    assert top["dev"] == dev.name and top["state"] == "up" and top["interval-s"] == pytest.approx(1, abs=0.2)
+    device, queues = top["device"], top["queues"]
+    assert [q["queue-id"] for q in queues] == [0, 1]
+    for way, iperf in rates.items():
+        pps = iperf["packets"] / iperf["seconds"]  # what iperf3 counted, over its whole run
+        assert pps > 0.9 * UDP_BITS / 8 / UDP_LEN, (way, iperf)
+        assert 0.6 * pps < device[f"{way}-packets-per-s"] < 1.4 * pps, (way, device, pps)
+        # Each datagram on the wire carries 42 bytes of Ethernet, IP and UDP headers that iperf3 does not count.
+        assert 0.6 * iperf["bits_per_second"] < device[f"{way}-bytes-per-s"] * 8 < 1.5 * iperf["bits_per_second"]
+        # The queues add up to the device, but for the packets that pass between the two scopes' requests
+        # (tens of ms on a busy machine); a queue left out would be most or none of one flow's packets.
+        assert sum(q[f"{way}-packets-per-s"] for q in queues) == pytest.approx(device[f"{way}-packets-per-s"],
+                                                                                rel=0.1)
+    assert device["cpu-percent"] > 0 and device["rx-latency-p99-us"] > 0, device
+    assert device["rx-hw-drops-per-s"] == 0 and device["tx-hw-drops-per-s"] == 0, device
+
+
 def test_json_is_one_line_and_pretty_indents_before_or_after_the_command(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "1", "--no-metrics")
     for args in (["stats", "-j", dev.name], ["-j", "stats", dev.name], ["ethtool", "-j", "-S", dev.name],
-                 ["-j", "ethtool", "-l", dev.name], ["fault", "list", "--json", dev.name]):
+                 ["-j", "ethtool", "-l", dev.name], ["fault", "list", "--json", dev.name],
+                 ["top", "-j", "--interval", "0.2", dev.name], ["-j", "top", "--interval", "0.2", dev.name]):
         out = softena(*args)
         assert len(out.splitlines()) == 1, args
         json.loads(out)
     for args in (["stats", "-p", dev.name], ["-p", "stats", dev.name], ["ethtool", "--pretty", "-S", dev.name],
-                 ["status", "--pretty"], ["fault", "list", "-j", "-p", dev.name]):
+                 ["status", "--pretty"], ["fault", "list", "-j", "-p", dev.name],
+                 ["top", "-p", "--interval", "0.2", dev.name]):
         out = softena(*args)
         assert out.startswith(("{\n  ", "[\n  ", "[]")), args
         json.loads(out)

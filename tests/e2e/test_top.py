@@ -3,6 +3,7 @@ sort and quit; counters that go back restart a row, a device that goes is shown 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -11,12 +12,15 @@ import time
 import pytest
 from conftest import run, wait_for
 from iperf import free_port, iperf3_running
+from rich.console import Console
 
+from softena.cli import top as top_cli
 from softena.errors import SoftenaError
 from softena.netdev import top
-from softena.netdev.top import COLUMNS, Column, Reading, Row
+from softena.netdev.top import COLUMNS, USUAL_COLUMNS, Column, Reading, Row
 
 TITLES = [c.title for c in COLUMNS]
+USUAL = [c.title for c in USUAL_COLUMNS]
 
 
 # ---- the numbers, without a device -------------------------------------------------------------
@@ -50,9 +54,40 @@ def test_rates_ratios_and_cpu_are_differences_over_the_measured_interval() -> No
     f = top.frame(before, after)
     row = cells(f.rows[0])
     assert f.interval == 2.0
-    assert row["rx pps"] == 1000 and row["rx Mbit/s"] == 10.0 and row["gro/s"] == 10
+    assert row["rx pps"] == 1000 and row["rx Mbit/s"] == 1_250_000 and row["gro/s"] == 10  # bytes/s ...
+    assert top_cli._fmt(COLUMNS[TITLES.index("rx Mbit/s")], row["rx Mbit/s"]) == "10.0"  # ... shown as Mbit/s
     assert row["wire/gro"] == 4.5 and row["inflight"] == 7 and row["CPU %"] == 25.0
     assert cells(f.total)["queue"] == "device" and cells(f.total)["rx pps"] == 1000
+
+
+def test_json_has_every_column_by_its_spec_name_and_unit() -> None:
+    before = reading(10.0, {0: {"rx-packets": 1000, "rx-bytes": 0}, 1: {"rx-packets": 0, "rx-bytes": 0}})
+    after = reading(12.0, {0: {"rx-packets": 3000, "rx-bytes": 2_500_000}, 1: {"rx-packets": 0, "rx-bytes": 0}})
+    out = top.as_json(top.frame(before, after))
+    assert out["dev"] == "sft9" and out["state"] == "up" and out["interval-s"] == 2.0
+    assert [q["queue-id"] for q in out["queues"]] == [0, 1]
+    zero = out["queues"][0]
+    assert set(zero) == {c.key for c in COLUMNS} | {"restarted"}
+    assert zero["rx-packets-per-s"] == 1000 and zero["rx-bytes-per-s"] == 1_250_000 and zero["pid"] == 100
+    assert zero["cpu-percent"] == 0.0 and zero["tx-packets-per-s"] is None  # not counted: not known, not 0
+    assert "queue-id" not in out["device"] and out["device"]["rx-bytes-per-s"] == 1_250_000
+
+
+def test_a_terminal_narrower_than_the_columns_wraps_them_to_a_second_band_with_names_whole() -> None:
+    f = top.frame(reading(0.0, {0: {"rx-packets": 0}, 1: {"rx-packets": 0}}),
+                  reading(1.0, {0: {"rx-packets": 1_234_567}, 1: {"rx-packets": 5}}))
+    for columns, width in ((USUAL_COLUMNS, 80), (USUAL_COLUMNS, 44), (COLUMNS, 80)):
+        view = top_cli.View("sft9", columns)
+        view.frames = [f]
+        console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+        console.print(top_cli.render(view, utf8=True, width=width))
+        screen = console.export_text()
+        assert max(map(len, screen.splitlines())) <= width, screen
+        headers = [re.sub(r" [▲▼]", "", line).split() for line in screen.splitlines() if line.startswith("queue")]
+        # Each band is led by the queue; after it, every column's name once, whole, in order.
+        assert [w for h in headers for w in h[1:]] == " ".join(c.title for c in columns[1:]).split(), screen
+        assert (len(headers) == 1) == (columns is USUAL_COLUMNS and width == 80), screen
+        assert "1,234,567" in screen
 
 
 def test_latency_percentiles_are_of_the_frames_of_the_interval_only() -> None:
@@ -119,17 +154,15 @@ def test_a_device_that_stops_answering_is_shown_so(monkeypatch) -> None:
 
 
 def table_rows(screen: str) -> dict[str, dict[str, str]]:
-    """The rows of the (rounded-box) table on SCREEN, by their first cell, as {title: cell}."""
-    rows, header = {}, None
+    """The rows of the live view's table on SCREEN, by their first cell, as {title: cell}; none before
+    its header, the usual columns' names, whole and in order, is on the screen."""
+    rows, header = {}, False
     for line in screen.splitlines():
-        if line.count("│") < len(COLUMNS):
-            continue
-        parts = [p.strip() for p in line.strip().strip("│").split("│")]
-        if header is None:
-            header = [re.sub(r" [▲▼]$", "", p) for p in parts]
-            assert header == TITLES, header
-            continue
-        rows[parts[0]] = dict(zip(header, parts))
+        words = re.sub(r" [▲▼]", "", line).split()
+        if words == " ".join(USUAL).split():
+            header = True
+        elif header and len(words) == len(USUAL) and (words[0].isdigit() or words[0] == "device"):
+            rows[words[0]] = dict(zip(USUAL, words))
     return rows
 
 
@@ -141,11 +174,12 @@ def test_top_once_prints_a_plain_row_per_queue_and_the_device_total(softena_up) 
     dev = softena_up("sft0", "--queues", "2")
     run(["ping", "-c", "5", "-i", "0.05", "-W", "2", dev.peer_v4], check=True)
     start = time.monotonic()
-    out = run(["softena", "top", "--once", "--interval", "0.5", "sft0"], check=True, timeout=20).stdout
+    out = run(["softena", "top", "--once", "--all", "--interval", "0.5", "sft0"], check=True, timeout=20).stdout
     assert time.monotonic() - start < 10
     assert "\x1b[" not in out, "plain text, no terminal escapes"
     lines = out.splitlines()
     assert lines[0].startswith("sft0: up, 2 queues, 0.5")
+    assert lines[1].split() == " ".join(TITLES).split(), "--all: every column"
     rows = {cells[0]: cells for cells in map(str.split, lines) if len(cells) == len(COLUMNS)}
     assert set(rows) == {"0", "1", "device"}, out
     assert all(number(rows[q][TITLES.index("inflight")]) > 0 for q in ("0", "1")), "page pools in use"
@@ -174,14 +208,14 @@ def test_top_names_a_queue_change_and_a_device_that_went_and_keeps_running(softe
 
 
 class Tmux:
-    """A tmux server of the test's own, with one detached 200x50 session; killed at the end."""
+    """A tmux server of the test's own, with one detached 80x50 session; killed at the end."""
 
     def __init__(self, tmp_path, command: str) -> None:
         conf = tmp_path / "tmux.conf"
         conf.write_text("set -g remain-on-exit on\nset -g history-limit 0\n")
         # a socket in the test's own directory: tmux leaves its socket file behind when the server ends
         self.base = ["tmux", "-u", "-S", str(tmp_path / "tmux.sock"), "-f", str(conf)]
-        self.tmux("new-session", "-d", "-s", "top", "-x", "200", "-y", "50", command)
+        self.tmux("new-session", "-d", "-s", "top", "-x", "80", "-y", "50", command)
 
     def tmux(self, *args: str) -> str:
         proc = subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=10,
@@ -205,7 +239,7 @@ class Tmux:
         subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=10)
 
 
-def test_top_in_a_terminal_shows_traffic_and_worker_cpu_and_obeys_its_keys(softena_up, tmp_path) -> None:
+def test_top_in_an_80_column_terminal_shows_traffic_and_worker_cpu_and_obeys_its_keys(softena_up, tmp_path) -> None:
     dev = softena_up("sft0", "--queues", "2")
     term = Tmux(tmp_path, "softena top sft0")
     try:
@@ -229,7 +263,7 @@ def test_top_in_a_terminal_shows_traffic_and_worker_cpu_and_obeys_its_keys(softe
         assert "sort: queue ▲" in term.screen()
         term.keys("s")
         wait_for(lambda: "sort: rx pps ▼" in term.screen(), within=2, what="the sort indicator on rx pps")
-        assert "rx pps ▼" in next(line for line in term.screen().splitlines() if "queue" in line and "│" in line)
+        assert "rx pps ▼" in next(line for line in term.screen().splitlines() if "rx Mbit/s" in line)
         term.keys("r")
         wait_for(lambda: "sort: rx pps ▲" in term.screen(), within=2, what="the sort reversed")
 
