@@ -131,3 +131,23 @@ def check_latency_recovers(idle: float, rtts: list[float], label: str) -> None:
     p50 = statistics.median(rtts)
     assert p50 <= limit, f"{label}: ping p50 {p50:.0f} us in the second after the load; idle {idle:.0f} us"
 
+
+
+def test_frames_the_kernel_drops_on_a_full_socket_ring_are_the_devices_overruns(softena_up) -> None:
+    """A UDP flood into a small Rx ring: what the AF_XDP socket could not take
+    (XDP_STATISTICS: Rx ring full, fill ring empty) is rx-hw-drop-overruns,
+    frame for frame with what the wire's veth counts as dropped on redirect."""
+    dev = softena_up("sft0", "--queues", "1")
+    run(["softena", "ethtool", "-G", "sft0", "rx", "256"], check=True)
+
+    def counted() -> tuple[int, int, int]:
+        st = dev.stats()["device"]
+        return st["rx-hw-drop-overruns"], st["rx-hw-drops"], link_drops(f"{dev.name}-wire")["rx"]
+
+    before = counted()
+    iperf3(dev.netns, dev.peer_v4, "-u", "-b", "0", "-l", "1400", "-P", "2", "-R", duration=2)
+    after = counted()
+    overruns, drops, wire = (a - b for a, b in zip(after, before))
+    assert overruns > 0, "a flood into a 256-frame ring overran nothing"
+    assert drops >= overruns
+    assert overruns == wire, (overruns, wire)
