@@ -512,6 +512,8 @@ static int napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
 		atomic_store(&q->sleeping, 0);
 		return 1;
 	}
+	if (dev->wire->rx_idle)
+		dev->wire->rx_idle(q);
 	q->st.napi_sleeps++;
 	r = ppoll(pfd, nfd, &ts, NULL);
 	atomic_store(&q->sleeping, 0);

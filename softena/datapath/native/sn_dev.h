@@ -45,8 +45,10 @@ struct sn_dev;
  * could not take it, another -errno when the frame is malformed); push what
  * was posted; take back completed buffers. Rx: pass up to BUDGET frames to
  * sn_rx_steer(); give the wire buffers to receive into; are frames waiting
- * (without a syscall). Held: frames the wire has of ours, which come back
- * when it is destroyed. Destroy: free what the wire made for the device.
+ * (without a syscall); the worker is about to sleep (optional: counters the
+ * wire reads by syscall, read then rather than at every poll). Held: frames
+ * the wire has of ours, which come back when it is destroyed. Destroy: free
+ * what the wire made for the device.
  */
 struct sn_wire_ops {
 	int (*tx_room)(struct sn_queue *q);
@@ -57,6 +59,7 @@ struct sn_wire_ops {
 	int (*rx_poll)(struct sn_queue *q, int budget, uint32_t *woken);
 	void (*rx_refill)(struct sn_queue *q);
 	int (*rx_pending)(struct sn_queue *q);
+	void (*rx_idle)(struct sn_queue *q);	/* may be NULL */
 	uint32_t (*held)(struct sn_queue *q);	/* frames lent to the wire now */
 	void (*destroy)(struct sn_dev *dev);
 };

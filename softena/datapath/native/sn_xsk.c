@@ -311,8 +311,10 @@ static const struct softena_rx_meta *xsk_rx_meta(struct sn_queue *q, uint64_t ad
  * What the kernel dropped on this socket for want of room are the device's
  * Rx overruns: frames that found its Rx ring full (the worker fell behind)
  * or its fill ring empty. The socket counts them (XDP_STATISTICS); they go
- * into rx-hw-drop-overruns and rx-hw-drops as they appear. Read when a poll
- * finds nothing, every 256th poll, and before the socket goes.
+ * into rx-hw-drop-overruns and rx-hw-drops as they appear. Read every 256th
+ * poll, before the worker sleeps, and before the socket goes: not at every
+ * empty poll, where a busy-polling worker would pay the syscall for nothing.
+ * What a flood overran is counted by the time its worker goes idle.
  */
 static void xsk_read_overruns(struct sn_queue *q)
 {
@@ -383,7 +385,7 @@ static int xsk_rx_poll(struct sn_queue *q, int budget, uint32_t *woken)
 		xsk_ring_cons__cancel(&q->rx, n - used);
 	if (used)
 		xsk_ring_cons__release(&q->rx, used);
-	if (!frames || !(++q->xsk_rx_polls & 255))
+	if (!(++q->xsk_rx_polls & 255))
 		xsk_read_overruns(q);
 	return frames;
 }
@@ -544,6 +546,7 @@ const struct sn_wire_ops sn_xsk_wire = {
 	.rx_poll = xsk_rx_poll,
 	.rx_refill = xsk_refill,
 	.rx_pending = xsk_rx_pending,
+	.rx_idle = xsk_read_overruns,
 	.held = xsk_held,
 	.destroy = xsk_destroy,
 };
