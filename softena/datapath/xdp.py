@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import os
+from typing import ClassVar
 
 from softena.datapath.datapath import rss_native
 from softena.datapath.native import error_buffer, error_text, ffi, lib
 from softena.device.rss import RssConfig
 from softena.errors import SoftenaError
+
+
+class BpfFds:
+    """Base of the objects holding fds that keep BPF objects alive (a link,
+    a map): close() gives them back, and the kernel drops a link with its
+    last fd. FDS names the attributes holding them; -1 is none."""
+
+    FDS: ClassVar[tuple[str, ...]]
+
+    def close(self) -> None:
+        """Close the fds still open (detaching what a link held); idempotent."""
+        for name in self.FDS:
+            fd = getattr(self, name)
+            if fd >= 0:
+                os.close(fd)
+            setattr(self, name, -1)
 
 
 def load_xdp_program(obj_path: str, ifindex: int, native: bool) -> tuple[int, int]:

@@ -21,7 +21,7 @@ import os
 import struct
 from dataclasses import dataclass
 
-from softena.datapath.xdp import link_steering_tcx, load_steering, update_steering
+from softena.datapath.xdp import BpfFds, link_steering_tcx, load_steering, update_steering
 from softena.device.rss import RssConfig
 from softena.errors import SoftenaError
 from softena.ports.xsk import bpf_object_path
@@ -31,8 +31,10 @@ TUNSETSTEERINGEBPF = 0x800454E0  # _IOR('T', 224, int)
 
 
 @dataclass
-class WireSteering:
+class WireSteering(BpfFds):
     """A steering program in place on the wire; closing it detaches what a link holds."""
+
+    FDS = ("link_fd", "map_fd")
 
     where: str  # "tcx on eth0 in ena0-peer"
     link_fd: int  # -1 for tun: the tap holds its program until it goes
@@ -41,13 +43,6 @@ class WireSteering:
     def update(self, rss: RssConfig, queues: int, enabled: bool) -> None:
         """Steer by RSS over QUEUES queues, or not at all when not ENABLED."""
         update_steering(self.map_fd, rss, queues, enabled and queues > 1)
-
-    def close(self) -> None:
-        """Detach (the kernel drops a link with its last fd)."""
-        for fd in (self.link_fd, self.map_fd):
-            if fd >= 0:
-                os.close(fd)
-        self.link_fd = self.map_fd = -1
 
 
 def attach_veth(netns: str, ifname: str) -> WireSteering:

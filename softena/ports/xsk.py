@@ -6,12 +6,11 @@ file decides the mode and owns the fds that keep the program attached.
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass
 from importlib import resources
 
-from softena.datapath.xdp import load_xdp_program
+from softena.datapath.xdp import BpfFds, load_xdp_program
 from softena.errors import SoftenaError
 
 AF_XDP = 44
@@ -35,20 +34,15 @@ def check_af_xdp() -> None:
 
 
 @dataclass
-class XdpAttachment:
+class XdpAttachment(BpfFds):
     """The wire program attached to one interface; closing it detaches it."""
+
+    FDS = ("link_fd", "xskmap_fd")
 
     ifname: str
     link_fd: int
     xskmap_fd: int
     mode: str  # "native" or "generic"
-
-    def close(self) -> None:
-        """Detach (the kernel drops a link with its last fd)."""
-        for fd in (self.link_fd, self.xskmap_fd):
-            if fd >= 0:
-                os.close(fd)
-        self.link_fd = self.xskmap_fd = -1
 
 
 def attach(ifname: str, ifindex: int) -> XdpAttachment:
