@@ -15,6 +15,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "sn_bpfobj.h"
 #include "softena_dp.h"
 #include "softena_steer.h"
 #include "sn_util.h"
@@ -65,24 +66,12 @@ int sn_steer_load(const char *obj_path, const char *prog_name, int *prog_fd,
 		  int *map_fd, char *err, size_t errlen)
 {
 	struct bpf_object *obj;
-	struct bpf_program *prog, *use;
+	struct bpf_program *use;
 	int e;
 
-	obj = bpf_object__open_file(obj_path, NULL);
-	if (!obj) {
-		e = errno;
-		sn_set_err(err, errlen, "cannot open the steering object: %s", e);
-		return -e;
-	}
-	use = bpf_object__find_program_by_name(obj, prog_name);
-	bpf_object__for_each_program(prog, obj)
-		bpf_program__set_autoload(prog, prog == use);
-	e = use ? bpf_object__load(obj) : -ENOENT;
-	if (e) {
-		sn_set_err(err, errlen, "cannot load the steering program: %s", -e);
-		bpf_object__close(obj);
+	e = sn_bpf_load_one(obj_path, prog_name, "steering", NULL, NULL, &obj, &use, err, errlen);
+	if (e)
 		return e;
-	}
 	*prog_fd = dup(bpf_program__fd(use));
 	*map_fd = dup(bpf_map__fd(bpf_object__find_map_by_name(obj, "steer_map")));
 	bpf_object__close(obj);

@@ -23,45 +23,31 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "sn_bpfobj.h"
 #include "sn_dev.h"
 #include "sn_util.h"
 #include "softena_meta.h"
+
+/* Device-bound: the only way to call the RX metadata kfuncs. */
+static void xdp_bind_dev(struct bpf_program *prog, void *arg)
+{
+	bpf_program__set_ifindex(prog, *(int *)arg);
+	bpf_program__set_flags(prog, bpf_program__flags(prog) | BPF_F_XDP_DEV_BOUND_ONLY);
+}
 
 int sn_xdp_load(const char *obj_path, int ifindex, int native,
 		int *link_fd, int *xskmap_fd, char *err, size_t errlen)
 {
 	LIBBPF_OPTS(bpf_link_create_opts, opts);
 	struct bpf_object *obj;
-	struct bpf_program *prog, *use;
+	struct bpf_program *use;
 	const char *want = native ? "softena_wire_rx" : "softena_wire_rx_generic";
 	int fd, e;
 
-	obj = bpf_object__open_file(obj_path, NULL);
-	if (!obj) {
-		e = errno;
-		sn_set_err(err, errlen, "cannot open the XDP object: %s", e);
-		return -e;
-	}
-	use = bpf_object__find_program_by_name(obj, want);
-	if (!use) {
-		bpf_object__close(obj);
-		sn_set_err(err, errlen, "XDP object lacks its program: %s", ENOENT);
-		return -ENOENT;
-	}
-	bpf_object__for_each_program(prog, obj)
-		bpf_program__set_autoload(prog, prog == use);
-	if (native) {
-		/* Device-bound: the only way to call the RX metadata kfuncs. */
-		bpf_program__set_ifindex(use, ifindex);
-		bpf_program__set_flags(use, bpf_program__flags(use) |
-					    BPF_F_XDP_DEV_BOUND_ONLY);
-	}
-	e = bpf_object__load(obj);
-	if (e) {
-		sn_set_err(err, errlen, "cannot load the XDP program: %s", -e);
-		bpf_object__close(obj);
+	e = sn_bpf_load_one(obj_path, want, "XDP", native ? xdp_bind_dev : NULL, &ifindex,
+			    &obj, &use, err, errlen);
+	if (e)
 		return e;
-	}
 	opts.flags = native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
 	/* A link, not a netlink attachment: the kernel detaches it when the
 	 * last fd closes, so even a crashed softena leaves no program behind. */
