@@ -63,6 +63,20 @@ static __always_inline __u32 mix(const struct softena_steer *st, const __u8 *b,
 	return h;
 }
 
+/* The IP header's addresses the flow type hashes: source then destination,
+ * LEN bytes each (4 or 16, a constant at each call), at ADDRS. */
+static __always_inline __u32 mix_addrs(const struct softena_steer *st, const __u8 *addrs,
+				       __u32 len, __u32 fields, __u32 *pos)
+{
+	__u32 h = 0;
+
+	if (fields & RXH_IP_SRC)
+		h ^= mix(st, addrs, len, pos);
+	if (fields & RXH_IP_DST)
+		h ^= mix(st, addrs + len, len, pos);
+	return h;
+}
+
 /* The device's RSS queue for SKB's frame, or -1 when it has none to give. */
 static __always_inline int steer_queue(struct __sk_buff *skb)
 {
@@ -84,10 +98,7 @@ static __always_inline int steer_queue(struct __sk_buff *skb)
 		l4 = l3 + (vihl & 0xf) * 4;
 		flow = proto == IPPROTO_TCP ? 0 : proto == IPPROTO_UDP ? 1 : 2;
 		fields = st->fields[flow];
-		if (fields & RXH_IP_SRC)
-			hash ^= mix(st, addrs, 4, &pos);
-		if (fields & RXH_IP_DST)
-			hash ^= mix(st, addrs + 4, 4, &pos);
+		hash ^= mix_addrs(st, addrs, 4, fields, &pos);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		if (bpf_skb_load_bytes(skb, l3 + 6, &proto, 1) ||
 		    bpf_skb_load_bytes(skb, l3 + 8, addrs, 32))
@@ -98,10 +109,7 @@ static __always_inline int steer_queue(struct __sk_buff *skb)
 		l4 = l3 + 40;
 		flow = proto == IPPROTO_TCP ? 3 : proto == IPPROTO_UDP ? 4 : 5;
 		fields = st->fields[flow];
-		if (fields & RXH_IP_SRC)
-			hash ^= mix(st, addrs, 16, &pos);
-		if (fields & RXH_IP_DST)
-			hash ^= mix(st, addrs + 16, 16, &pos);
+		hash ^= mix_addrs(st, addrs, 16, fields, &pos);
 	} else {
 		return -1;
 	}
