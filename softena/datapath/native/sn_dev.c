@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE	/* ppoll */
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -25,6 +26,19 @@
 
 #include "sn_dev.h"
 #include "sn_util.h"
+
+/*
+ * Pin glibc's mmap threshold at its default, 128 KiB. Left dynamic, the
+ * first free of an mmapped chunk raises it (up to 32 MiB), and from then on
+ * every rebuild's rings and buffers, and libbpf's transient BTF copies, come
+ * from a thread's arena heap, which only gives memory back from its top: a
+ * soak of resets and -L/-G grew the process by ~150 KiB per rebuild. Pinned,
+ * big buffers are mapped and unmapped, as the kernel vmallocs its rings.
+ */
+__attribute__((constructor)) static void pin_mmap_threshold(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+}
 
 static void wake(struct sn_queue *q)
 {
