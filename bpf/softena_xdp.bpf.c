@@ -14,6 +14,11 @@
  * the kernel's selftests (xdp_metadata) do: veth's rx_timestamp is the skb's
  * hwtstamp, 0 for every frame software sent, so without this stamp a
  * software wire would give no time at all.
+ *
+ * A frame whose queue has no socket (a reset or reconfiguration is
+ * rebuilding it, the interface is down) is dropped and counted in rx_missed,
+ * as a NIC's hardware counts what arrives while its rings are gone: passed
+ * to the wire interface's own stack, it would be lost without any count.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -26,6 +31,15 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } xsks_map SEC(".maps");
+
+/* Frames that found no socket, by wire queue; softena sums them into its
+ * rx-hw-drops and rx-wire-missed (softena/control/device.py). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SOFTENA_MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u64);
+} rx_missed SEC(".maps");
 
 /* The kernel's enum; libbpf matches kfunc prototypes by kind and size. */
 enum xdp_rss_hash_type {
@@ -45,10 +59,8 @@ static __always_inline int wire_rx(struct xdp_md *ctx, const int with_kfuncs)
 {
 	struct softena_rx_meta *meta;
 	__u32 qid = ctx->rx_queue_index;
+	__u64 *missed;
 	void *data;
-
-	if (!bpf_map_lookup_elem(&xsks_map, &qid))
-		return XDP_PASS;
 
 	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)) == 0) {
 		meta = (void *)(long)ctx->data_meta;
@@ -81,7 +93,12 @@ static __always_inline int wire_rx(struct xdp_md *ctx, const int with_kfuncs)
 				meta->flags |= SOFTENA_META_VLAN;
 		}
 	}
-	return bpf_redirect_map(&xsks_map, qid, XDP_PASS);
+	if (bpf_redirect_map(&xsks_map, qid, 0) == XDP_REDIRECT)
+		return XDP_REDIRECT;
+	missed = bpf_map_lookup_elem(&rx_missed, &qid);
+	if (missed)
+		*missed += 1;	/* per-CPU: no other writer */
+	return XDP_DROP;
 }
 
 /* Native mode, loaded device-bound so the metadata kfuncs resolve. */

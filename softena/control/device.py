@@ -101,6 +101,7 @@ class Device:
         self.host_fds: list[int] = []
         self.wire_fds: list[int] = []
         self.xdp: xsk.XdpAttachment | None = None
+        self._xdp_lock = threading.Lock()  # readers of xdp.missed() vs. its detaching
         self.steering: steer.WireSteering | None = None  # the lab wire's RSS stage
         self.steering_note = "not on this wire"
         self.datapath: Datapath | None = None
@@ -490,6 +491,9 @@ class Device:
 
     def read_counters(self) -> DeviceReading:
         """Live queues and device totals in one consistent read; never waits behind a rebuild."""
+        with self._xdp_lock:
+            if self.xdp is not None:
+                self.stats_base.fold_wire_missed(self.xdp.missed())
         return self.stats_base.read(self.datapath)
 
     def reconfigure_queues(self, queues: int, rx_ring: int, tx_ring: int) -> None:
@@ -530,20 +534,7 @@ class Device:
             name, netns = (lab.PEER_IFNAME, self.lab_names.netns) if wire.lab else (self.wire_ifname, None)
             tap.resize_queues(name, self.wire_fds, queues, tap.offload_flags(tx_csum=True, tso=True), netns)
         elif wire.lab:
-            grow = queues > self.wire_queue_count()
             lab.set_veth_queues(self.lab_names, queues)
-            if grow:
-                self._reattach_xdp()
-
-    def _reattach_xdp(self) -> None:
-        """Attach the wire program afresh after the veth grew. Kept attached, it
-        runs for frames on the added queues but never redirects them to their
-        AF_XDP sockets (seen on Linux 6.18: ethtool -S counts the queue's
-        xdp_packets, not its xdp_redirect), and they are lost."""
-        with IPRoute() as ipr:
-            index = ipr.link_lookup(ifname=self.wire_ifname)[0]
-        self.xdp.close()
-        self.xdp = xsk.attach(self.wire_ifname, index)
 
     # ---- Backend: what the device model applies ---------------------------
 
@@ -618,9 +609,10 @@ class Device:
             self.admin = None
 
     def _close_ports(self) -> None:
-        if self.xdp is not None:
-            self.xdp.close()
-            self.xdp = None
+        with self._xdp_lock:
+            if self.xdp is not None:
+                self.xdp.close()
+                self.xdp = None
         if self.steering is not None:
             self.steering.close()
             self.steering = None

@@ -38,6 +38,7 @@ class StatsBase:
         self._lock = threading.Lock()
         self._queue: Counter[str] = Counter()
         self._pool: Counter[str] = Counter()
+        self._wire_missed = 0
 
     def retire(self, dp: Datapath) -> None:
         """Fold DP's counters into the base and close it, as one step."""
@@ -46,6 +47,17 @@ class StatsBase:
                 self._queue.update(r.counters)
                 self._pool.update(r.pool)
             dp.close()
+
+    def fold_wire_missed(self, total: int) -> None:
+        """Frames that reached the wire while no queue could take them
+        (TOTAL: the wire program's count so far, never going back): the
+        increase goes into the base, as rx-hw-drops and rx-wire-missed,
+        which no queue of the moment can claim."""
+        with self._lock:
+            grew = total - self._wire_missed
+            if grew > 0:
+                self._wire_missed = total
+                self._queue.update({"rx-hw-drops": grew, "rx-wire-missed": grew})
 
     def read(self, dp: Datapath | None) -> DeviceReading:
         """The live queues of DP (None: no datapath now) with device totals."""

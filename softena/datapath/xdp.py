@@ -27,16 +27,24 @@ class BpfFds:
             setattr(self, name, -1)
 
 
-def load_xdp_program(obj_path: str, ifindex: int, native: bool) -> tuple[int, int]:
+def load_xdp_program(obj_path: str, ifindex: int, native: bool) -> tuple[int, int, int]:
     """Load OBJ_PATH's program and attach it to IFINDEX by a BPF link, in
     driver mode (device-bound, for the RX metadata kfuncs) when NATIVE, else
-    generic mode. Returns (link fd, XSKMAP fd); closing both detaches it.
-    Raises SoftenaError with libbpf's reason."""
-    link_fd, map_fd = ffi.new("int *", -1), ffi.new("int *", -1)
+    generic mode. Returns (link fd, XSKMAP fd, rx_missed map fd); closing
+    them detaches it. Raises SoftenaError with libbpf's reason."""
+    link_fd, map_fd, missed_fd = ffi.new("int *", -1), ffi.new("int *", -1), ffi.new("int *", -1)
     err = error_buffer()
-    if lib.sn_xdp_load(obj_path.encode(), ifindex, int(native), link_fd, map_fd, err, len(err)):
+    if lib.sn_xdp_load(obj_path.encode(), ifindex, int(native), link_fd, map_fd, missed_fd, err, len(err)):
         raise SoftenaError(error_text(err))
-    return link_fd[0], map_fd[0]
+    return link_fd[0], map_fd[0], missed_fd[0]
+
+
+def xdp_missed(missed_fd: int) -> int:
+    """Frames the wire program found no socket for, over all queues (its rx_missed map)."""
+    n = lib.sn_xdp_missed(missed_fd)
+    if n < 0:
+        raise SoftenaError(f"cannot read the wire program's rx_missed map: {os.strerror(-n)}")
+    return n
 
 
 def load_steering(obj_path: str, prog: str) -> tuple[int, int]:

@@ -84,8 +84,9 @@ def create_netns(names: LabNames) -> None:
 def create_veth(names: LabNames, queues: int, max_queues: int, mtu: int) -> int:
     """Create the veth wire, its far end as eth0 in the peer namespace.
 
-    Both ends get MAX_QUEUES queues allocated and QUEUES in use, so the wire
-    spreads like the device does and can follow `ethtool -L` later.
+    Both ends get MAX_QUEUES queues allocated and QUEUES in use (the host
+    end's Rx queues all, see set_veth_queues), so the wire spreads like the
+    device does and can follow `ethtool -L` later.
     Returns the ifindex of the host end.
     """
     with IPRoute() as ipr:
@@ -106,14 +107,22 @@ def create_veth(names: LabNames, queues: int, max_queues: int, mtu: int) -> int:
 
 
 def set_veth_queues(names: LabNames, queues: int) -> None:
-    """Set the queues in use on both ends of the veth wire (ethtool -L).
+    """Set the queues in use on the veth wire (ethtool -L): the peer's eth0
+    sends and receives on QUEUES, the host end sends on QUEUES.
 
-    With XDP on the host end, veth wants its rx queues never fewer than the
-    peer's tx queues: grow the host end first, shrink the peer first.
+    The host end keeps every Rx queue it was made with, as a NIC keeps its
+    hardware queues whatever the driver uses: growing a veth's Rx queues
+    under an attached XDP program leaves the added ones running it without
+    ever redirecting (Linux 6.18: xdp_packets counted, not xdp_redirect),
+    and detaching to re-attach would hand the frames of that moment to the
+    host's stack uncounted. veth wants the host's Rx queues never fewer than
+    the peer's Tx queues, which this keeps.
     """
-    host = ["ethtool", "-L", names.wire, "rx", str(queues), "tx", str(queues)]
+    host = ["ethtool", "-L", names.wire, "tx", str(queues)]
     peer = ["ethtool", "-L", PEER_IFNAME, "rx", str(queues), "tx", str(queues)]
-    current = len([q for q in os.listdir(f"/sys/class/net/{names.wire}/queues") if q.startswith("rx-")])
+    current = len([q for q in os.listdir(f"/sys/class/net/{names.wire}/queues") if q.startswith("tx-")])
+    # An XDP program on the peer makes veth want its Rx queues never fewer
+    # than the host end's Tx queues: grow the host end first, shrink the peer first.
     steps = [lambda: _retry_busy(lambda: _run(host)), lambda: run_in_netns(names.netns, peer)]
     for step in steps if queues >= current else reversed(steps):
         step()

@@ -10,7 +10,7 @@ import socket
 from dataclasses import dataclass
 from importlib import resources
 
-from softena.datapath.xdp import BpfFds, load_xdp_program
+from softena.datapath.xdp import BpfFds, load_xdp_program, xdp_missed
 from softena.errors import SoftenaError
 
 AF_XDP = 44
@@ -37,12 +37,18 @@ def check_af_xdp() -> None:
 class XdpAttachment(BpfFds):
     """The wire program attached to one interface; closing it detaches it."""
 
-    FDS = ("link_fd", "xskmap_fd")
+    FDS = ("link_fd", "xskmap_fd", "missed_fd")
 
     ifname: str
     link_fd: int
     xskmap_fd: int
+    missed_fd: int
     mode: str  # "native" or "generic"
+
+    def missed(self) -> int:
+        """Frames dropped so far for want of a socket on their queue (a
+        rebuild under way, the interface down); 0 once closed."""
+        return xdp_missed(self.missed_fd) if self.missed_fd >= 0 else 0
 
 
 def attach(ifname: str, ifindex: int) -> XdpAttachment:
@@ -51,9 +57,9 @@ def attach(ifname: str, ifindex: int) -> XdpAttachment:
     reasons = []
     for native, mode in ((True, "native"), (False, "generic")):
         try:
-            link_fd, map_fd = load_xdp_program(obj, ifindex, native)
+            link_fd, map_fd, missed_fd = load_xdp_program(obj, ifindex, native)
         except SoftenaError as exc:
             reasons.append(f"{mode}: {exc}")
             continue
-        return XdpAttachment(ifname, link_fd, map_fd, mode)
+        return XdpAttachment(ifname, link_fd, map_fd, missed_fd, mode)
     raise SoftenaError(f"{ifname}: cannot attach the XDP program ({'; '.join(reasons)})")

@@ -133,7 +133,7 @@ struct sn_dev *sn_dev_create(const struct sn_dev_config *cfg,
 
 		q->dev = dev;
 		q->qid = i;
-		q->host_fd = q->wire_fd = -1;
+		q->host_fd = q->wire_fd = q->xskmap_fd = -1;
 		q->rx_spare = NO_FRAME;
 		q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (q->wake_fd < 0)

@@ -110,6 +110,7 @@ struct sn_queue {
 	uint32_t qid;
 	int host_fd;
 	int wire_fd;		/* tap wire fd, or the xsk's fd */
+	int xskmap_fd;		/* the wire program's XSKMAP holding it, or -1 */
 	int wake_fd;		/* eventfd: another worker or Python wants us */
 	_Atomic int sleeping;
 	_Atomic int stop;	/* sn_queue_stop(): the worker's loop ends */

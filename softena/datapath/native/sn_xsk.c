@@ -36,7 +36,7 @@ static void xdp_bind_dev(struct bpf_program *prog, void *arg)
 }
 
 int sn_xdp_load(const char *obj_path, int ifindex, int native,
-		int *link_fd, int *xskmap_fd, char *err, size_t errlen)
+		int *link_fd, int *xskmap_fd, int *missed_fd, char *err, size_t errlen)
 {
 	LIBBPF_OPTS(bpf_link_create_opts, opts);
 	struct bpf_object *obj;
@@ -60,9 +60,32 @@ int sn_xdp_load(const char *obj_path, int ifindex, int native,
 	}
 	*link_fd = fd;
 	*xskmap_fd = dup(bpf_map__fd(bpf_object__find_map_by_name(obj, "xsks_map")));
+	*missed_fd = dup(bpf_map__fd(bpf_object__find_map_by_name(obj, "rx_missed")));
 	/* The link and the map fd keep program and map alive. */
 	bpf_object__close(obj);
 	return 0;
+}
+
+int64_t sn_xdp_missed(int missed_fd)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t sum = 0;
+	uint32_t key;
+	int c;
+
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	{
+		uint64_t per_cpu[ncpu];
+
+		for (key = 0; key < SOFTENA_MAX_QUEUES; key++) {
+			if (bpf_map_lookup_elem(missed_fd, &key, per_cpu))
+				return -errno;
+			for (c = 0; c < ncpu; c++)
+				sum += per_cpu[c];
+		}
+	}
+	return (int64_t)sum;
 }
 
 int sn_queue_attach_xsk(struct sn_dev *dev, uint32_t qid, int host_fd,
@@ -122,6 +145,7 @@ int sn_queue_attach_xsk(struct sn_dev *dev, uint32_t qid, int host_fd,
 	}
 	q->wire_fd = fd;
 	q->host_fd = host_fd;
+	q->xskmap_fd = xskmap_fd;
 	return 0;
 }
 
@@ -509,13 +533,45 @@ int sn_wire_rss_read(const char *ifname, struct sn_rss_wire *w)
 	return w->error;
 }
 
+/*
+ * A socket about to go: take it out of the XSKMAP first, so that frames
+ * arriving from now on are the wire program's to count (rx_missed), then
+ * count what it still holds. A redirect that looked the socket up before
+ * the delete lands in the ring within the NAPI poll running it: wait until
+ * the producer has stood still for a millisecond (50 ms at most), then the
+ * frames between consumer and producer are the queue's, never taken (a
+ * multi-buffer frame is one: its last descriptor lacks XDP_PKT_CONTD).
+ */
+static void xsk_retire_rx(struct sn_queue *q)
+{
+	uint32_t key = q->qid, prod, last, idx, left = 0;
+	int still = 0, waited = 0;
+
+	if (q->xskmap_fd >= 0)
+		bpf_map_delete_elem(q->xskmap_fd, &key);
+	last = __atomic_load_n(q->rx.producer, __ATOMIC_ACQUIRE);
+	while (still < 2 && waited < 100) {
+		usleep(500);
+		waited++;
+		prod = __atomic_load_n(q->rx.producer, __ATOMIC_ACQUIRE);
+		still = prod == last ? still + 1 : 0;
+		last = prod;
+	}
+	for (idx = *q->rx.consumer; idx != last; idx++)
+		if (!(xsk_ring_cons__rx_desc(&q->rx, idx)->options & XDP_PKT_CONTD))
+			left++;
+	q->st.rx_wire_missed += left;
+	q->st.rx_hw_drops += left;
+	xsk_read_overruns(q);
+}
+
 static void xsk_destroy(struct sn_dev *dev)
 {
 	uint32_t i;
 
 	for (i = 0; i < dev->cfg.num_queues; i++)
 		if (dev->q[i].xsk) {
-			xsk_read_overruns(&dev->q[i]);	/* the workers are stopped: ours to write */
+			xsk_retire_rx(&dev->q[i]);	/* the workers are stopped: ours to write */
 			xsk_socket__delete(dev->q[i].xsk);
 			dev->q[i].xsk = NULL;
 		}

@@ -63,6 +63,9 @@ struct sn_qstats {
 	uint64_t rx_steered_out;	/* handed to another queue by RSS */
 	uint64_t rx_steered_in;		/* taken from other queues' handoff */
 	uint64_t rx_filtered;		/* not for us: other MAC, unjoined group */
+	uint64_t rx_wire_missed;	/* never taken: left in the wire queue's Rx ring
+					 * when it went, or (in the device base) found it
+					 * without a socket; also in rx_hw_drops */
 	uint64_t napi_polls;
 	uint64_t napi_busy_polls;
 	uint64_t napi_sleeps;
@@ -205,8 +208,13 @@ int sn_wire_rss_read(const char *ifname, struct sn_rss_wire *wire);
 /* The smallest AF_XDP Tx ring a wire MTU allows: two TSO frames' worth. */
 uint32_t sn_tx_ring_min(uint32_t mtu);
 
+/* Load and attach the wire program (bpf/softena_xdp.bpf.c): its link fd,
+ * its XSKMAP's and its rx_missed map's. */
 int sn_xdp_load(const char *obj_path, int ifindex, int native,
-		int *link_fd, int *xskmap_fd, char *err, size_t errlen);
+		int *link_fd, int *xskmap_fd, int *missed_fd, char *err, size_t errlen);
+/* Frames the wire program found no socket for, summed over queues and
+ * CPUs; negative errno when the map cannot be read. */
+int64_t sn_xdp_missed(int missed_fd);
 /* Load PROG_NAME of the steering object (bpf/softena_steer.bpf.c): its
  * program and map fds. */
 int sn_steer_load(const char *obj_path, const char *prog_name, int *prog_fd,
