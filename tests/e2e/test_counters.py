@@ -7,7 +7,7 @@ import os
 import threading
 import time
 
-from conftest import device_log, run, wait_for
+from conftest import device_log, device_status, run, wait_for
 from iperf import iperf3_running
 
 from softena.control import ctlsock
@@ -164,3 +164,37 @@ def test_fault_options_go_anywhere_as_ip_users_type_them(softena_up) -> None:
     assert [(f["kind"], f["queue"]) for f in listing] == [("tx-completion-stall", 1)]
     run(["softena", "fault", "clear", "sft0"], check=True)
     assert json.loads(run(["softena", "fault", "list", "-j", "sft0"], check=True).stdout) == []
+
+
+def test_frames_that_find_no_socket_are_counted_missed_none_lost(softena_up) -> None:
+    """With the interface down its queues and sockets are gone: every frame
+    the wire receives is dropped by the wire program and counted, as a NIC's
+    hardware counts what arrives while its rings are down."""
+    dev = softena_up("sft0", "--queues", "2")
+    run(["ip", "link", "set", "sft0", "down"], check=True)
+    wait_for(lambda: device_status("sft0")["threads"] == [], what="the queues stopped")
+
+    def at_rest() -> tuple[int, dict[str, int]]:
+        """The wire's rx-packets and the device's totals with no frame between
+        them: the peer's own ND/MLD frames may come at any moment."""
+        for _ in range(20):
+            first = dev.queue_totals()
+            wire = kernel_counters("sft0-wire")["rx"]["packets"]
+            if dev.queue_totals()["rx-wire-missed"] == first["rx-wire-missed"]:
+                return wire, first
+        raise AssertionError("the wire never stood still")
+
+    wire0, before = at_rest()
+    # Bounded: 100 echo requests, 5 ms apart, none answered.
+    run(["ip", "netns", "exec", dev.netns, "ping", "-c", "100", "-i", "0.005", "-W", "0.1", dev.host_v4])
+    time.sleep(0.2)  # the last frames leave the peer's queue
+    wire1, after = at_rest()
+    arrived = wire1 - wire0
+    assert arrived >= 100
+    assert after["rx-wire-missed"] - before["rx-wire-missed"] == arrived
+    assert after["rx-hw-drops"] - before["rx-hw-drops"] == arrived
+    assert after["rx-wire-packets"] == before["rx-wire-packets"]
+    check_scopes(dev.stats())
+    run(["ip", "link", "set", "sft0", "up"], check=True)
+    wait_for(lambda: run(["ping", "-c", "1", "-W", "1", dev.peer_v4]).returncode == 0, within=10,
+             what="traffic back after up")
