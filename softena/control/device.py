@@ -34,6 +34,7 @@ from softena.datapath.datapath import (
     XSK_FRAME_SIZE,
     Datapath,
     DatapathConfig,
+    release_free_memory,
     tx_ring_min,
 )
 from softena.datapath.worker import NapiConfig, QueueWorker, cpu_for_queue
@@ -428,6 +429,7 @@ class Device:
                 self.admin.submit(Opcode.DESTROY_SQ, qid=qid, direction=direction)
             for qid in sorted(self.model.io_cqs):
                 self.admin.submit(Opcode.DESTROY_CQ, qid=qid)
+        release_free_memory()
 
     def _destroy_pools(self, dp: Datapath) -> None:
         """The kernel's page_pool_destroy(): a pool with frames still out is

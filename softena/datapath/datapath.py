@@ -74,6 +74,12 @@ class DatapathConfig:
         return cfg
 
 
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the kernel; once a rebuild freed
+    the old datapath and workers (see sn_heap_trim)."""
+    lib.sn_heap_trim()
+
+
 def tx_ring_min(wire_kind: str, mtu: int) -> int:
     """The smallest Tx ring the datapath accepts at wire MTU (a tap wire has no Tx ring)."""
     return lib.sn_tx_ring_min(mtu) if wire_kind == "xsk" else 0

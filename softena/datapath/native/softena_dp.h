@@ -256,6 +256,9 @@ void sn_dev_detach(struct sn_dev *dev);
 int sn_dev_drain(struct sn_dev *dev, int timeout_ms);
 /* Frames of the region in no pool. */
 uint32_t sn_dev_frames_free(struct sn_dev *dev);
+/* Give the heap's free pages back to the kernel (malloc_trim), after a
+ * datapath is freed: rebuilds must not grow the process. */
+void sn_heap_trim(void);
 
 /* CDEF-END */
 
