@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -534,29 +536,48 @@ int sn_wire_rss_read(const char *ifname, struct sn_rss_wire *w)
 }
 
 /*
- * A socket about to go: take it out of the XSKMAP first, so that frames
+ * Sockets about to go: take them out of the XSKMAP first, so that frames
  * arriving from now on are the wire program's to count (rx_missed), then
- * count what it still holds. A redirect that looked the socket up before
- * the delete lands in the ring within the NAPI poll running it: wait until
- * the producer has stood still for a millisecond (50 ms at most), then the
- * frames between consumer and producer are the queue's, never taken (a
- * multi-buffer frame is one: its last descriptor lacks XDP_PKT_CONTD).
+ * count what each still holds. A redirect that looked a socket up before
+ * the delete lands in its ring before the NAPI poll running it ends, and a
+ * poll is an RCU read-side section: MEMBARRIER_CMD_GLOBAL waits for every
+ * one of them (synchronize_rcu()). Where the kernel refuses it (nohz_full),
+ * wait until every producer has stood still for 2 ms (100 ms at most).
+ * Then the frames between consumer and producer are the queue's, never
+ * taken (a multi-buffer frame is one: its last descriptor lacks
+ * XDP_PKT_CONTD).
  */
-static void xsk_retire_rx(struct sn_queue *q)
+static void xsk_quiesce_rx(struct sn_dev *dev)
 {
-	uint32_t key = q->qid, prod, last, idx, left = 0;
-	int still = 0, waited = 0;
+	uint32_t i, prod[SN_MAX_QUEUES] = { 0 };
+	int still = 0, waited = 0, moved;
 
-	if (q->xskmap_fd >= 0)
-		bpf_map_delete_elem(q->xskmap_fd, &key);
-	last = __atomic_load_n(q->rx.producer, __ATOMIC_ACQUIRE);
-	while (still < 2 && waited < 100) {
-		usleep(500);
-		waited++;
-		prod = __atomic_load_n(q->rx.producer, __ATOMIC_ACQUIRE);
-		still = prod == last ? still + 1 : 0;
-		last = prod;
+	for (i = 0; i < dev->cfg.num_queues; i++) {
+		struct sn_queue *q = &dev->q[i];
+		uint32_t key = q->qid;
+
+		if (q->xsk && q->xskmap_fd >= 0)
+			bpf_map_delete_elem(q->xskmap_fd, &key);
 	}
+	if (!syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0))
+		return;
+	while (still < 4 && waited++ < 200) {
+		usleep(500);
+		for (i = 0, moved = 0; i < dev->cfg.num_queues; i++) {
+			struct sn_queue *q = &dev->q[i];
+			uint32_t p = q->xsk ? __atomic_load_n(q->rx.producer, __ATOMIC_ACQUIRE) : 0;
+
+			moved |= p != prod[i];
+			prod[i] = p;
+		}
+		still = moved ? 0 : still + 1;
+	}
+}
+
+static void xsk_count_left(struct sn_queue *q)
+{
+	uint32_t idx, last = __atomic_load_n(q->rx.producer, __ATOMIC_ACQUIRE), left = 0;
+
 	for (idx = *q->rx.consumer; idx != last; idx++)
 		if (!(xsk_ring_cons__rx_desc(&q->rx, idx)->options & XDP_PKT_CONTD))
 			left++;
@@ -569,9 +590,10 @@ static void xsk_destroy(struct sn_dev *dev)
 {
 	uint32_t i;
 
+	xsk_quiesce_rx(dev);	/* the workers are stopped: the queues are ours to write */
 	for (i = 0; i < dev->cfg.num_queues; i++)
 		if (dev->q[i].xsk) {
-			xsk_retire_rx(&dev->q[i]);	/* the workers are stopped: ours to write */
+			xsk_count_left(&dev->q[i]);
 			xsk_socket__delete(dev->q[i].xsk);
 			dev->q[i].xsk = NULL;
 		}
