@@ -344,10 +344,11 @@ def test_each_hostile_frame_gets_its_class_verdict_and_the_device_lives_on(softe
             before = totals(dev)
             refused = sender.send([h.frame])
             if h.outcome == WIRE_DROP:
-                time.sleep(0.3)
-                moved = totals(dev)["rx-wire-packets"] - before["rx-wire-packets"]
-                if not refused or moved:
-                    wrong.append((h.name, h.outcome, f"refused {refused}, {moved} reached the device"))
+                # That it never reached the host is checked below by its own
+                # source MAC: the device's counters would also count the
+                # peer's own ND and MLD frames of the moment.
+                if not refused:
+                    wrong.append((h.name, h.outcome, "the wire took it"))
                 continue
             assert not refused, f"{h.name}: the wire refused it"
             wait_for(lambda: sum(totals(dev)[k] - before[k] for k in VERDICTS) >= 1, within=3,
