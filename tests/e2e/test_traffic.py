@@ -63,7 +63,9 @@ def test_iperf3_udp_at_one_gigabit_reaches_the_peer_without_device_drops(softena
     assert kernel_dropped <= result["end"]["sum"]["packets"] // 100
     for counter in ("tx-hw-drops", "tx-hw-drop-errors", "rx-hw-drops"):
         assert ours_after[counter] == ours_before[counter] == 0, counter
-    assert gbits(result) > 0.5
+    # Enough datagrams that drops would show; their rate is bench/'s to judge
+    # (a loaded CI machine once sent 0.49 Gbit/s of the 1 asked for).
+    assert result["end"]["sum"]["packets"] > 10_000
 
 
 def spreading_port_base(peer: str, host: str, server_port: int, queues: int) -> int:
