@@ -11,6 +11,7 @@
  * Tx ring's, and never the fill ring's: only zero-copy drivers set it).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <linux/membarrier.h>
@@ -68,26 +69,30 @@ int sn_xdp_load(const char *obj_path, int ifindex, int native,
 	return 0;
 }
 
+/* The rx_missed map summed over queues and CPUs: one batched lookup, since
+ * every counter read (each scrape, each second of `top`) comes here. */
 int64_t sn_xdp_missed(int missed_fd)
 {
 	int ncpu = libbpf_num_possible_cpus();
-	uint64_t sum = 0;
-	uint32_t key;
-	int c;
+	uint32_t keys[SOFTENA_MAX_QUEUES], count = SOFTENA_MAX_QUEUES, out_batch, i;
+	uint64_t *values, sum = 0;
+	int e;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 
 	if (ncpu <= 0)
 		return ncpu ? ncpu : -EINVAL;
-	{
-		uint64_t per_cpu[ncpu];
-
-		for (key = 0; key < SOFTENA_MAX_QUEUES; key++) {
-			if (bpf_map_lookup_elem(missed_fd, &key, per_cpu))
-				return -errno;
-			for (c = 0; c < ncpu; c++)
-				sum += per_cpu[c];
-		}
+	values = malloc(sizeof(*values) * SOFTENA_MAX_QUEUES * (size_t)ncpu);
+	if (!values)
+		return -ENOMEM;
+	/* An array answers whole in one call; ENOENT says the batch ended. */
+	e = bpf_map_lookup_batch(missed_fd, NULL, &out_batch, keys, values, &count, &opts) ? -errno : 0;
+	if (!e || e == -ENOENT) {
+		for (i = 0; i < count * (uint32_t)ncpu; i++)
+			sum += values[i];
+		e = count == SOFTENA_MAX_QUEUES ? 0 : -EIO;
 	}
-	return (int64_t)sum;
+	free(values);
+	return e ? e : (int64_t)sum;
 }
 
 int sn_queue_attach_xsk(struct sn_dev *dev, uint32_t qid, int host_fd,
