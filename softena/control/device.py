@@ -8,7 +8,6 @@ also when bring-up fails half-way.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import os
 import socket
@@ -48,7 +47,7 @@ from softena.log import log
 from softena.netdev import genl, notify
 from softena.netdev.family import NapiSettings, NetdevFamily
 from softena.ports import lab, steer, tap, xsk
-from softena.ports.link import LinkMonitor, NetnsLinkReader, host_link_up
+from softena.ports.link import LinkMonitor, NetnsLinkReader, host_link_up, queues_in_use
 
 # Devices one machine runs at once: each takes a slot of NAPI ids below the kernel's MIN_NAPI_ID.
 MAX_DEVICES = 32
@@ -525,7 +524,7 @@ class Device:
 
     def wire_queue_count(self) -> int:
         """Rx queues the wire interface has in use (sysfs lists the real ones)."""
-        return len(glob.glob(f"/sys/class/net/{self.wire_ifname}/queues/rx-*"))
+        return queues_in_use(self.wire_ifname, "rx")
 
     def _resize_ports(self, queues: int) -> None:
         """Give the host tap and the wire QUEUES queues each."""

@@ -17,6 +17,7 @@ from pyroute2 import IPRoute, NetNS, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from softena.errors import SoftenaError
+from softena.ports.link import queues_in_use
 
 IFA_F_NODAD = 0x02  # addresses usable at once: the lab has no duplicates
 
@@ -120,7 +121,7 @@ def set_veth_queues(names: LabNames, queues: int) -> None:
     """
     host = ["ethtool", "-L", names.wire, "tx", str(queues)]
     peer = ["ethtool", "-L", PEER_IFNAME, "rx", str(queues), "tx", str(queues)]
-    current = len([q for q in os.listdir(f"/sys/class/net/{names.wire}/queues") if q.startswith("tx-")])
+    current = queues_in_use(names.wire, "tx")
     # An XDP program on the peer makes veth want its Rx queues never fewer
     # than the host end's Tx queues: grow the host end first, shrink the peer first.
     steps = [lambda: _retry_busy(lambda: _run(host)), lambda: run_in_netns(names.netns, peer)]

@@ -10,6 +10,7 @@ rate than keeping a subscription per namespace.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Callable
 
@@ -19,6 +20,15 @@ from softena.threads import NamedThread
 
 IFF_UP = 0x1
 POLL_S = 0.25
+
+
+def queues_in_use(ifname: str, direction: str) -> int:
+    """Queues an interface of this namespace has in use in DIRECTION ("rx" or
+    "tx"): sysfs lists exactly the real ones, as `ethtool -L` left them."""
+    try:
+        return sum(1 for q in os.listdir(f"/sys/class/net/{ifname}/queues") if q.startswith(f"{direction}-"))
+    except FileNotFoundError:
+        return 0
 
 
 def host_link_up(ifname: str) -> bool:
