@@ -17,6 +17,7 @@ from softena.control.config import (
     METRICS_HOST,
     METRICS_PORT_BASE,
     DeviceConfig,
+    PEER_NAPI_MODES,
     WireSpec,
     check_environment,
     parse_cpus,
@@ -40,6 +41,7 @@ UP_EXAMPLES = examples(
     "softena up ena1 --queues 2 --cpus 0-1",
     "softena up ena0 --wire xdp:eth1   # an existing interface as the wire",
     "softena up ena0 --wire tap --mtu 9000",
+    "softena up --peer-napi threaded  # lab peer in NAPI threads",
     "softena up ena0 --foreground      # stay attached, for a supervisor")
 
 
@@ -55,6 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "224 (large LLQ headers) or off")
     up.add_argument("--busy-poll", type=int, default=0, metavar="USECS",
                     help="workers poll for work this long before sleeping (latency for CPU; default 0)")
+    up.add_argument("--peer-napi", choices=PEER_NAPI_MODES, default="inline",
+                    help="where a lab peer receives: inline, in the sender's transmit call as veth does by "
+                         "default (default), or threaded, in NAPI threads of its own as a host at the far end "
+                         "of a cable does (more bulk throughput, a thread wake-up more per round trip)")
     up.add_argument("--no-steering", action="store_true",
                     help="no RSS stage on a software wire: frames arrive on the queue the peer sent them on "
                          "and workers hand them over (for comparison)")
@@ -97,7 +103,8 @@ def config_from_args(args: argparse.Namespace) -> DeviceConfig:
                           llq_header=parse_llq(args.llq), attrs=device_attributes(args.max_queues, args.max_mtu),
                           thresholds=thresholds(args), metrics=not args.no_metrics, metrics_port=args.metrics_port,
                           metrics_address=args.metrics_address, busy_poll_us=args.busy_poll,
-                          steering=not args.no_steering, read_group=args.read_group)
+                          steering=not args.no_steering, read_group=args.read_group,
+                          peer_napi=args.peer_napi)
     if args.queues is not None:
         config.queues = args.queues
     else:  # one per online CPU, as far as the device has queues

@@ -29,6 +29,10 @@ METRICS_PORT_BASE = 9464
 MAX_BUSY_POLL_US = 1_000_000
 
 
+# --peer-napi: where a lab peer's receive runs (softena/ports/lab.py).
+PEER_NAPI_MODES = ("inline", "threaded")
+
+
 @dataclass(frozen=True)
 class WireSpec:
     """--wire: lab (veth to a peer namespace), xdp:IFACE, tap (in the lab) or tap:NAME."""
@@ -72,6 +76,7 @@ class DeviceConfig:
     busy_poll_us: int = 0  # --busy-poll: workers spin this long for work before they sleep
     steering: bool = True  # --no-steering: no RSS stage on a software wire (softena/ports/steer.py)
     read_group: str | None = None  # --read-group: may use the read-only control commands
+    peer_napi: str = "inline"  # --peer-napi: a lab peer receives inline or in NAPI threads of its own
 
     def validate(self) -> None:
         """Refuse what cannot work, before any kernel object exists."""
@@ -90,6 +95,11 @@ class DeviceConfig:
             raise SoftenaError(f"invalid wire interface name '{self.wire.iface}'")
         if not 0 <= self.busy_poll_us <= MAX_BUSY_POLL_US:
             raise SoftenaError(f"invalid --busy-poll {self.busy_poll_us}: 0..{MAX_BUSY_POLL_US} microseconds")
+        if self.peer_napi not in PEER_NAPI_MODES:
+            raise SoftenaError(f"invalid --peer-napi '{self.peer_napi}': {' or '.join(PEER_NAPI_MODES)}")
+        if self.peer_napi != "inline" and not self.wire.lab:
+            raise SoftenaError(f"--peer-napi {self.peer_napi}: only a lab wire has a peer of ours; "
+                               f"wire {self.wire.describe()} has none")
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
             raise SoftenaError(f"invalid --metrics-port {self.metrics_port}: 1..65535")
         try:

@@ -183,6 +183,8 @@ class Device:
                 self.state.save()
                 lab.create_veth(names, cfg.queues, self.attrs.max_queues, cfg.mtu)
                 lab.configure_peer(names)
+                if cfg.peer_napi == "threaded":
+                    lab.give_peer_napi_threads(names)
                 self.wire_ifname = names.wire
                 self._attach_steering(lambda: steer.attach_veth(names.netns, lab.PEER_IFNAME))
             else:
@@ -202,15 +204,22 @@ class Device:
         self.state.links.append(self.wire_ifname)
         self.state.save()
         self.wire_fds = tap.open_queues(self.wire_ifname, cfg.queues,
-                                        tap.offload_flags(tx_csum=True, tso=True))
+                                        tap.offload_flags(tx_csum=True, tso=True), napi=self._wire_tap_napi)
         self.xdp_mode = "tap, vnet headers"
         self._attach_steering(lambda: steer.attach_tap(self.wire_fds[0], self.wire_ifname))
         tap.set_link(self.wire_ifname, mtu=cfg.mtu)
         if cfg.wire.lab:
             lab.move_to_peer(names, self.wire_ifname)
             lab.configure_peer(names, checksum_offload=True)
+            if cfg.peer_napi == "threaded":
+                lab.give_peer_napi_threads(names)
         else:
             tap.set_link(self.wire_ifname, state="up")
+
+    @property
+    def _wire_tap_napi(self) -> bool:
+        """A lab tap wire whose peer receives in NAPI threads takes our writes in NAPI polls (IFF_NAPI)."""
+        return self.config.wire.lab and self.config.peer_napi == "threaded"
 
     def _attach_steering(self, attach: Callable[[], steer.WireSteering]) -> None:
         """The wire's RSS stage; without it (a kernel before tcx) the datapath hands frames over."""
@@ -533,7 +542,8 @@ class Device:
         if wire.kind == "tap":
             # A lab's tap wire is eth0 of the peer namespace by now.
             name, netns = (lab.PEER_IFNAME, self.lab_names.netns) if wire.lab else (self.wire_ifname, None)
-            tap.resize_queues(name, self.wire_fds, queues, tap.offload_flags(tx_csum=True, tso=True), netns)
+            tap.resize_queues(name, self.wire_fds, queues, tap.offload_flags(tx_csum=True, tso=True), netns,
+                              napi=self._wire_tap_napi)
         elif wire.lab:
             lab.set_veth_queues(self.lab_names, queues)
 

@@ -102,6 +102,10 @@ def create_veth(names: LabNames, queues: int, max_queues: int, mtu: int) -> int:
     set_veth_queues(names, queues)
     # The wire is a cable: the host must not talk on it by itself.
     _sysctl(f"net/ipv6/conf/{names.wire}/disable_ipv6", "1")
+    # A cable carries frames of at most the MTU, which is all AF_XDP sends;
+    # and veth hands a frame to its peer's NAPI (give_peer_napi_threads)
+    # only when the sending end offers no TSO (veth_skb_is_eligible_for_gro).
+    _run(["ethtool", "-K", names.wire, "tso", "off"])
     with IPRoute() as ipr:
         ipr.link("set", index=index, state="up")
     return index
@@ -162,6 +166,22 @@ def configure_peer(names: LabNames, checksum_offload: bool = False) -> None:
         ns.link("set", index=index, state="up")
     if not checksum_offload:
         run_in_netns(names.netns, ["ethtool", "-K", PEER_IFNAME, "tx", "off"])
+
+
+def give_peer_napi_threads(names: LabNames) -> None:
+    """--peer-napi threaded: the peer's eth0 receives as a host's NIC does,
+    with GRO, in NAPI polls of its own (threaded NAPI, a kernel thread per queue).
+
+    By default veth (and a tap) runs its peer's whole receive, up to the TCP
+    socket, inside the sender's transmit call: here, inside our worker's
+    sendto() or write(). A host at the far end of a cable does that work on
+    its own CPUs. The threads are scheduled like any thread, so on a small
+    machine they share its CPUs; each wake-up costs a round trip some
+    microseconds, which veth's inline receive (and the bench's veth
+    baselines) do not pay.
+    """
+    run_in_netns(names.netns, ["ethtool", "-K", PEER_IFNAME, "gro", "on"])
+    run_in_netns(names.netns, ["sh", "-c", f"echo 1 > /sys/class/net/{PEER_IFNAME}/threaded"])
 
 
 def set_peer_state(names: LabNames, state: str) -> None:

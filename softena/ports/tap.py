@@ -27,6 +27,7 @@ TUNSETVNETHDRSZ = 0x400454D8
 TUNSETCARRIER = 0x400454E2
 
 IFF_TAP = 0x0002
+IFF_NAPI = 0x0010
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
 IFF_MULTI_QUEUE = 0x0100
@@ -47,12 +48,15 @@ def offload_flags(tx_csum: bool, tso: bool) -> int:
     return flags
 
 
-def open_queues(name: str, count: int, offloads: int) -> list[int]:
+def open_queues(name: str, count: int, offloads: int, napi: bool = False) -> list[int]:
     """Create (or attach to) multiqueue tap NAME and return one fd per queue.
 
     The tap is not persistent: when the last fd closes, as on a crash, the
-    kernel removes the interface.
+    kernel removes the interface.  With NAPI, frames written to a queue are
+    received by the kernel in that queue's NAPI poll (IFF_NAPI), not inside
+    the write() itself.
     """
+    flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE | (IFF_NAPI if napi else 0)
     if not os.path.exists(TUN_PATH):
         raise SoftenaError(f"{TUN_PATH} is missing: load the tun module (modprobe tun)")
     fds: list[int] = []
@@ -60,7 +64,7 @@ def open_queues(name: str, count: int, offloads: int) -> list[int]:
         for _ in range(count):
             fd = os.open(TUN_PATH, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
             fds.append(fd)
-            ifr = struct.pack("16sH", name.encode(), IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE)
+            ifr = struct.pack("16sH", name.encode(), flags)
             fcntl.ioctl(fd, TUNSETIFF, ifr)
             fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
             fcntl.ioctl(fd, TUNSETOFFLOAD, offloads)
@@ -70,7 +74,8 @@ def open_queues(name: str, count: int, offloads: int) -> list[int]:
     return fds
 
 
-def resize_queues(name: str, fds: list[int], count: int, offloads: int, netns: str | None = None) -> None:
+def resize_queues(name: str, fds: list[int], count: int, offloads: int, netns: str | None = None,
+                  napi: bool = False) -> None:
     """Grow or shrink tap NAME's queues to COUNT, in place in FDS (fd 0 stays).
 
     A tap that lives in another namespace (a lab's tap wire, eth0 there) is
@@ -82,18 +87,18 @@ def resize_queues(name: str, fds: list[int], count: int, offloads: int, netns: s
         close_all(fds[count:])
         del fds[count:]
     elif count > len(fds):
-        fds += open_queues_in(netns, name, count - len(fds), offloads) if netns else \
-            open_queues(name, count - len(fds), offloads)
+        fds += open_queues_in(netns, name, count - len(fds), offloads, napi) if netns else \
+            open_queues(name, count - len(fds), offloads, napi)
 
 
-def open_queues_in(netns: str, name: str, count: int, offloads: int) -> list[int]:
+def open_queues_in(netns: str, name: str, count: int, offloads: int, napi: bool = False) -> list[int]:
     """open_queues() from inside namespace NETNS, on a thread of its own (setns moves only the caller)."""
     result: list = []
 
     def opener() -> None:
         try:
             pyroute2.netns.setns(netns, flags=0)
-            result.append(open_queues(name, count, offloads))
+            result.append(open_queues(name, count, offloads, napi))
         except (OSError, SoftenaError) as exc:
             result.append(exc)
 

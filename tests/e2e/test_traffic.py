@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from conftest import Snapshot, run
@@ -178,3 +179,51 @@ def test_tap_wire_follows_a_channel_change_in_its_namespace(softena_up) -> None:
     assert gbits(iperf3(dev.netns, dev.peer_v4, "-P", "2")) > 0.2
     run(["softena", "ethtool", "-L", "sft0", "combined", "1"], check=True)
     assert gbits(iperf3(dev.netns, dev.peer_v4, "-R")) > 0.2
+
+
+def peer_napi_threads() -> dict[int, int]:
+    """Kernel threads of threaded NAPI on an eth0 (napi/eth0-ID): pid -> CPU ticks used."""
+    threads = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        if comm.startswith("napi/eth0-"):
+            fields = stat[stat.rindex(")") + 2:].split()
+            threads[int(pid)] = int(fields[11]) + int(fields[12])  # utime + stime
+    return threads
+
+
+def peer_threaded(netns: str) -> str:
+    return run(["ip", "netns", "exec", netns, "cat", "/sys/class/net/eth0/threaded"], check=True).stdout.strip()
+
+
+@pytest.mark.parametrize("wire", ["lab", "tap"])
+def test_peer_napi_threaded_receives_in_the_peers_own_threads(softena_up, wire: str) -> None:
+    """--peer-napi threaded: the lab peer's receive runs in NAPI threads of its
+    own, not inside our workers' transmit calls; the default stays inline."""
+    before = set(peer_napi_threads())
+    dev = softena_up("sft0", "--queues", "2", "--wire", wire)
+    assert peer_threaded(dev.netns) == "0"
+    assert set(peer_napi_threads()) == before
+    run(["softena", "down", "sft0"], check=True)
+
+    dev = softena_up("sft0", "--queues", "2", "--wire", wire, "--peer-napi", "threaded")
+    assert peer_threaded(dev.netns) == "1"
+    if wire == "tap":  # the tap wire's queues are made again, and must keep their NAPI
+        run(["softena", "ethtool", "-L", "sft0", "combined", "1"], check=True)
+        run(["softena", "ethtool", "-L", "sft0", "combined", "2"], check=True)
+    ticks = {pid: t for pid, t in peer_napi_threads().items() if pid not in before}
+    assert len(ticks) >= 2, f"no NAPI threads of the peer's eth0: {ticks}"
+    result = iperf3(dev.netns, dev.peer_v4, duration=2)
+    assert gbits(result) > 0.1
+    after = peer_napi_threads()
+    used = sum(after.get(pid, t) - t for pid, t in ticks.items())
+    # Two seconds of a bulk stream keep the receiving NAPI busy for a good
+    # part of them; inline, these threads would not exist at all.
+    assert used >= 10, f"the peer's NAPI threads used {used} ticks during the stream"
+    proc = run(["ping", "-c", "3", "-i", "0.2", "-W", "2", dev.peer_v6])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
