@@ -1,8 +1,9 @@
 """Latency cases: ICMP echo (ping) and TCP 1-byte request/response round trips.
 
 Baseline (a): sb-a -> sb-b over the plain veth.  softena: host -> its lab
-peer, in the default mode, with `--busy-poll USECS`, and with busy-poll plus
-napi-set defer-hard-irqs/gro-flush-timeout on each of the device's NAPIs.
+peer, in the default mode, with `--busy-poll USECS`, with busy-poll plus
+napi-set defer-hard-irqs/gro-flush-timeout on each of the device's NAPIs, and
+in the default mode with `--peer-napi threaded` (no ceiling: what it costs).
 "Added" is softena's median minus the baseline's median, per test.
 
 ping: `ping -i 0.001 -c N`, each reply's time= parsed (iputils prints
@@ -29,6 +30,7 @@ class Mode:
     name: str
     busy_poll: int = 0
     napi: bool = False
+    peer_napi: str = "inline"  # softena up --peer-napi: where the lab peer receives
     ceiling_us: float | None = None  # issue 10 item 4: the most this mode may add to (a)'s p50
 
 
@@ -37,7 +39,9 @@ def modes(busy_usecs: int, smoke: bool) -> list[Mode]:
     if smoke:
         return [default]
     return [default, Mode(f"busy-poll {busy_usecs}", busy_poll=busy_usecs),
-            Mode(f"busy-poll {busy_usecs} + napi-set", busy_poll=busy_usecs, napi=True, ceiling_us=20.0)]
+            Mode(f"busy-poll {busy_usecs} + napi-set", busy_poll=busy_usecs, napi=True, ceiling_us=20.0),
+            # No ceiling: the price of the threaded peer's wake-ups, beside the throughput it buys.
+            Mode("default, peer threaded", peer_napi="threaded")]
 
 
 def ping_stats(ns: str | None, addr: str, count: int) -> dict:
@@ -70,7 +74,7 @@ def measure(lab: Lab, busy_usecs: int, ping_count: int, rr_count: int, rr_secs: 
                  "tcp_rr": rr_stats(rr, NS_A, NS_B, ADDR_B, rr_count, rr_secs)})
     for mode in modes(busy_usecs, smoke):
         log(f"latency: softena-xdp@1500, {mode.name}")
-        dev = lab.softena_up("lab", 1500, busy_poll=mode.busy_poll)
+        dev = lab.softena_up("lab", 1500, busy_poll=mode.busy_poll, peer_napi=mode.peer_napi)
         row: dict = {"path": "softena-xdp@1500", "mode": mode.name, "ceiling_us": mode.ceiling_us}
         if mode.napi:
             row["napi_set"] = lab.napi_tune(defer_hard_irqs=100, gro_flush_timeout=200000)

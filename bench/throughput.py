@@ -39,6 +39,7 @@ class Path:
     mtu: int
     wire: str = "lab"
     xdp: bool = False
+    threaded: bool = False  # softena: --peer-napi threaded; veth: both ends in NAPI threads
     tool: str = ""
     description: str = ""
 
@@ -86,7 +87,11 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str]) -> Plan:
     p = [Path("veth@1500", "veth", 1500, description="(a) kernel veth between two namespaces"),
          Path("veth+xdp@1500", "veth", 1500, xdp=True, description="(b) the same veth, XDP_PASS on both ends"),
          Path("veth@9000", "veth", 9000, description="(a) at MTU 9000"),
+         Path("veth+xdp+threads@1500", "veth", 1500, xdp=True, threaded=True,
+              description="(b) with both ends receiving in NAPI threads, with GRO"),
          Path("softena-xdp@1500", "softena", 1500, description="softena up (lab veth wire, AF_XDP)"),
+         Path("softena-xdp+threads@1500", "softena", 1500, threaded=True,
+              description="softena up --peer-napi threaded (the lab peer receives in NAPI threads)"),
          Path("softena-xdp@9000", "softena", 9000, description="softena up --mtu 9000 (multi-buffer AF_XDP)"),
          Path("softena-tap@1500", "softena", 1500, wire="tap", description="softena up --wire tap"),
          Path("softena-tap@9000", "softena", 9000, wire="tap", description="softena up --wire tap --mtu 9000")]
@@ -111,7 +116,10 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str]) -> Plan:
     blocks = [("softena-xdp@1500", "veth+xdp@1500", one + multi),
               ("softena-xdp@9000", "veth@9000", one),
               ("softena-tap@1500", "veth@1500", one + multi),
-              ("softena-tap@9000", None, one)]
+              ("softena-tap@9000", None, one),
+              # Not a floor: what the lab peer's receive model is worth, with
+              # the same model given to the baseline.
+              ("softena-xdp+threads@1500", "veth+xdp+threads@1500", one)]
     peer_runs = [(name, one) for name in (*peers1500, *peers_best)]
     for test in one:
         cmp.append(Comparison("softena-xdp@1500", test, ("veth+xdp@1500",), 1.0, "1"))
@@ -125,6 +133,9 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str]) -> Plan:
         cmp.append(Comparison("softena-tap@1500", test, ("veth@1500",), 0.6, "2"))
     for test in one:
         cmp.append(Comparison("softena-tap@9000", test, ("veth@9000",), None, "2"))
+    for test in one:
+        cmp += [Comparison("softena-xdp+threads@1500", test, ("veth+xdp@1500",), None, "1"),
+                Comparison("softena-xdp+threads@1500", test, ("veth+xdp+threads@1500",), None, "1")]
     if usernet_tools:
         for test in one:
             cmp += [Comparison("softena-xdp@1500", test, peers1500, 1.0, "3"),
@@ -165,10 +176,11 @@ class Runner:
 
     def _softena_for(self, path: Path) -> None:
         dev = self.lab.dev
-        if dev is None or (dev.wire, dev.mtu, dev.busy_poll) != (path.wire, path.mtu, 0):
+        peer_napi = "threaded" if path.threaded else "inline"
+        if dev is None or (dev.wire, dev.mtu, dev.busy_poll, dev.peer_napi) != (path.wire, path.mtu, 0, peer_napi):
             self.close_device()
             log(f"softena up {path.name}")
-            dev = self.lab.softena_up(path.wire, path.mtu)
+            dev = self.lab.softena_up(path.wire, path.mtu, peer_napi=peer_napi)
             self.device_info[path.name] = {"mode": dev.mode, "peer": dev.peer, "pid": dev.pid,
                                            "queues": dev.queues}
 
@@ -177,7 +189,8 @@ class Runner:
         dev = self.lab.dev
         if dev is None:
             return
-        name = f"softena-{'xdp' if dev.wire == 'lab' else dev.wire}@{dev.mtu}"
+        threads = "+threads" if dev.peer_napi == "threaded" else ""
+        name = f"softena-{'xdp' if dev.wire == 'lab' else dev.wire}{threads}@{dev.mtu}"
         info = self.device_info.get(name)
         if info is not None and info.get("pid") == dev.pid:
             info["rss_bytes"] = cost.rss_bytes(dev.pid)
@@ -198,7 +211,7 @@ class Runner:
 
     def once(self, path: Path, test: Test) -> tuple[float, cost.CpuUse | None]:
         if path.kind == "veth":
-            self.lab.set_veth(path.mtu, path.xdp)
+            self.lab.set_veth(path.mtu, path.xdp, path.threaded)
             return iperf3(NS_A, NS_B, ADDR_B, self.port, self.seconds, test.streams, test.rx, self.omit), None
         if path.kind == "usernet":
             self.close_device()

@@ -61,6 +61,7 @@ class Device:
     wire: str
     mtu: int
     busy_poll: int
+    peer_napi: str
     pid: int
     peer: str
     mode: str
@@ -79,6 +80,7 @@ class Lab:
     xdp_obj: str | None = None
     veth_xdp: bool = False
     veth_mtu: int = 1500
+    veth_threaded: bool = False
     owns_names: bool = False
     dev: Device | None = None
     dev_maybe_up: bool = False
@@ -145,8 +147,11 @@ class Lab:
             run(["ip", "-n", ns, "link", "set", "dev", dev, "up"])
         wait_ping(NS_A, ADDR_B)
 
-    def set_veth(self, mtu: int, xdp: bool) -> None:
-        """Veth baseline at MTU, with XDP_PASS on both ends or none."""
+    def set_veth(self, mtu: int, xdp: bool, threaded: bool = False) -> None:
+        """Veth baseline at MTU, with XDP_PASS on both ends or none; THREADED:
+        both ends receive with GRO in NAPI threads, as softena's --peer-napi threaded peer."""
+        if self.veth_threaded and not threaded:
+            self._veth_napi_threads(False)  # while the NAPIs still exist: veth has none without XDP or GRO
         if self.veth_xdp and (not xdp or mtu != self.veth_mtu):
             for ns, dev in ((NS_A, VETH_A), (NS_B, VETH_B)):
                 run(["ip", "-n", ns, "link", "set", "dev", dev, "xdpdrv", "off"])
@@ -163,14 +168,27 @@ class Lab:
             for ns, dev in ((NS_A, VETH_A), (NS_B, VETH_B)):  # prove it is there, in native mode
                 if "prog/xdp " not in run(["ip", "-n", ns, "-d", "link", "show", "dev", dev]).stdout:
                     raise BenchError(f"XDP program not attached in native mode on {ns}/{dev}")
+        if threaded and not self.veth_threaded:
+            self._veth_napi_threads(True)
+
+    def _veth_napi_threads(self, on: bool) -> None:
+        """GRO and threaded NAPI on both veth ends, or neither (threads off before GRO, GRO on before threads)."""
+        for ns, dev in ((NS_A, VETH_A), (NS_B, VETH_B)):
+            threads = ["ip", "netns", "exec", ns, "sh", "-c", f"echo {int(on)} > /sys/class/net/{dev}/threaded"]
+            gro = ["ip", "netns", "exec", ns, "ethtool", "-K", dev, "gro", "on" if on else "off"]
+            for argv in (gro, threads) if on else (threads, gro):
+                run(argv)
+        self.veth_threaded = on
 
     # -- softena --
 
-    def softena_up(self, wire: str = "lab", mtu: int = 1500, busy_poll: int = 0) -> Device:
-        """`softena up sbn0 --wire W --mtu M --queues Q [--busy-poll U]`; returns once traffic passes."""
+    def softena_up(self, wire: str = "lab", mtu: int = 1500, busy_poll: int = 0,
+                   peer_napi: str = "inline") -> Device:
+        """`softena up sbn0 --wire W --mtu M --queues Q --peer-napi P [--busy-poll U]`; returns once traffic passes."""
         if self.dev is not None:
             self.softena_down()
-        args = ["up", DEV, "--queues", str(self.queues), "--wire", wire, "--mtu", str(mtu), "--no-metrics"]
+        args = ["up", DEV, "--queues", str(self.queues), "--wire", wire, "--mtu", str(mtu), "--no-metrics",
+                "--peer-napi", peer_napi]
         if busy_poll:
             args += ["--busy-poll", str(busy_poll)]
         self.dev_maybe_up = self.dev_ever_up = True
@@ -180,7 +198,7 @@ class Lab:
         if not mine or mine.get("state") != "up":
             raise BenchError(f"softena status does not show {DEV} up: {mine}")
         peer = check_address((mine.get("lab") or {}).get("peer", [None])[0] or "")
-        self.dev = Device(wire, mtu, busy_poll, int(mine["pid"]), peer,
+        self.dev = Device(wire, mtu, busy_poll, peer_napi, int(mine["pid"]), peer,
                           f"{mine.get('wire')} ({mine.get('wire-mode')})", int(mine.get("queues", self.queues)))
         self.check_path()
         return self.dev
