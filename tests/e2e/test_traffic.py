@@ -213,9 +213,11 @@ def test_peer_napi_threaded_receives_in_the_peers_own_threads(softena_up, wire: 
 
     dev = softena_up("sft0", "--queues", "2", "--wire", wire, "--peer-napi", "threaded")
     assert peer_threaded(dev.netns) == "1"
-    if wire == "tap":  # the tap wire's queues are made again, and must keep their NAPI
-        run(["softena", "ethtool", "-L", "sft0", "combined", "1"], check=True)
-        run(["softena", "ethtool", "-L", "sft0", "combined", "2"], check=True)
+    # The wire's queues change with the device's (a tap wire's are opened
+    # again): the peer's new queues must receive in threads too.
+    run(["softena", "ethtool", "-L", "sft0", "combined", "1"], check=True)
+    run(["softena", "ethtool", "-L", "sft0", "combined", "2"], check=True)
+    assert peer_threaded(dev.netns) == "1"
     ticks = {pid: t for pid, t in peer_napi_threads().items() if pid not in before}
     assert len(ticks) >= 2, f"no NAPI threads of the peer's eth0: {ticks}"
     result = iperf3(dev.netns, dev.peer_v4, duration=2)
