@@ -16,8 +16,8 @@ from softena.control.cleanup import clear_leftovers
 from softena.control.config import (
     METRICS_HOST,
     METRICS_PORT_BASE,
-    DeviceConfig,
     PEER_NAPI_MODES,
+    DeviceConfig,
     WireSpec,
     check_environment,
     parse_cpus,
