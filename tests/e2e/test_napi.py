@@ -276,7 +276,11 @@ def test_gro_flush_timeout_merges_segments_that_come_in_separate_polls(softena_u
             after = counters(dev)
             results[timeout_ns] = (seen, {k: after[k] - before[k] for k in KEYS})
     (seen_off, off), (seen_on, on) = results[0], results[5_000_000]
-    assert len(seen_off) == 10 and off["rx-hw-gro-packets"] == 0, results
+    # Without the timeout a session ends with its poll: on a loaded machine
+    # two segments may still share a poll and merge, but most go up alone,
+    # and every one missing from the frames seen is in a merge the counters show.
+    assert len(seen_off) >= 6, results
+    assert 10 - len(seen_off) == off["rx-hw-gro-wire-packets"] - off["rx-hw-gro-packets"], results
     # Held across polls, the ten segments go up as one or two frames.
     assert 1 <= len(seen_on) <= 2 and sum(seen_on) > 10 * 1400, results
     assert on["rx-hw-gro-wire-packets"] >= 5 * on["rx-hw-gro-packets"] > 0, results
