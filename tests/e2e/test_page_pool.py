@@ -37,7 +37,7 @@ def settle(dev, fill_ring: int) -> dict:
         return all(p["inflight"] == fill_ring for p in seen["page-pools"])
 
     # A second idle per trim; a loaded machine (CI) can stretch that several times.
-    wait_for(idle, within=15, what=f"pools back to their {fill_ring}-frame fill rings")
+    wait_for(idle, within=30, what=f"pools back to their {fill_ring}-frame fill rings")
     return dict(seen)
 
 

@@ -117,6 +117,8 @@ def test_status_tells_what_the_wire_offers_and_that_veth_hash_is_carried_but_nev
     assert dev.status["wire-hash"].startswith("not reused: the wire reports no RSS configuration")
     before = totals("sft0")
     iperf3(dev.netns, dev.peer_v4, "-P", "4", "-R", duration=2)
+    # The streams' last frames may still be between the two counters: read at rest.
+    wait_for(lambda: at_rest("sft0"), within=10, what="the counters at rest")
     after = totals("sft0")
     wire_frames = moved(before, after, "rx-wire-packets")
     assert wire_frames > 1000
