@@ -182,9 +182,7 @@ class Device:
                 self.state.links.append(names.wire)
                 self.state.save()
                 lab.create_veth(names, cfg.queues, self.attrs.max_queues, cfg.mtu)
-                lab.configure_peer(names)
-                if cfg.peer_napi == "threaded":
-                    lab.give_peer_napi_threads(names)
+                lab.configure_peer(names, napi_threads=cfg.peer_napi == "threaded")
                 self.wire_ifname = names.wire
                 self._attach_steering(lambda: steer.attach_veth(names.netns, lab.PEER_IFNAME))
             else:
@@ -210,9 +208,7 @@ class Device:
         tap.set_link(self.wire_ifname, mtu=cfg.mtu)
         if cfg.wire.lab:
             lab.move_to_peer(names, self.wire_ifname)
-            lab.configure_peer(names, checksum_offload=True)
-            if cfg.peer_napi == "threaded":
-                lab.give_peer_napi_threads(names)
+            lab.configure_peer(names, checksum_offload=True, napi_threads=cfg.peer_napi == "threaded")
         else:
             tap.set_link(self.wire_ifname, state="up")
 

@@ -102,10 +102,6 @@ def create_veth(names: LabNames, queues: int, max_queues: int, mtu: int) -> int:
     set_veth_queues(names, queues)
     # The wire is a cable: the host must not talk on it by itself.
     _sysctl(f"net/ipv6/conf/{names.wire}/disable_ipv6", "1")
-    # A cable carries frames of at most the MTU, which is all AF_XDP sends;
-    # and veth hands a frame to its peer's NAPI (give_peer_napi_threads)
-    # only when the sending end offers no TSO (veth_skb_is_eligible_for_gro).
-    _run(["ethtool", "-K", names.wire, "tso", "off"])
     with IPRoute() as ipr:
         ipr.link("set", index=index, state="up")
     return index
@@ -152,8 +148,8 @@ def _run(argv: list[str]) -> None:
         raise SoftenaError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
 
 
-def configure_peer(names: LabNames, checksum_offload: bool = False) -> None:
-    """Address and bring up the peer's eth0.
+def configure_peer(names: LabNames, checksum_offload: bool = False, napi_threads: bool = False) -> None:
+    """Address and bring up the peer's eth0; NAPI_THREADS: see give_peer_napi_threads.
 
     Without CHECKSUM_OFFLOAD its Tx checksum offload goes off: on veth,
     offloaded frames would reach AF_XDP with incomplete checksums, which a
@@ -166,6 +162,8 @@ def configure_peer(names: LabNames, checksum_offload: bool = False) -> None:
         ns.link("set", index=index, state="up")
     if not checksum_offload:
         run_in_netns(names.netns, ["ethtool", "-K", PEER_IFNAME, "tx", "off"])
+    if napi_threads:
+        give_peer_napi_threads(names)
 
 
 def give_peer_napi_threads(names: LabNames) -> None:
@@ -180,6 +178,11 @@ def give_peer_napi_threads(names: LabNames) -> None:
     microseconds, which veth's inline receive (and the bench's veth
     baselines) do not pay.
     """
+    if os.path.exists(f"/sys/class/net/{names.wire}"):
+        # A veth wire: veth hands a frame to its peer's NAPI only when the
+        # sending end offers no TSO (veth_skb_is_eligible_for_gro); a cable
+        # carries frames of at most the MTU anyway, all AF_XDP sends.
+        _run(["ethtool", "-K", names.wire, "tso", "off"])
     run_in_netns(names.netns, ["ethtool", "-K", PEER_IFNAME, "gro", "on"])
     run_in_netns(names.netns, ["sh", "-c", f"echo 1 > /sys/class/net/{PEER_IFNAME}/threaded"])
 
