@@ -173,6 +173,7 @@ class Runner:
     pause: float
     usernet_mtu: dict[str, int] = field(default_factory=dict)
     device_info: dict[str, dict] = field(default_factory=dict)  # softena path -> mode, pid, rss, umem
+    dev_path: str | None = None  # the softena path the running device was brought up for
 
     def _softena_for(self, path: Path) -> None:
         dev = self.lab.dev
@@ -181,6 +182,7 @@ class Runner:
             self.close_device()
             log(f"softena up {path.name}")
             dev = self.lab.softena_up(path.wire, path.mtu, peer_napi=peer_napi)
+            self.dev_path = path.name
             self.device_info[path.name] = {"mode": dev.mode, "peer": dev.peer, "pid": dev.pid,
                                            "queues": dev.queues}
 
@@ -189,9 +191,7 @@ class Runner:
         dev = self.lab.dev
         if dev is None:
             return
-        threads = "+threads" if dev.peer_napi == "threaded" else ""
-        name = f"softena-{'xdp' if dev.wire == 'lab' else dev.wire}{threads}@{dev.mtu}"
-        info = self.device_info.get(name)
+        info = self.device_info.get(self.dev_path or "")
         if info is not None and info.get("pid") == dev.pid:
             info["rss_bytes"] = cost.rss_bytes(dev.pid)
             try:
