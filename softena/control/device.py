@@ -137,9 +137,13 @@ class Device:
             self._create_wire()
             self._create_host_port()
             self._start_io()
-            tap.set_carrier(self.host_fds[0], True)
+            # The wire's link comes up only now that every queue has its
+            # socket: a frame the peer sent earlier would find none (missed).
             if cfg.wire.kind == "tap":
                 tap.set_carrier(self.wire_fds[0], True)
+            else:
+                tap.set_link(self.wire_ifname, state="up")
+            tap.set_carrier(self.host_fds[0], True)
             if cfg.wire.lab:
                 lab.wait_reachable(self.lab_names)
             self._start_events()
@@ -189,11 +193,10 @@ class Device:
                 self.wire_ifname = cfg.wire.iface
             with IPRoute() as ipr:
                 index = ipr.link_lookup(ifname=self.wire_ifname)[0]
-                rxq = self.wire_queue_count()
-                if rxq < cfg.queues:
-                    raise SoftenaError(f"{self.name}: wire {self.wire_ifname} has {rxq} rx queue(s); "
-                                       f"{cfg.queues} queue pairs need as many")
-                ipr.link("set", index=index, state="up")
+            rxq = self.wire_queue_count()
+            if rxq < cfg.queues:
+                raise SoftenaError(f"{self.name}: wire {self.wire_ifname} has {rxq} rx queue(s); "
+                                   f"{cfg.queues} queue pairs need as many")
             self.xdp = xsk.attach(self.wire_ifname, index)
             self.xdp_mode = self.xdp.mode
             return

@@ -83,7 +83,7 @@ def create_netns(names: LabNames) -> None:
 
 
 def create_veth(names: LabNames, queues: int, max_queues: int, mtu: int) -> int:
-    """Create the veth wire, its far end as eth0 in the peer namespace.
+    """Create the veth wire, its far end as eth0 in the peer namespace; the host end stays down.
 
     Both ends get MAX_QUEUES queues allocated and QUEUES in use (the host
     end's Rx queues all, see set_veth_queues), so the wire spreads like the
@@ -102,8 +102,8 @@ def create_veth(names: LabNames, queues: int, max_queues: int, mtu: int) -> int:
     set_veth_queues(names, queues)
     # The wire is a cable: the host must not talk on it by itself.
     _sysctl(f"net/ipv6/conf/{names.wire}/disable_ipv6", "1")
-    with IPRoute() as ipr:
-        ipr.link("set", index=index, state="up")
+    # The host end stays down (the peer without carrier) until the device's
+    # queues can take frames: the device raises it, as a NIC its link.
     return index
 
 

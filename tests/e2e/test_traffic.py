@@ -63,7 +63,9 @@ def test_iperf3_udp_at_one_gigabit_reaches_the_peer_without_device_drops(softena
     assert wire_after - wire_before + kernel_dropped >= result["end"]["sum"]["packets"]
     assert kernel_dropped <= result["end"]["sum"]["packets"] // 100
     for counter in ("tx-hw-drops", "tx-hw-drop-errors", "rx-hw-drops"):
-        assert ours_after[counter] == ours_before[counter] == 0, counter
+        # Nor any at bring-up: the wire's link rises once every queue has its socket.
+        assert ours_before[counter] == 0, f"{counter} at bring-up"
+        assert ours_after[counter] == ours_before[counter], counter
     # Enough datagrams that drops would show; their rate is bench/'s to judge
     # (a loaded CI machine once sent 0.49 Gbit/s of the 1 asked for).
     assert result["end"]["sum"]["packets"] > 10_000
