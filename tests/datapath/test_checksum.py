@@ -230,3 +230,68 @@ def test_rx_csum_check_calls_a_tcp_data_offset_under_five_words_bad(doff: int) -
     """A header that claims to end inside its own 20 bytes is malformed, whatever its checksum
     (fuzz/: hardware GRO compared its options over a negative length)."""
     assert rx_check(eth() / IP(**V4) / TCP(flags="A", dataofs=doff) / Raw(b"d" * 64)) == -1
+
+
+# ---- a multi-buffer frame, checked in its pieces (sn_rx_csum_pieces) ----
+
+PEEK = 256  # SN_RX_PEEK: the first bytes its headers must lie in
+E2BIG = -7
+
+
+def pieces_check(frame: bytes | Packet, cuts: list[int]) -> int:
+    """Run sn_rx_csum_pieces_check on FRAME cut at CUTS."""
+    raw = bytes(frame)
+    return lib.sn_rx_csum_pieces_check(raw, len(raw), ffi.new("uint32_t[]", cuts), len(cuts))
+
+
+def jumbo(case: str, vlan: bool, payload_len: int = 8900) -> bytes:
+    """A GOOD_FRAMES header over PAYLOAD_LEN random bytes, checksums filled in by scapy."""
+    head = GOOD_FRAMES[case](vlan)
+    head[Raw].load = random.Random(payload_len).randbytes(payload_len)
+    return bytes(head.__class__(bytes(head)))
+
+
+@pytest.mark.parametrize("vlan", [False, True], ids=["untagged", "vlan"])
+@pytest.mark.parametrize("case", GOOD_FRAMES)
+def test_rx_csum_pieces_accepts_a_good_jumbo_frame_however_it_is_cut(case: str, vlan: bool) -> None:
+    """Cut as AF_XDP fills its buffers (3840-byte pieces) or at odd offsets, a good frame stays good."""
+    frame = jumbo(case, vlan)
+    assert rx_check(frame) == 1
+    for cuts in ([3840, 7680], [PEEK, PEEK + 1, PEEK + 3, 5001], [1001, 1002], [4095, 8191, len(frame) - 1]):
+        assert pieces_check(frame, cuts) == 1, cuts
+
+
+@pytest.mark.parametrize("case", GOOD_FRAMES)
+def test_rx_csum_pieces_rejects_a_flipped_byte_in_any_piece(case: str) -> None:
+    """One payload byte changed at an even or odd offset of any piece makes the frame bad."""
+    good = jumbo(case, False)
+    cuts = [3840, 7681]
+    for at in (300, 3839, 3840, 3841, 7680, 7682, len(good) - 1):
+        frame = bytearray(good)
+        frame[at] ^= 0x5A
+        assert pieces_check(bytes(frame), cuts) == -1, at
+
+
+def test_rx_csum_pieces_agrees_with_the_whole_frame_check_on_random_frames_and_cuts() -> None:
+    """Property: for any good, corrupted or bad-header frame and any cuts after the headers,
+    the verdict in pieces is the verdict on the whole frame."""
+    rng = random.Random(9000)
+    for trial in range(300):
+        case, vlan = rng.choice(list(GOOD_FRAMES)), rng.random() < 0.3
+        frame = bytearray(jumbo(case, vlan, rng.randrange(0, 9000)))
+        if trial % 3 == 1:
+            frame[rng.randrange(len(frame) // 2, len(frame))] ^= 1 << rng.randrange(8)
+        elif trial % 3 == 2 and IP in Ether(bytes(frame)):
+            frame[frame.index(b"\x45") + 10] ^= 0x01  # the IPv4 header checksum
+        cuts = sorted(rng.sample(range(PEEK, len(frame)), min(rng.randrange(0, 17), max(0, len(frame) - PEEK))))
+        assert pieces_check(bytes(frame), cuts) == rx_check(bytes(frame)), (trial, case, cuts)
+
+
+def test_rx_csum_pieces_leaves_headers_past_the_first_piece_to_a_gather() -> None:
+    """Headers cut in the middle, or nothing to find within the peek, is the caller's to gather."""
+    frame = jumbo("tcp6", False)
+    assert pieces_check(frame, [40]) == E2BIG                    # the IPv6 header is cut
+    assert pieces_check(frame, [14 + 40 + 10]) == E2BIG          # the TCP header is cut
+    icmp = bytes(eth() / IP(**V4) / ICMP() / Raw(b"p" * 8000))
+    assert pieces_check(icmp, [3840]) == E2BIG                   # where its L3 ends is not known
+    assert pieces_check(icmp, []) == rx_check(icmp) == 0         # whole, it is the plain check
