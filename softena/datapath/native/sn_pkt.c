@@ -119,10 +119,28 @@ int sn_parse(const uint8_t *f, size_t len, struct sn_parsed *p)
 
 uint32_t sn_csum_partial(const uint8_t *data, size_t len, uint32_t sum)
 {
-	uint64_t acc = sum;
+	uint64_t acc = sum, a1 = 0, a2 = 0, a3 = 0;
 	uint32_t w;
 
-	/* Sum 32-bit words in memory order; the fold makes it 16-bit. */
+	/*
+	 * Sum 32-bit words in memory order; the fold makes it 16-bit. 32 bytes
+	 * a round into four accumulators, so the adds do not wait on each
+	 * other (the loop runs at memory speed, not one add chain's): each
+	 * 64-bit word goes in as its two 32-bit halves, which no frame's
+	 * length can make a 64-bit accumulator overflow.
+	 */
+	while (len >= 32) {
+		uint64_t q[4];
+
+		memcpy(q, data, 32);
+		acc += (q[0] & 0xffffffffu) + (q[0] >> 32);
+		a1 += (q[1] & 0xffffffffu) + (q[1] >> 32);
+		a2 += (q[2] & 0xffffffffu) + (q[2] >> 32);
+		a3 += (q[3] & 0xffffffffu) + (q[3] >> 32);
+		data += 32;
+		len -= 32;
+	}
+	acc += a1 + a2 + a3;
 	while (len >= 4) {
 		memcpy(&w, data, 4);
 		acc += w;
