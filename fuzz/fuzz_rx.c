@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * libFuzzer harness for the Rx path's packet engines: frames from the wire
- * through sn_parse(), sn_rx_csum() (whole, and in pieces as a multi-buffer
- * frame comes: sn_rx_csum_pieces()) and hardware GRO (sn_hw_gro.c), as
+ * through sn_parse(), sn_rx_csum() and hardware GRO (sn_hw_gro.c), as
  * sn_rx.c drives them, with every frame handed up checked against the
  * harness's own parser and checksums (ref.h).
  *
@@ -18,15 +17,12 @@
  * Invariants (abort on any):
  *  - every frame handed up with DATA_VALID has checksums that verify;
  *  - a frame whose checksums verify is not called bad;
- *  - cut into three pieces, a frame gets the verdict it gets whole, unless
- *    its headers are not in the first piece (-E2BIG, the caller gathers);
  *  - a merged frame holds only checksum-good segments of one flow (same
  *    addresses, ports, ACK), in sequence, each but the last a full gso_size;
  *    its lengths, IP header and CHECKSUM_PARTIAL seed are right;
  *  - every frame offered goes up exactly once;
  *  - nothing reads outside a frame (frames sit between poisoned gaps).
  */
-#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,43 +62,6 @@ static void mark_seen(struct rx_run *run, uint64_t addr)
 
 	CHECK(!run->seen[i], "frame %d handed up twice", i);
 	run->seen[i] = 1;
-}
-
-/* Frame I of LEN bytes cut in three pieces, each between poisoned gaps of
- * its own, checked where they lie: the verdict it got whole, or -E2BIG. */
-static void check_pieces(const uint8_t *f, size_t len, int verdict, uint32_t i)
-{
-	static uint8_t peek[SN_MAX_FRAME];
-	struct iovec iov[3];
-	uint8_t *buf[3];
-	size_t cut[4], k;
-	int r;
-
-	/* Odd frames are cut in halves; even ones after some header bytes. */
-	cut[0] = 0;
-	cut[1] = i & 1 ? len / 2 : (size_t)(14 + i * 37 % 300);
-	if (cut[1] > len)
-		cut[1] = len;
-	cut[2] = cut[1] + (len - cut[1] + 1) / 2;
-	cut[3] = len;
-	for (k = 0; k < 3; k++) {
-		size_t n = cut[k + 1] - cut[k];
-
-		buf[k] = malloc(n + 2 * GAP);
-		if (!buf[k])
-			abort();
-		ASAN_POISON_MEMORY_REGION(buf[k], n + 2 * GAP);
-		ASAN_UNPOISON_MEMORY_REGION(buf[k] + GAP, n);
-		memcpy(buf[k] + GAP, f + cut[k], n);
-		iov[k] = (struct iovec){ buf[k] + GAP, n };
-	}
-	r = sn_rx_csum_pieces(iov, 3, len, peek);
-	CHECK(r == verdict || r == -E2BIG, "frame %u in pieces at %zu and %zu: %d, whole: %d",
-	      i, cut[1], cut[2], r, verdict);
-	for (k = 0; k < 3; k++) {
-		ASAN_UNPOISON_MEMORY_REGION(buf[k], cut[k + 1] - cut[k] + 2 * GAP);
-		free(buf[k]);
-	}
 }
 
 /* A frame going up alone: DATA_VALID only on checksums that verify. */
@@ -318,7 +277,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		verdict = sn_rx_csum(f, run.len[i]);
 		CHECK(verdict == 1 || !ref_csum_ok(f, run.len[i]),
 		      "frame %u: checksums verify, sn_rx_csum() says %d", i, verdict);
-		check_pieces(f, run.len[i], verdict, i);
 		d = (struct sn_desc){ .addr = run.addr[i], .len = run.len[i], .stamp_ns = now };
 		if (!sn_hw_gro_receive(g, &d)) {
 			/* Up alone with the Rx path's own verdict (rx_check_csum). */

@@ -341,90 +341,24 @@ int sn_tx_process(const struct virtio_net_hdr_v1 *vh, const uint8_t *frame,
 	return 1;
 }
 
-/*
- * What the Rx check looks at before the L4 sum: the headers, parsed into P,
- * and the IPv4 header's checksum. -1 bad, 0 nothing more to check, 1 the L4
- * checksum is next.
- */
-static int rx_csum_headers(const uint8_t *frame, size_t len, struct sn_parsed *p)
-{
-	const uint8_t *ip;
-
-	if (sn_parse(frame, len, p) || !p->ipver)
-		return p->ipver ? -1 : 0;
-	ip = frame + p->l3_off;
-	if (p->ipver == 4 &&
-	    sn_csum_fold(sn_csum_partial(ip, (size_t)(ip[0] & 0xf) * 4, 0)))
-		return -1;
-	if (!p->l4_off)
-		return 0;
-	if (p->l4_proto == IPPROTO_UDP && p->ipver == 4 &&
-	    !frame[p->l4_off + 6] && !frame[p->l4_off + 7])
-		return 0;	/* UDP over IPv4 without a checksum */
-	return 1;
-}
-
 int sn_rx_csum(const uint8_t *frame, size_t len)
 {
 	struct sn_parsed p;
-	int r = rx_csum_headers(frame, len, &p);
+	const uint8_t *ip;
 
-	if (r <= 0)
-		return r;
-	return sn_csum_fold(sn_csum_partial(frame + p.l4_off, p.l4_len,
-					    sn_pseudo_sum(frame, &p, p.l4_len))) ? -1 : 1;
-}
-
-/*
- * SUM plus the one's-complement sum of COUNT bytes from offset OFF of the
- * pieces. A piece that starts at an odd offset of the run pairs its bytes
- * one out of step, so its sum is rotated by 8 bits (the kernel's
- * csum_block_add()); the carry out of the addition goes back in.
- */
-static uint32_t csum_pieces(const struct iovec *iov, int n, size_t off, size_t count, uint32_t sum)
-{
-	size_t done = 0;
-	int i;
-
-	for (i = 0; i < n && count; i++) {
-		size_t len = iov[i].iov_len, take;
-		uint64_t acc;
-		uint32_t s;
-
-		if (off >= len) {
-			off -= len;
-			continue;
-		}
-		take = len - off < count ? len - off : count;
-		s = sn_csum_partial((const uint8_t *)iov[i].iov_base + off, take, 0);
-		if (done & 1)
-			s = s >> 8 | s << 24;
-		acc = (uint64_t)sum + s;
-		sum = (uint32_t)(acc + (acc >> 32));
-		done += take;
-		count -= take;
-		off = 0;
-	}
-	return sum;
-}
-
-int sn_rx_csum_pieces(const struct iovec *iov, int n, size_t len, uint8_t *peek)
-{
-	size_t head = iov[0].iov_len < SN_RX_PEEK ? iov[0].iov_len : SN_RX_PEEK;
-	struct sn_parsed p;
-	int r;
-
-	if (iov[0].iov_len >= len)	/* one piece: the plain check */
-		return sn_rx_csum(iov[0].iov_base, len);
-	/* sn_parse() may look as far as the lengths it reads allow: PEEK is as
-	 * big as any frame, and its verdict stands only when every byte it
-	 * decided on was copied (all lie before the end of the TCP header). */
-	memcpy(peek, iov[0].iov_base, head);
-	r = rx_csum_headers(peek, len, &p);
-	if (head < len && !(p.ipver && p.l4_off && p.l4_off + 60u <= head))
-		return -E2BIG;
-	if (r <= 0)
-		return r;
-	return sn_csum_fold(csum_pieces(iov, n, p.l4_off, p.l4_len,
-					sn_pseudo_sum(peek, &p, p.l4_len))) ? -1 : 1;
+	if (sn_parse(frame, len, &p) || !p.ipver)
+		return p.ipver ? -1 : 0;
+	ip = frame + p.l3_off;
+	if (p.ipver == 4 &&
+	    sn_csum_fold(sn_csum_partial(ip, (size_t)(ip[0] & 0xf) * 4, 0)))
+		return -1;
+	if (!p.l4_off)
+		return 0;
+	if (p.l4_proto == IPPROTO_UDP && p.ipver == 4 &&
+	    !frame[p.l4_off + 6] && !frame[p.l4_off + 7])
+		return 0;	/* UDP over IPv4 without a checksum */
+	if (sn_csum_fold(sn_csum_partial(frame + p.l4_off, p.l4_len,
+					 sn_pseudo_sum(frame, &p, p.l4_len))))
+		return -1;
+	return 1;
 }

@@ -5,7 +5,6 @@
 
 #include <stdint.h>
 #include <stddef.h>
-#include <sys/uio.h>
 #include <linux/virtio_net.h>
 
 #include "softena_dp.h"
@@ -58,16 +57,5 @@ int sn_tx_process(const struct virtio_net_hdr_v1 *vh, const uint8_t *frame,
 
 /* Rx checksum check: 1 good, 0 nothing to check, -1 bad. */
 int sn_rx_csum(const uint8_t *frame, size_t len);
-
-/* How much of a frame in pieces sn_rx_csum_pieces() reads its headers from. */
-#define SN_RX_PEEK		256
-
-/*
- * The same check of a LEN-byte frame in N pieces (an AF_XDP multi-buffer
- * frame), without gathering it: PEEK (SN_MAX_FRAME bytes of scratch) takes
- * a copy of its first bytes to parse. -E2BIG: its headers do not all lie in
- * the first SN_RX_PEEK bytes of its first piece (the caller gathers it).
- */
-int sn_rx_csum_pieces(const struct iovec *iov, int n, size_t len, uint8_t *peek);
 
 #endif

@@ -6,7 +6,6 @@
  * the write to the host's tap queue, and the latency from wire to host.
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/uio.h>
@@ -54,9 +53,12 @@ static void rx_latency(struct sn_queue *q, uint64_t stamp_ns)
 	q->st.rx_latency_sum_ns += ns;
 }
 
-/* Mark the checksum verdict C (sn_rx_csum()'s) in a frame's vnet header, and count it. */
-static void rx_csum_verdict(struct sn_queue *q, struct virtio_net_hdr_v1 *vh, int c)
+/* Validate a frame's checksums, mark the verdict in its vnet header, count it. */
+static void rx_check_csum(struct sn_queue *q, struct virtio_net_hdr_v1 *vh,
+			  const uint8_t *data, uint32_t len)
 {
+	int c = q->dev->off.rx_csum ? sn_rx_csum(data, len) : 0;
+
 	if (c > 0) {
 		vh->flags |= VIRTIO_NET_HDR_F_DATA_VALID;
 		q->st.rx_csum_unnecessary++;
@@ -65,13 +67,6 @@ static void rx_csum_verdict(struct sn_queue *q, struct virtio_net_hdr_v1 *vh, in
 	} else {
 		q->st.rx_csum_bad++;	/* delivered; the stack decides */
 	}
-}
-
-/* Validate a frame's checksums, mark the verdict in its vnet header, count it. */
-static void rx_check_csum(struct sn_queue *q, struct virtio_net_hdr_v1 *vh,
-			  const uint8_t *data, uint32_t len)
-{
-	rx_csum_verdict(q, vh, q->dev->off.rx_csum ? sn_rx_csum(data, len) : 0);
 }
 
 /* Hand one frame to the host stack through our tap fd, then free it.
@@ -158,48 +153,34 @@ uint64_t sn_rx_flush(struct sn_queue *q, uint64_t hold_ns)
 	return sn_hw_gro_flush_due(&q->gro, sn_now_ns(), hold_ns);
 }
 
-/*
- * A frame in N fragments (AF_XDP multi-buffer) goes up as it lies: checked
- * in its pieces and written with one writev(), not gathered first (at MTU
- * 9000 that copy was one of five per byte). Only a frame whose headers run
- * past the first bytes of its first piece is gathered, into the scratch
- * buffer (free during Rx), to be checked.
- */
+/* A frame in N fragments: gathered into the scratch buffer (free during
+ * Rx), so it is checked and written like any other, then freed. */
 static void rx_deliver_frags(struct sn_queue *q, const struct sn_desc *d, uint32_t n)
 {
 	struct sn_dev *dev = q->dev;
-	struct virtio_net_hdr_v1 vh = { 0 };
-	struct iovec iov[1 + SN_MAX_FRAGS];
+	struct virtio_net_hdr_v1 *vh = (void *)q->scratch;
+	uint8_t *data = q->scratch + SN_VNET_HDR_LEN;
 	uint32_t i, len = 0;
-	int c = 0;
 
-	iov[0] = (struct iovec){ &vh, SN_VNET_HDR_LEN };
 	for (i = 0; i < n; i++) {
-		iov[1 + i] = (struct iovec){ dev->region + d[i].addr, d[i].len };
+		if (len + d[i].len <= SN_MAX_FRAME)
+			memcpy(data + len, dev->region + d[i].addr, d[i].len);
 		len += d[i].len;
+		sn_pool_put(q, d[i].addr);
 	}
 	if (len > SN_MAX_FRAME) {
 		q->st.rx_hw_drops++;
-		sn_rx_drop(q, d, n);
 		return;
 	}
-	if (dev->off.rx_csum) {
-		c = sn_rx_csum_pieces(iov + 1, (int)n, len, q->scratch);
-		if (c == -E2BIG) {
-			for (i = 0, len = 0; i < n; len += d[i].len, i++)
-				memcpy(q->scratch + len, iov[1 + i].iov_base, d[i].len);
-			c = sn_rx_csum(q->scratch, len);
-		}
-	}
-	rx_csum_verdict(q, &vh, c);
-	if (writev(q->host_fd, iov, 1 + (int)n) < 0) {
+	memset(vh, 0, sizeof(*vh));
+	rx_check_csum(q, vh, data, len);
+	if (write(q->host_fd, q->scratch, SN_VNET_HDR_LEN + len) < 0) {
 		q->st.rx_hw_drops++;
 	} else {
 		q->st.rx_packets++;
 		q->st.rx_bytes += len;
 		rx_latency(q, d[0].stamp_ns);
 	}
-	sn_rx_drop(q, d, n);	/* the frame is the host's now: its buffers go back */
 }
 
 /* A frame for our host queue: into hardware GRO when it can merge, else up now. */

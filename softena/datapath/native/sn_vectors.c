@@ -24,31 +24,6 @@ int sn_rx_csum_check(const uint8_t *frame, size_t len)
 	return sn_rx_csum(frame, len);
 }
 
-int sn_rx_csum_pieces_check(const uint8_t *frame, size_t len, const uint32_t *cuts, int n)
-{
-	struct iovec iov[64];
-	uint8_t *peek;
-	size_t at = 0;
-	int i, r;
-
-	if (n < 0 || n >= 64 || len > SN_MAX_FRAME)
-		return -EINVAL;
-	for (i = 0; i <= n; i++) {
-		size_t end = i < n ? cuts[i] : len;
-
-		if (end < at || end > len)
-			return -EINVAL;
-		iov[i] = (struct iovec){ (void *)(frame + at), end - at };
-		at = end;
-	}
-	peek = malloc(SN_MAX_FRAME);
-	if (!peek)
-		return -ENOMEM;
-	r = sn_rx_csum_pieces(iov, n + 1, len, peek);
-	free(peek);
-	return r;
-}
-
 /* ---- the Tx offload engine into a flat buffer ---------------------------- */
 struct flat_sink {
 	uint8_t *out;

@@ -27,10 +27,6 @@ uint32_t sn_rss_steer_vector(const uint8_t *key, const uint8_t *data, size_t len
 uint16_t sn_inet_csum(const uint8_t *data, size_t len);
 /* Rx checksum check: 1 good, 0 nothing to check, -1 bad. */
 int sn_rx_csum_check(const uint8_t *frame, size_t len);
-/* The same check of FRAME cut into pieces at the N offsets in CUTS (a
- * multi-buffer frame, checked where it lies), or -E2BIG (7 negated) when
- * its headers are not all in the first piece's first bytes. */
-int sn_rx_csum_pieces_check(const uint8_t *frame, size_t len, const uint32_t *cuts, int n);
 
 /* The Tx offload engine into a flat buffer: the wire frames' count (their
  * lengths in SEG_LENS, bytes one after another in OUT), or -errno. */
