@@ -185,14 +185,14 @@ class Device:
             if cfg.wire.lab:
                 self.state.links.append(names.wire)
                 self.state.save()
-                lab.create_veth(names, cfg.queues, self.attrs.max_queues, cfg.mtu)
+                index = lab.create_veth(names, cfg.queues, self.attrs.max_queues, cfg.mtu)
                 lab.configure_peer(names, napi_threads=cfg.peer_napi == "threaded")
                 self.wire_ifname = names.wire
                 self._attach_steering(lambda: steer.attach_veth(names.netns, lab.PEER_IFNAME))
             else:
                 self.wire_ifname = cfg.wire.iface
-            with IPRoute() as ipr:
-                index = ipr.link_lookup(ifname=self.wire_ifname)[0]
+                with IPRoute() as ipr:
+                    index = ipr.link_lookup(ifname=self.wire_ifname)[0]
             rxq = self.wire_queue_count()
             if rxq < cfg.queues:
                 raise SoftenaError(f"{self.name}: wire {self.wire_ifname} has {rxq} rx queue(s); "
