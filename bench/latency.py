@@ -31,6 +31,7 @@ class Mode:
     busy_poll: int = 0
     napi: bool = False
     peer_napi: str = "inline"  # softena up --peer-napi: where the lab peer receives
+    host_napi: str = "inline"  # softena up --host-napi: where the host receives
     ceiling_us: float | None = None  # issue 10 item 4: the most this mode may add to (a)'s p50
 
 
@@ -40,8 +41,9 @@ def modes(busy_usecs: int, smoke: bool) -> list[Mode]:
         return [default]
     return [default, Mode(f"busy-poll {busy_usecs}", busy_poll=busy_usecs),
             Mode(f"busy-poll {busy_usecs} + napi-set", busy_poll=busy_usecs, napi=True, ceiling_us=20.0),
-            # No ceiling: the price of the threaded peer's wake-ups, beside the throughput it buys.
-            Mode("default, peer threaded", peer_napi="threaded")]
+            # No ceiling: the price of the NAPI threads' wake-ups, beside the throughput they buy.
+            Mode("default, peer threaded", peer_napi="threaded"),
+            Mode("default, host threaded", host_napi="threaded")]
 
 
 def ping_stats(ns: str | None, addr: str, count: int) -> dict:
@@ -74,7 +76,8 @@ def measure(lab: Lab, busy_usecs: int, ping_count: int, rr_count: int, rr_secs: 
                  "tcp_rr": rr_stats(rr, NS_A, NS_B, ADDR_B, rr_count, rr_secs)})
     for mode in modes(busy_usecs, smoke):
         log(f"latency: softena-xdp@1500, {mode.name}")
-        dev = lab.softena_up("lab", 1500, busy_poll=mode.busy_poll, peer_napi=mode.peer_napi)
+        dev = lab.softena_up("lab", 1500, busy_poll=mode.busy_poll, peer_napi=mode.peer_napi,
+                             host_napi=mode.host_napi)
         row: dict = {"path": "softena-xdp@1500", "mode": mode.name, "ceiling_us": mode.ceiling_us}
         if mode.napi:
             row["napi_set"] = lab.napi_tune(defer_hard_irqs=100, gro_flush_timeout=200000)

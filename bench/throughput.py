@@ -40,6 +40,7 @@ class Path:
     wire: str = "lab"
     xdp: bool = False
     threaded: bool = False  # softena: --peer-napi threaded; veth: both ends in NAPI threads
+    host_threaded: bool = False  # softena: --host-napi threaded (the host's end in the tap's NAPI threads)
     tool: str = ""
     description: str = ""
 
@@ -90,8 +91,11 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str]) -> Plan:
          Path("veth+xdp+threads@1500", "veth", 1500, xdp=True, threaded=True,
               description="(b) with both ends receiving in NAPI threads, with GRO"),
          Path("softena-xdp@1500", "softena", 1500, description="softena up (lab veth wire, AF_XDP)"),
-         Path("softena-xdp+threads@1500", "softena", 1500, threaded=True,
-              description="softena up --peer-napi threaded (the lab peer receives in NAPI threads)"),
+         Path("softena-xdp+threads@1500", "softena", 1500, threaded=True, host_threaded=True,
+              description="softena up --peer-napi threaded --host-napi threaded (both ends receive in "
+                          "NAPI threads)"),
+         Path("softena-xdp+hostthreads@1500", "softena", 1500, host_threaded=True,
+              description="softena up --host-napi threaded (the host receives in the tap's NAPI threads)"),
          Path("softena-xdp@9000", "softena", 9000, description="softena up --mtu 9000 (multi-buffer AF_XDP)"),
          Path("softena-tap@1500", "softena", 1500, wire="tap", description="softena up --wire tap"),
          Path("softena-tap@9000", "softena", 9000, wire="tap", description="softena up --wire tap --mtu 9000")]
@@ -119,7 +123,8 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str]) -> Plan:
               ("softena-tap@9000", None, one),
               # Not a floor: what the lab peer's receive model is worth, with
               # the same model given to the baseline.
-              ("softena-xdp+threads@1500", "veth+xdp+threads@1500", one)]
+              ("softena-xdp+threads@1500", "veth+xdp+threads@1500", one),
+              ("softena-xdp+hostthreads@1500", "veth+xdp@1500", one)]
     peer_runs = [(name, one) for name in (*peers1500, *peers_best)]
     for test in one:
         cmp.append(Comparison("softena-xdp@1500", test, ("veth+xdp@1500",), 1.0, "1"))
@@ -135,7 +140,8 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str]) -> Plan:
         cmp.append(Comparison("softena-tap@9000", test, ("veth@9000",), None, "2"))
     for test in one:
         cmp += [Comparison("softena-xdp+threads@1500", test, ("veth+xdp@1500",), None, "1"),
-                Comparison("softena-xdp+threads@1500", test, ("veth+xdp+threads@1500",), None, "1")]
+                Comparison("softena-xdp+threads@1500", test, ("veth+xdp+threads@1500",), None, "1"),
+                Comparison("softena-xdp+hostthreads@1500", test, ("veth+xdp@1500",), None, "1")]
     if usernet_tools:
         for test in one:
             cmp += [Comparison("softena-xdp@1500", test, peers1500, 1.0, "3"),
@@ -178,10 +184,12 @@ class Runner:
     def _softena_for(self, path: Path) -> None:
         dev = self.lab.dev
         peer_napi = "threaded" if path.threaded else "inline"
-        if dev is None or (dev.wire, dev.mtu, dev.busy_poll, dev.peer_napi) != (path.wire, path.mtu, 0, peer_napi):
+        host_napi = "threaded" if path.host_threaded else "inline"
+        if dev is None or (dev.wire, dev.mtu, dev.busy_poll, dev.peer_napi, dev.host_napi) != \
+                (path.wire, path.mtu, 0, peer_napi, host_napi):
             self.close_device()
             log(f"softena up {path.name}")
-            dev = self.lab.softena_up(path.wire, path.mtu, peer_napi=peer_napi)
+            dev = self.lab.softena_up(path.wire, path.mtu, peer_napi=peer_napi, host_napi=host_napi)
             self.dev_path = path.name
             self.device_info[path.name] = {"mode": dev.mode, "peer": dev.peer, "pid": dev.pid,
                                            "queues": dev.queues}

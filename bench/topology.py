@@ -62,6 +62,7 @@ class Device:
     mtu: int
     busy_poll: int
     peer_napi: str
+    host_napi: str
     pid: int
     peer: str
     mode: str
@@ -183,12 +184,13 @@ class Lab:
     # -- softena --
 
     def softena_up(self, wire: str = "lab", mtu: int = 1500, busy_poll: int = 0,
-                   peer_napi: str = "inline") -> Device:
-        """`softena up sbn0 --wire W --mtu M --queues Q --peer-napi P [--busy-poll U]`; returns once traffic passes."""
+                   peer_napi: str = "inline", host_napi: str = "inline") -> Device:
+        """`softena up sbn0 --wire W --mtu M --queues Q --peer-napi P --host-napi H [--busy-poll U]`;
+        returns once traffic passes."""
         if self.dev is not None:
             self.softena_down()
         args = ["up", DEV, "--queues", str(self.queues), "--wire", wire, "--mtu", str(mtu), "--no-metrics",
-                "--peer-napi", peer_napi]
+                "--peer-napi", peer_napi, "--host-napi", host_napi]
         if busy_poll:
             args += ["--busy-poll", str(busy_poll)]
         self.dev_maybe_up = self.dev_ever_up = True
@@ -198,7 +200,7 @@ class Lab:
         if not mine or mine.get("state") != "up":
             raise BenchError(f"softena status does not show {DEV} up: {mine}")
         peer = check_address((mine.get("lab") or {}).get("peer", [None])[0] or "")
-        self.dev = Device(wire, mtu, busy_poll, peer_napi, int(mine["pid"]), peer,
+        self.dev = Device(wire, mtu, busy_poll, peer_napi, host_napi, int(mine["pid"]), peer,
                           f"{mine.get('wire')} ({mine.get('wire-mode')})", int(mine.get("queues", self.queues)))
         self.check_path()
         return self.dev

@@ -14,6 +14,7 @@ from softena.cli.upconfig import UpOptions
 from softena.control import ctlsock, daemon, devlock
 from softena.control.cleanup import clear_leftovers
 from softena.control.config import (
+    HOST_NAPI_MODES,
     METRICS_HOST,
     METRICS_PORT_BASE,
     PEER_NAPI_MODES,
@@ -42,6 +43,7 @@ UP_EXAMPLES = examples(
     "softena up ena0 --wire xdp:eth1   # an existing interface as the wire",
     "softena up ena0 --wire tap --mtu 9000",
     "softena up --peer-napi threaded  # lab peer in NAPI threads",
+    "softena up --host-napi threaded  # host in the tap's NAPI threads",
     "softena up ena0 --foreground      # stay attached, for a supervisor")
 
 
@@ -61,6 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="where a lab peer receives: inline, in the sender's transmit call as veth does by "
                          "default (default), or threaded, in NAPI threads of its own as a host at the far end "
                          "of a cable does (more bulk throughput, a thread wake-up more per round trip)")
+    up.add_argument("--host-napi", choices=HOST_NAPI_MODES, default="inline",
+                    help="where the host receives what the device delivers: inline, inside the worker's write "
+                         "to the tap (default), or threaded, in the tap's NAPI threads with GRO, as a host "
+                         "receives from a NIC (the kernel's /sys/class/net/DEV/threaded; more bulk throughput, "
+                         "a thread wake-up more per round trip)")
     up.add_argument("--no-steering", action="store_true",
                     help="no RSS stage on a software wire: frames arrive on the queue the peer sent them on "
                          "and workers hand them over (for comparison)")
@@ -104,7 +111,7 @@ def config_from_args(args: argparse.Namespace) -> DeviceConfig:
                           thresholds=thresholds(args), metrics=not args.no_metrics, metrics_port=args.metrics_port,
                           metrics_address=args.metrics_address, busy_poll_us=args.busy_poll,
                           steering=not args.no_steering, read_group=args.read_group,
-                          peer_napi=args.peer_napi)
+                          peer_napi=args.peer_napi, host_napi=args.host_napi)
     if args.queues is not None:
         config.queues = args.queues
     else:  # one per online CPU, as far as the device has queues

@@ -29,8 +29,10 @@ METRICS_PORT_BASE = 9464
 MAX_BUSY_POLL_US = 1_000_000
 
 
-# --peer-napi: where a lab peer's receive runs (softena/ports/lab.py).
+# --peer-napi: where a lab peer's receive runs (softena/ports/lab.py);
+# --host-napi: where the host's receive of our Rx runs (softena/ports/tap.py).
 PEER_NAPI_MODES = ("inline", "threaded")
+HOST_NAPI_MODES = ("inline", "threaded")
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class DeviceConfig:
     steering: bool = True  # --no-steering: no RSS stage on a software wire (softena/ports/steer.py)
     read_group: str | None = None  # --read-group: may use the read-only control commands
     peer_napi: str = "inline"  # --peer-napi: a lab peer receives inline or in NAPI threads of its own
+    host_napi: str = "inline"  # --host-napi: the host receives our Rx inline or in NAPI threads of the tap
 
     def validate(self) -> None:
         """Refuse what cannot work, before any kernel object exists."""
@@ -100,6 +103,8 @@ class DeviceConfig:
         if self.peer_napi != "inline" and not self.wire.lab:
             raise SoftenaError(f"--peer-napi {self.peer_napi}: only a lab wire has a peer of ours; "
                                f"wire {self.wire.describe()} has none")
+        if self.host_napi not in HOST_NAPI_MODES:
+            raise SoftenaError(f"invalid --host-napi '{self.host_napi}': {' or '.join(HOST_NAPI_MODES)}")
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
             raise SoftenaError(f"invalid --metrics-port {self.metrics_port}: 1..65535")
         try:

@@ -239,7 +239,7 @@ class Device:
 
     def _create_host_port(self) -> None:
         cfg = self.config
-        self.host_fds = tap.open_queues(self.name, cfg.queues, self._host_offloads())
+        self.host_fds = tap.open_queues(self.name, cfg.queues, self._host_offloads(), napi=self._host_napi)
 
         with IPRoute() as ipr:
             self.ifindex = ipr.link_lookup(ifname=self.name)[0]
@@ -249,8 +249,15 @@ class Device:
             ipr.link("set", index=self.ifindex, address=device_mac(self.name), mtu=cfg.mtu,
                      gso_max_segs=TSO_MAX_SEGS)
             ipr.link("set", index=self.ifindex, state="up")
+        if self._host_napi:
+            tap.set_threaded(self.name, True)
         if cfg.wire.lab:
             lab.address_host(self.lab_names)
+
+    @property
+    def _host_napi(self) -> bool:
+        """--host-napi threaded: the host takes our Rx in the tap's NAPI polls (IFF_NAPI), in threads."""
+        return self.config.host_napi == "threaded"
 
     def _host_offloads(self) -> int:
         off = self.settings.offloads
@@ -536,7 +543,7 @@ class Device:
 
     def _resize_ports(self, queues: int) -> None:
         """Give the host tap and the wire QUEUES queues each."""
-        tap.resize_queues(self.name, self.host_fds, queues, self._host_offloads())
+        tap.resize_queues(self.name, self.host_fds, queues, self._host_offloads(), napi=self._host_napi)
         wire = self.config.wire
         if wire.kind == "tap":
             # A lab's tap wire is eth0 of the peer namespace by now.

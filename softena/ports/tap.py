@@ -119,6 +119,20 @@ def set_link(ifname: str, **attrs) -> None:
         ipr.link("set", index=found[0], **attrs)
 
 
+def set_threaded(ifname: str, threaded: bool) -> None:
+    """Run IFNAME's NAPI instances in kernel threads of their own, or in softirq
+    (/sys/class/net/IFNAME/threaded, what `ip link` cannot set yet).
+
+    A tap has NAPI instances only for queues opened with IFF_NAPI; a queue
+    opened later gets its thread from the kernel, as the setting is per device.
+    """
+    try:
+        with open(f"/sys/class/net/{ifname}/threaded", "w") as f:
+            f.write("1" if threaded else "0")
+    except OSError as exc:
+        raise SoftenaError(f"{ifname}: cannot set threaded NAPI: {exc.strerror}") from exc
+
+
 def set_offloads(fd: int, offloads: int) -> None:
     """Renegotiate what the host may hand us (checksum, TSO)."""
     fcntl.ioctl(fd, TUNSETOFFLOAD, offloads)

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 
+import pytest
 from conftest import device_log, device_status, run, wait_for
 from iperf import iperf3_running
 
@@ -49,8 +50,10 @@ class Sampler(threading.Thread):
         return self.samples
 
 
-def test_totals_never_go_back_and_agree_with_ip_link_across_channel_changes_and_a_reset(softena_up) -> None:
-    dev = softena_up("sft0", "--queues", "2")
+@pytest.mark.parametrize("host_napi", ["inline", "threaded"])
+def test_totals_never_go_back_and_agree_with_ip_link_across_channel_changes_and_a_reset(softena_up,
+                                                                                      host_napi: str) -> None:
+    dev = softena_up("sft0", "--queues", "2", "--host-napi", host_napi)
     sampler = Sampler("sft0")
     sampler.start()
     try:

@@ -183,8 +183,8 @@ def test_tap_wire_follows_a_channel_change_in_its_namespace(softena_up) -> None:
     assert gbits(iperf3(dev.netns, dev.peer_v4, "-R")) > 0.2
 
 
-def peer_napi_threads() -> dict[int, int]:
-    """Kernel threads of threaded NAPI on an eth0 (napi/eth0-ID): pid -> CPU ticks used."""
+def napi_threads(ifname: str) -> dict[int, int]:
+    """Kernel threads of threaded NAPI on IFNAME (napi/IFNAME-ID): pid -> CPU ticks used."""
     threads = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -193,10 +193,15 @@ def peer_napi_threads() -> dict[int, int]:
         except (FileNotFoundError, ProcessLookupError):
             continue
         comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        if comm.startswith("napi/eth0-"):
+        if comm.startswith(f"napi/{ifname}-"):
             fields = stat[stat.rindex(")") + 2:].split()
             threads[int(pid)] = int(fields[11]) + int(fields[12])  # utime + stime
     return threads
+
+
+def peer_napi_threads() -> dict[int, int]:
+    """Threaded NAPI of a peer's eth0."""
+    return napi_threads("eth0")
 
 
 def peer_threaded(netns: str) -> str:
@@ -229,5 +234,44 @@ def test_peer_napi_threaded_receives_in_the_peers_own_threads(softena_up, wire: 
     # Two seconds of a bulk stream keep the receiving NAPI busy for a good
     # part of them; inline, these threads would not exist at all.
     assert used >= 10, f"the peer's NAPI threads used {used} ticks during the stream"
+    proc = run(["ping", "-c", "3", "-i", "0.2", "-W", "2", dev.peer_v6])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_host_napi_threaded_receives_in_the_taps_own_threads(softena_up) -> None:
+    """--host-napi threaded: the host takes the device's Rx in the tap's NAPI
+    polls, in kernel threads (IFF_NAPI and /sys/class/net/DEV/threaded), not
+    inside the workers' writes; the default stays inline; the kernel lists no
+    NAPI of the tap's own beside the device's."""
+    dev = softena_up("sft0", "--queues", "2")
+    with open("/sys/class/net/sft0/threaded") as f:
+        assert f.read().strip() == "0"
+    assert not napi_threads("sft0")
+    run(["softena", "down", "sft0"], check=True)
+
+    dev = softena_up("sft0", "--queues", "2", "--host-napi", "threaded")
+    # Queues opened again after a channel change take the device's setting.
+    run(["softena", "ethtool", "-L", "sft0", "combined", "1"], check=True)
+    run(["softena", "ethtool", "-L", "sft0", "combined", "2"], check=True)
+    with open("/sys/class/net/sft0/threaded") as f:
+        assert f.read().strip() == "1"
+    ticks = napi_threads("sft0")
+    assert len(ticks) == 2, f"the tap's NAPI threads, one per queue: {ticks}"
+    before = kernel_counters("sft0")["rx"]["packets"]
+    result = iperf3(dev.netns, dev.peer_v4, "-R", duration=2)
+    assert gbits(result) > 0.1
+    after = napi_threads("sft0")
+    used = sum(after.get(pid, t) - t for pid, t in ticks.items())
+    # Two seconds of data from the peer keep the host's receive busy for a
+    # good part of them; inline, these threads would not exist at all.
+    assert used >= 10, f"the tap's NAPI threads used {used} ticks during the stream"
+    assert kernel_counters("sft0")["rx"]["packets"] - before > 10000
+    assert kernel_counters("sft0")["rx"]["dropped"] == 0
+    napis = json.loads(run(["softena", "ynl", "--family", "netdev", "--dump", "napi-get", "--output-json"],
+                           check=True).stdout)
+    with open("/sys/class/net/sft0/ifindex") as f:
+        ifindex = int(f.read())
+    ours = [n for n in napis if n["ifindex"] == ifindex]
+    assert len(ours) == 2 and all(n["threaded"] == "enabled" for n in ours), ours
     proc = run(["ping", "-c", "3", "-i", "0.2", "-W", "2", dev.peer_v6])
     assert proc.returncode == 0, proc.stdout + proc.stderr
