@@ -75,6 +75,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     console = Console()
     print_table(console, devices)
     for r in rows:
+        if r.get("host-napi", "inline") != "inline":
+            console.print(f"{r['dev']}: the host receives in the tap's NAPI ({r['host-napi']}), "
+                          f"not inside the workers' writes")
         if r.get("wire-steering", "not on this wire") != "not on this wire":
             console.print(f"{r['dev']}: wire Rx queue steering {r['wire-steering']}")
         if "wire-rx-metadata" in r:

@@ -657,11 +657,20 @@ class Device:
             "wire-steering": self.steering_note,
             "llq": self.settings.llq_header or "off",
             "mtu": self.config.mtu,
+            "host-napi": self._host_napi_state(),
             "lab": {"netns": self.lab_names.netns, "host": [self.lab_names.host_v4, self.lab_names.host_v6],
                     "peer": [self.lab_names.peer_v4, self.lab_names.peer_v6]} if self.config.wire.lab else None,
             "uptime": round(time.monotonic() - self.started_at, 1),
             **self._wire_metadata(),
         }
+
+    def _host_napi_state(self) -> str:
+        """Where the host receives our Rx, as the kernel has it now: inline in
+        the workers' writes, or in the tap's NAPI, threaded or in softirq (the
+        admin may have written /sys/class/net/DEV/threaded since)."""
+        if not self._host_napi:
+            return "inline"
+        return "threaded" if tap.is_threaded(self.name) else "softirq"
 
     def _wire_metadata(self) -> dict:
         """What RX metadata the wire's driver offers the XDP program (the

@@ -133,6 +133,15 @@ def set_threaded(ifname: str, threaded: bool) -> None:
         raise SoftenaError(f"{ifname}: cannot set threaded NAPI: {exc.strerror}") from exc
 
 
+def is_threaded(ifname: str) -> bool:
+    """Whether IFNAME's NAPI instances run in kernel threads (what an admin may have changed since)."""
+    try:
+        with open(f"/sys/class/net/{ifname}/threaded") as f:
+            return f.read().strip() not in ("", "0")
+    except OSError:
+        return False
+
+
 def set_offloads(fd: int, offloads: int) -> None:
     """Renegotiate what the host may hand us (checksum, TSO)."""
     fcntl.ioctl(fd, TUNSETOFFLOAD, offloads)

@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from conftest import Snapshot, run
+from conftest import Snapshot, device_status, run
 from iperf import gbits, iperf3
 from rss_ref import flow_queue
 
@@ -247,6 +247,7 @@ def test_host_napi_threaded_receives_in_the_taps_own_threads(softena_up) -> None
     with open("/sys/class/net/sft0/threaded") as f:
         assert f.read().strip() == "0"
     assert not napi_threads("sft0")
+    assert dev.status["host-napi"] == "inline"
     run(["softena", "down", "sft0"], check=True)
 
     dev = softena_up("sft0", "--queues", "2", "--host-napi", "threaded")
@@ -255,6 +256,8 @@ def test_host_napi_threaded_receives_in_the_taps_own_threads(softena_up) -> None
     run(["softena", "ethtool", "-L", "sft0", "combined", "2"], check=True)
     with open("/sys/class/net/sft0/threaded") as f:
         assert f.read().strip() == "1"
+    assert dev.status["host-napi"] == "threaded"
+    assert "the host receives in the tap's NAPI (threaded)" in run(["softena", "status"], check=True).stdout
     ticks = napi_threads("sft0")
     assert len(ticks) == 2, f"the tap's NAPI threads, one per queue: {ticks}"
     before = kernel_counters("sft0")["rx"]["packets"]
@@ -275,3 +278,9 @@ def test_host_napi_threaded_receives_in_the_taps_own_threads(softena_up) -> None
     assert len(ours) == 2 and all(n["threaded"] == "enabled" for n in ours), ours
     proc = run(["ping", "-c", "3", "-i", "0.2", "-W", "2", dev.peer_v6])
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The admin's knob stays theirs; status tells what the kernel does now.
+    with open("/sys/class/net/sft0/threaded", "w") as f:
+        f.write("0")
+    assert device_status("sft0")["host-napi"] == "softirq"
+    run(["softena", "down", "sft0"], check=True)
+    assert not napi_threads("sft0"), "the tap's NAPI threads outlived the device"
