@@ -4,7 +4,10 @@ Read from /proc (the same numbers psutil.Process(pid).threads() gives): a
 snapshot before and after a measurement, and the difference divided by what
 the measurement carried.  Worker threads are the ones the kernel names
 `softena/<dev>-<queue>` (their comm, 15 bytes at most, always ends in the
-queue number).
+queue number).  With `--host-napi threaded` the host's receive of the
+device's Rx runs in kernel threads `napi/<dev>-N` instead of in the
+workers: not the device process's CPU, so it is counted apart, as
+"host-napi", to show where the work went.
 """
 
 from __future__ import annotations
@@ -38,11 +41,33 @@ class CpuSnapshot:
     workers: dict[str, float] = field(default_factory=dict)  # "q<N>" -> seconds
 
 
-def snapshot(pid: int | None) -> CpuSnapshot:
-    """The process's CPU time and each worker thread's, now."""
+def _napi_threads_cpu(ifname: str) -> float | None:
+    """CPU seconds of IFNAME's threaded-NAPI kernel threads, None if it has none."""
+    total = None
+    prefix = f"napi/{ifname}-"
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if not f.read().startswith(prefix):
+                    continue
+        except OSError:
+            continue
+        cpu = _stat_cpu(f"/proc/{pid}/stat")
+        if cpu is not None:
+            total = (total or 0.0) + cpu
+    return total
+
+
+def snapshot(pid: int | None, host_ifname: str | None = None) -> CpuSnapshot:
+    """The process's CPU time and each worker thread's, now; with HOST_IFNAME,
+    also its host tap's NAPI threads, as "host-napi"."""
     snap = CpuSnapshot(time.monotonic(), None)
     if pid is None:
         return snap
+    if host_ifname:
+        napi = _napi_threads_cpu(host_ifname)
+        if napi is not None:
+            snap.workers["host-napi"] = napi
     snap.process = _stat_cpu(f"/proc/{pid}/stat")
     try:
         tids = os.listdir(f"/proc/{pid}/task")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import cost
 from common import BenchError, Server, in_ns, log, percentile, run
-from topology import ADDR_B, DEV_NS, NS_A, NS_B, Lab
+from topology import ADDR_B, DEV, DEV_NS, NS_A, NS_B, Lab
 
 PING_TIME = re.compile(r"time=([0-9.]+) ms")
 
@@ -82,12 +82,12 @@ def measure(lab: Lab, busy_usecs: int, ping_count: int, rr_count: int, rr_secs: 
         if mode.napi:
             row["napi_set"] = lab.napi_tune(defer_hard_irqs=100, gro_flush_timeout=200000)
         run(["ping", "-c", "3", "-i", "0.2", "-q", dev.peer], timeout=10, check=False)  # warm: neighbours
-        a = cost.snapshot(dev.pid)
+        a = cost.snapshot(dev.pid, DEV)
         row["ping"] = ping_stats(None, dev.peer, ping_count)
         # The device's own Rx latency histogram (XDP arrival to tap write), here nearly all ping replies.
         row["device_rx_latency"] = lab.softena_stats().get("rx-latency", {}).get("device")
         row["tcp_rr"] = rr_stats(rr, None, DEV_NS, dev.peer, rr_count, rr_secs)
-        row["cpu"] = cost.used(a, cost.snapshot(dev.pid)).as_dict()
+        row["cpu"] = cost.used(a, cost.snapshot(dev.pid, DEV)).as_dict()
         lab.check_path()
         lab.softena_down()
         rows.append(row)

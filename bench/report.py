@@ -140,7 +140,7 @@ def print_report(result: dict, use_rich: bool) -> None:
                          _num(r.get("device_cpu_pct"), ".0f") if "device_cpu_pct" in r else "-",
                          _num(per.get("process"), ".3f") if per else "-", workers or "-"))
         table("Throughput (iperf3 TCP, median over rounds) and device cost: CPU seconds per Gbit carried",
-              ("path", "test", "Gbit/s", "device CPU %", "CPU s/Gbit", "per worker CPU s/Gbit"),
+              ("path", "test", "Gbit/s", "device CPU %", "CPU s/Gbit", "per worker (and host NAPI) CPU s/Gbit"),
               body, {2, 3, 4}, use_rich)
 
     lat = result.get("latency", [])

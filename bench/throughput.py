@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 
 import cost
 from common import BenchError, free_port, iperf3, log
-from topology import ADDR_B, DEV_NS, NS_A, NS_B, USERNET, Lab
+from topology import ADDR_B, DEV, DEV_NS, NS_A, NS_B, USERNET, Lab
 
 
 @dataclass(frozen=True)
@@ -233,9 +233,9 @@ class Runner:
         self._softena_for(path)
         assert self.lab.dev
         self.lab.check_path()
-        a = cost.snapshot(self.lab.dev.pid)
+        a = cost.snapshot(self.lab.dev.pid, DEV)
         gbps = iperf3(None, DEV_NS, self.lab.dev.peer, self.port, self.seconds, test.streams, test.rx, self.omit)
-        b = cost.snapshot(self.lab.dev.pid)
+        b = cost.snapshot(self.lab.dev.pid, DEV)
         self.lab.check_path()
         return gbps, cost.used(a, b)
 
