@@ -39,3 +39,12 @@ def flow_queue(src: str, dst: str, sport: int, dport: int, num_queues: int, key:
     data = (ipaddress.ip_address(src).packed + ipaddress.ip_address(dst).packed
             + sport.to_bytes(2, "big") + dport.to_bytes(2, "big"))
     return toeplitz(key, data) % 128 % num_queues
+
+
+def spreading_port_base(peer: str, host: str, server_port: int, queues: int) -> int:
+    """A client port base whose 4 flows cover every queue, as the default RSS maps them."""
+    for base in range(40000, 41000):
+        hit = {flow_queue(peer, host, server_port, base + i, queues) for i in range(4)}
+        if hit == set(range(queues)):
+            return base
+    raise AssertionError("no port base spreads 4 flows")

@@ -8,7 +8,7 @@ import os
 import pytest
 from conftest import Snapshot, device_status, run
 from iperf import gbits, iperf3
-from rss_ref import flow_queue
+from rss_ref import spreading_port_base
 
 
 def kernel_counters(ifname: str) -> dict:
@@ -69,15 +69,6 @@ def test_iperf3_udp_at_one_gigabit_reaches_the_peer_without_device_drops(softena
     # Enough datagrams that drops would show; their rate is bench/'s to judge
     # (a loaded CI machine once sent 0.49 Gbit/s of the 1 asked for).
     assert result["end"]["sum"]["packets"] > 10_000
-
-
-def spreading_port_base(peer: str, host: str, server_port: int, queues: int) -> int:
-    """A client port base whose 4 flows cover every queue, as the default RSS maps them."""
-    for base in range(40000, 41000):
-        hit = {flow_queue(peer, host, server_port, base + i, queues) for i in range(4)}
-        if hit == set(range(queues)):
-            return base
-    raise AssertionError("no port base spreads 4 flows")
 
 
 @pytest.mark.parametrize("direction", ["forward", "reverse"])

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import run, wait_for
 from iperf import iperf3, iperf3_running
+from rss_ref import spreading_port_base
 
 from softena.control import ctlsock
 from softena.datapath import latency
@@ -62,8 +63,12 @@ def stamps(dev: str) -> tuple[dict[int, int], int]:
 def test_arrival_stamps_rise_per_wire_queue_and_every_delivered_frame_is_timed(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "2")
     before = stats("sft0")
-    # Four UDP streams from the peer, 20 Mbit/s each: both veth queues carry frames all the time.
-    with iperf3_running(dev.netns, dev.peer_v4, "-u", "-b", "20M", "-P", "4", "-R", duration=4) as result:
+    # Four UDP streams from the peer, 20 Mbit/s each, on client ports that
+    # RSS spreads over both queues: both carry frames all the time (four
+    # ephemeral ports all land on one queue in one run of eight).
+    base = spreading_port_base(dev.peer_v4, dev.host_v4, 5201, 2)
+    with iperf3_running(dev.netns, dev.peer_v4, "-u", "-b", "20M", "-P", "4", "-R", "--cport", str(base),
+                        duration=4) as result:
         time.sleep(1.5)
         first, at_first = stamps("sft0")
         time.sleep(0.5)
