@@ -98,7 +98,8 @@ def test_arrival_stamps_rise_per_wire_queue_and_every_delivered_frame_is_timed(s
 
 def test_retired_queues_keep_their_latency_samples_in_the_device_histogram(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "2")
-    iperf3(dev.netns, dev.peer_v4, "-P", "4", "-R", duration=2)
+    base = spreading_port_base(dev.peer_v4, dev.host_v4, 5201, 2)  # both queues get streams
+    iperf3(dev.netns, dev.peer_v4, "-P", "4", "-R", "--cport", str(base), duration=2)
     wait_for(lambda: at_rest("sft0"), within=5, what="Rx at rest")
     before = stats("sft0")
     assert all(latency.count(q) > 0 for q in before["queues"])
@@ -121,7 +122,8 @@ def test_status_tells_what_the_wire_offers_and_that_veth_hash_is_carried_but_nev
     assert dev.status["wire-rss"] == {"error": "EOPNOTSUPP: Operation not supported"}
     assert dev.status["wire-hash"].startswith("not reused: the wire reports no RSS configuration")
     before = totals("sft0")
-    iperf3(dev.netns, dev.peer_v4, "-P", "4", "-R", duration=2)
+    base = spreading_port_base(dev.peer_v4, dev.host_v4, 5201, 2)  # both queues get streams
+    iperf3(dev.netns, dev.peer_v4, "-P", "4", "-R", "--cport", str(base), duration=2)
     # The streams' last frames may still be between the two counters: read at rest.
     wait_for(lambda: at_rest("sft0"), within=10, what="the counters at rest")
     after = totals("sft0")
