@@ -190,11 +190,6 @@ def napi_threads(ifname: str) -> dict[int, int]:
     return threads
 
 
-def peer_napi_threads() -> dict[int, int]:
-    """Threaded NAPI of a peer's eth0."""
-    return napi_threads("eth0")
-
-
 def peer_threaded(netns: str) -> str:
     return run(["ip", "netns", "exec", netns, "cat", "/sys/class/net/eth0/threaded"], check=True).stdout.strip()
 
@@ -203,10 +198,10 @@ def peer_threaded(netns: str) -> str:
 def test_peer_napi_threaded_receives_in_the_peers_own_threads(softena_up, wire: str) -> None:
     """--peer-napi threaded: the lab peer's receive runs in NAPI threads of its
     own, not inside our workers' transmit calls; the default stays inline."""
-    before = set(peer_napi_threads())
+    before = set(napi_threads("eth0"))
     dev = softena_up("sft0", "--queues", "2", "--wire", wire)
     assert peer_threaded(dev.netns) == "0"
-    assert set(peer_napi_threads()) == before
+    assert set(napi_threads("eth0")) == before
     run(["softena", "down", "sft0"], check=True)
 
     dev = softena_up("sft0", "--queues", "2", "--wire", wire, "--peer-napi", "threaded")
@@ -216,11 +211,11 @@ def test_peer_napi_threaded_receives_in_the_peers_own_threads(softena_up, wire: 
     run(["softena", "ethtool", "-L", "sft0", "combined", "1"], check=True)
     run(["softena", "ethtool", "-L", "sft0", "combined", "2"], check=True)
     assert peer_threaded(dev.netns) == "1"
-    ticks = {pid: t for pid, t in peer_napi_threads().items() if pid not in before}
+    ticks = {pid: t for pid, t in napi_threads("eth0").items() if pid not in before}
     assert len(ticks) >= 2, f"no NAPI threads of the peer's eth0: {ticks}"
     result = iperf3(dev.netns, dev.peer_v4, duration=2)
     assert gbits(result) > 0.1
-    after = peer_napi_threads()
+    after = napi_threads("eth0")
     used = sum(after.get(pid, t) - t for pid, t in ticks.items())
     # Two seconds of a bulk stream keep the receiving NAPI busy for a good
     # part of them; inline, these threads would not exist at all.
@@ -263,9 +258,7 @@ def test_host_napi_threaded_receives_in_the_taps_own_threads(softena_up) -> None
     assert kernel_counters("sft0")["rx"]["dropped"] == 0
     napis = json.loads(run(["softena", "ynl", "--family", "netdev", "--dump", "napi-get", "--output-json"],
                            check=True).stdout)
-    with open("/sys/class/net/sft0/ifindex") as f:
-        ifindex = int(f.read())
-    ours = [n for n in napis if n["ifindex"] == ifindex]
+    ours = [n for n in napis if n["ifindex"] == dev.status["ifindex"]]
     assert len(ours) == 2 and all(n["threaded"] == "enabled" for n in ours), ours
     proc = run(["ping", "-c", "3", "-i", "0.2", "-W", "2", dev.peer_v6])
     assert proc.returncode == 0, proc.stdout + proc.stderr
