@@ -27,8 +27,8 @@ CFLAGS = ["-g", "-O1", "-std=gnu11", "-Wall", "-Wno-unused-function",
 
 # harness -> the datapath sources it runs
 HARNESSES = {
-    "fuzz_rx": ("sn_pkt.c", "sn_hw_gro.c"),
-    "fuzz_tx": ("sn_pkt.c",),
+    "fuzz_rx": ("sn_csum.c", "sn_pkt.c", "sn_hw_gro.c"),
+    "fuzz_tx": ("sn_csum.c", "sn_pkt.c"),
 }
 
 

@@ -2,7 +2,7 @@
 /*
  * libFuzzer harness for the Rx path's packet engines: frames from the wire
  * through sn_parse(), sn_rx_csum() and hardware GRO (sn_hw_gro.c), as
- * sn_rx.c drives them, with every frame handed up checked against the
+ * sn_rx.c drives them, and through the jumbo path's gather-and-sum, with every frame handed up checked against the
  * harness's own parser and checksums (ref.h).
  *
  * Input: records, one after another.
@@ -17,6 +17,8 @@
  * Invariants (abort on any):
  *  - every frame handed up with DATA_VALID has checksums that verify;
  *  - a frame whose checksums verify is not called bad;
+ *  - a frame gathered from pieces (sn_csum_gather(), cut at odd and even
+ *    places) is copied exactly and gets sn_rx_csum()'s verdict from its sum;
  *  - a merged frame holds only checksum-good segments of one flow (same
  *    addresses, ports, ACK), in sequence, each but the last a full gso_size;
  *    its lengths, IP header and CHECKSUM_PARTIAL seed are right;
@@ -69,6 +71,26 @@ static void check_single(const uint8_t *f, size_t len, int data_valid)
 {
 	if (data_valid)
 		CHECK(ref_csum_ok(f, len), "DATA_VALID on a frame whose checksums do not verify");
+}
+
+/* Jumbo Rx's way to a verdict: the frame gathered from three pieces while
+ * summed, then checked from that sum; it must agree with sn_rx_csum(). */
+static void check_gathered(const uint8_t *f, size_t len, int verdict)
+{
+	size_t a = len / 3, b = len - len / 5;
+	struct iovec pieces[3] = {
+		{ (void *)f, a }, { (void *)(f + a), b - a }, { (void *)(f + b), len - b },
+	};
+	uint8_t *buf = malloc(len + 1);
+	uint32_t sum;
+
+	CHECK(buf, "out of memory");
+	sum = sn_csum_gather(buf, pieces, 3);
+	CHECK(!memcmp(buf, f, len), "the gather changed the frame's bytes");
+	CHECK(sn_rx_csum_summed(buf, len, sum) == verdict,
+	      "gathered: verdict %d, sn_rx_csum() says %d",
+	      sn_rx_csum_summed(buf, len, sum), verdict);
+	free(buf);
 }
 
 /* A merged frame: rebuild it as the host would read it, then check it
@@ -277,6 +299,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		verdict = sn_rx_csum(f, run.len[i]);
 		CHECK(verdict == 1 || !ref_csum_ok(f, run.len[i]),
 		      "frame %u: checksums verify, sn_rx_csum() says %d", i, verdict);
+		check_gathered(f, run.len[i], verdict);
 		d = (struct sn_desc){ .addr = run.addr[i], .len = run.len[i], .stamp_ns = now };
 		if (!sn_hw_gro_receive(g, &d)) {
 			/* Up alone with the Rx path's own verdict (rx_check_csum). */

@@ -1,4 +1,5 @@
-"""sn_inet_csum against RFC 1071 and scapy, and sn_rx_csum_check on built frames."""
+"""sn_inet_csum against RFC 1071 and scapy, and sn_rx_csum_check on built frames, each with
+both summing loops (AVX2 and portable)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Packet, Raw
 
 from softena.datapath.vectors import ffi, lib
+
+pytestmark = pytest.mark.usefixtures("csum_loop")
 
 V4 = {"src": "192.0.2.1", "dst": "198.51.100.7"}
 V6 = {"src": "2001:db8::1", "dst": "2001:db8:ffff::2:7"}
@@ -230,3 +233,89 @@ def test_rx_csum_check_calls_a_tcp_data_offset_under_five_words_bad(doff: int) -
     """A header that claims to end inside its own 20 bytes is malformed, whatever its checksum
     (fuzz/: hardware GRO compared its options over a negative length)."""
     assert rx_check(eth() / IP(**V4) / TCP(flags="A", dataofs=doff) / Raw(b"d" * 64)) == -1
+
+
+def inet_csum_copy(data: bytes, src_off: int = 0, dst_off: int = 0) -> tuple[int, bytes]:
+    """The fused copy-and-checksum from SRC_OFF into DST_OFF of fresh buffers: checksum, copy."""
+    src = ffi.new("uint8_t[]", src_off + len(data) + 1)
+    dst = ffi.new("uint8_t[]", dst_off + len(data) + 64)
+    ffi.memmove(src + src_off, data, len(data))
+    csum = lib.sn_inet_csum_copy(dst + dst_off, src + src_off, len(data))
+    assert bytes(ffi.buffer(dst, dst_off)) == bytes(dst_off), "wrote before its destination"
+    assert bytes(ffi.buffer(dst + dst_off + len(data), 64)) == bytes(64), "wrote past its destination"
+    return csum, bytes(ffi.buffer(dst + dst_off, len(data)))
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 31, 32, 33, 63, 64, 65, 127, 1448, 8948, 9001, 65535])
+@pytest.mark.parametrize("src_off,dst_off", [(0, 0), (1, 0), (0, 3), (5, 2)])
+def test_inet_csum_copy_copies_every_byte_and_sums_them_like_rfc1071(
+        length: int, src_off: int, dst_off: int) -> None:
+    """The one-pass copy and sum (TSO's segments, jumbo Rx's gather) gives the bytes exactly, no
+    byte more, and the same checksum as a plain sum, at any length and alignment of either end."""
+    data = random.Random(length * 7 + src_off).randbytes(length)
+    csum, copied = inet_csum_copy(data, src_off, dst_off)
+    assert copied == data
+    assert csum == rfc1071(data)
+
+
+def test_inet_csum_copy_folds_the_carries_of_a_64k_run_of_all_ones() -> None:
+    """The widest lanes' worst case: 65535 bytes of 0xff, as the plain sum gives it."""
+    assert inet_csum_copy(b"\xff" * 65535)[0] == 0x00FF
+
+
+def rx_check_gathered(frame: bytes, frag_lens: list[int]) -> int:
+    """sn_rx_csum_gathered: FRAME in pieces of FRAG_LENS, gathered and checked from their sum."""
+    assert sum(frag_lens) == len(frame)
+    out = ffi.new("uint8_t[]", len(frame))
+    verdict = lib.sn_rx_csum_gathered(frame, frag_lens, len(frag_lens), out)
+    assert bytes(ffi.buffer(out, len(frame))) == frame, "the gather lost or moved bytes"
+    return verdict
+
+
+def random_splits(length: int, seed: int) -> list[list[int]]:
+    """Ways to cut LENGTH bytes into pieces: whole, 4 KiB pages, and random cuts at odd and
+    even offsets (the Rx path must count each piece at its place)."""
+    rng = random.Random(seed)
+    splits = [[length], [4096] * (length // 4096) + ([length % 4096] if length % 4096 else [])]
+    for _ in range(6):
+        cuts = sorted(rng.sample(range(1, length), min(rng.randint(1, 8), length - 1)))
+        splits.append([b - a for a, b in zip([0, *cuts], [*cuts, length])])
+    return splits
+
+
+JUMBO_FRAMES: dict[str, Callable[[], Packet]] = {
+    "tcp4-9000": lambda: eth() / L4_CASES["tcp4"]() / Raw(random.Random(4).randbytes(8960)),
+    "udp6-9000": lambda: eth(True) / L4_CASES["udp6"]() / Raw(random.Random(6).randbytes(8948)),
+    "tcp6-odd": lambda: eth() / L4_CASES["tcp6"]() / Raw(random.Random(7).randbytes(5001)),
+    "udp4-short": lambda: eth() / L4_CASES["udp4"]() / Raw(b"q" * 3),
+}
+
+
+@pytest.mark.parametrize("case", JUMBO_FRAMES)
+def test_rx_csum_of_a_gathered_frame_gives_the_whole_frames_verdict(case: str) -> None:
+    """Jumbo Rx sums the pieces as it gathers them and checks from that sum: good frames verify
+    in every split, and one flipped payload byte (in any piece) is bad in every split."""
+    frame = bytes(JUMBO_FRAMES[case]())
+    assert rx_check(frame) == 1
+    bad = bytearray(frame)
+    bad[len(frame) * 2 // 3] ^= 0x01
+    for split in random_splits(len(frame), len(frame)):
+        assert rx_check_gathered(frame, split) == 1, split
+        assert rx_check_gathered(bytes(bad), split) == -1, split
+
+
+@pytest.mark.parametrize(
+    "frame,verdict",
+    [
+        (bytes(eth() / IP(**V4) / TCP(flags="A")) + b"\xa5" * 6, 1),
+        (bytes(eth() / IP(**V4) / UDP(chksum=0) / Raw(b"none" * 600)), 0),
+        (bytes(eth() / IP(**V4) / ICMP() / Raw(b"p" * 3000)), 0),
+        (bytes(eth() / IP(**V4) / TCP(flags="A", dataofs=4) / Raw(b"d" * 3000)), -1),
+    ],
+    ids=["ethernet-padding", "udp4-no-checksum", "icmp", "tcp-doff-4"],
+)
+def test_rx_csum_of_a_gathered_frame_agrees_where_the_sum_cannot_be_used(frame: bytes, verdict: int) -> None:
+    """Padding past the IP length, no checksum, nothing to check, malformed: the same verdicts."""
+    assert rx_check(frame) == verdict
+    for split in random_splits(len(frame), 3):
+        assert rx_check_gathered(frame, split) == verdict, split

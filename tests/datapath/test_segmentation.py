@@ -1,4 +1,5 @@
-"""sn_tx_offload: TCP segmentation, checksum completion and rejected frames."""
+"""sn_tx_offload: TCP segmentation, checksum completion and rejected frames, with both summing
+loops (each segment's payload is summed as it is copied)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from softena.datapath.vectors import ffi, lib
 NEEDS_CSUM = 1
 GSO_NONE, GSO_TCPV4, GSO_UDP, GSO_TCPV6, GSO_UDP_L4, GSO_ECN = 0, 1, 3, 4, 5, 0x80
 MAX_SEGS = 768
+pytestmark = pytest.mark.usefixtures("csum_loop")
+
 MTU = 1500
 PAYLOAD = bytes(itertools.islice(itertools.cycle(range(251)), 20000))
 TIMESTAMPS = [("NOP", None), ("NOP", None), ("Timestamp", (123456789, 987654321))]

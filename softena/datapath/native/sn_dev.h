@@ -8,7 +8,8 @@
  *   sn_tap.c   the tap wire        }
  *   sn_rx.c    wire to host: filter, RSS steering, checksum verdict, delivery
  *   sn_pool.c  the page pools: the only writer of a queue's free list
- *   sn_hw_gro.c, sn_pkt.c, sn_rss.c   packet engines, which know no queue
+ *   sn_hw_gro.c, sn_pkt.c,  packet engines, which know no queue
+ *   sn_rss.c, sn_csum.c
  *
  * Calls go down that list, never back up.
  */

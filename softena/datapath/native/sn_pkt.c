@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Packet parsing, Internet checksums (RFC 1071) and TCP segmentation.
+ * Packet parsing, the checksums of TCP/UDP/IP headers (the arithmetic is
+ * sn_csum.c's) and TCP segmentation.
  *
  * Written by hand: these run once per frame on the hot path, inside the
  * batch call, where no library routine fits (the kernel's own helpers are not
@@ -117,63 +118,6 @@ int sn_parse(const uint8_t *f, size_t len, struct sn_parsed *p)
 	return 0;
 }
 
-uint32_t sn_csum_partial(const uint8_t *data, size_t len, uint32_t sum)
-{
-	uint64_t acc = sum, a1 = 0, a2 = 0, a3 = 0;
-	uint32_t w;
-
-	/*
-	 * Sum 32-bit words in memory order; the fold makes it 16-bit. 32 bytes
-	 * a round into four accumulators, so the adds do not wait on each
-	 * other (the loop runs at memory speed, not one add chain's): each
-	 * 64-bit word goes in as its two 32-bit halves, which no frame's
-	 * length can make a 64-bit accumulator overflow.
-	 */
-	while (len >= 32) {
-		uint64_t q[4];
-
-		memcpy(q, data, 32);
-		acc += (q[0] & 0xffffffffu) + (q[0] >> 32);
-		a1 += (q[1] & 0xffffffffu) + (q[1] >> 32);
-		a2 += (q[2] & 0xffffffffu) + (q[2] >> 32);
-		a3 += (q[3] & 0xffffffffu) + (q[3] >> 32);
-		data += 32;
-		len -= 32;
-	}
-	acc += a1 + a2 + a3;
-	while (len >= 4) {
-		memcpy(&w, data, 4);
-		acc += w;
-		data += 4;
-		len -= 4;
-	}
-	if (len >= 2) {
-		uint16_t h;
-
-		memcpy(&h, data, 2);
-		acc += h;
-		data += 2;
-		len -= 2;
-	}
-	if (len) {
-		uint8_t last[2] = { data[0], 0 };
-		uint16_t h;
-
-		memcpy(&h, last, 2);
-		acc += h;
-	}
-	acc = (acc & 0xffffffffu) + (acc >> 32);
-	acc = (acc & 0xffffffffu) + (acc >> 32);
-	return (uint32_t)acc;
-}
-
-uint16_t sn_csum_fold(uint32_t sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
 uint32_t sn_pseudo_sum(const uint8_t *frame, const struct sn_parsed *p,
 		       uint32_t l4_len)
 {
@@ -205,15 +149,19 @@ static void ipv4_fix_csum(uint8_t *ip)
 	memcpy(ip + 10, &c, 2);
 }
 
-/* Fill in the full L4 checksum of a frame whose headers are final. */
-static void l4_fill_csum(uint8_t *f, const struct sn_parsed *p, uint32_t l4_len)
+/* Fill in the L4 checksum of a segment whose headers are final: the sum of
+ * its L4 header (L4_HLEN bytes, a multiple of 4) and the pseudo-header, plus
+ * DATA_SUM, the payload's sum, taken as the payload was copied in. */
+static void l4_fill_csum(uint8_t *f, const struct sn_parsed *p, size_t l4_hlen,
+			 uint32_t l4_len, uint32_t data_sum)
 {
 	size_t field = p->l4_off + (p->l4_proto == IPPROTO_TCP ? 16 : 6);
+	uint32_t sum;
 	uint16_t c;
 
 	f[field] = f[field + 1] = 0;
-	c = sn_csum_fold(sn_csum_partial(f + p->l4_off, l4_len,
-					 sn_pseudo_sum(f, p, l4_len)));
+	sum = sn_csum_partial(f + p->l4_off, l4_hlen, sn_pseudo_sum(f, p, l4_len));
+	c = sn_csum_fold(sn_csum_add(sum, data_sum));
 	if (p->l4_proto == IPPROTO_UDP && c == 0)
 		c = 0xffff;
 	memcpy(f + field, &c, 2);
@@ -257,11 +205,12 @@ static int tso_segment(const struct virtio_net_hdr_v1 *vh, const uint8_t *f,
 		uint32_t l4_len = (uint32_t)(hlen - p.l4_off + seg);
 		uint8_t *out = sink->alloc(sink->ctx, hlen + seg);
 		struct tcphdr *oth;
+		uint32_t data_sum;
 
 		if (!out)
 			return nseg ? nseg : -ENOBUFS;
 		memcpy(out, f, hlen);
-		memcpy(out + hlen, f + hlen + off, seg);
+		data_sum = sn_csum_copy(out + hlen, f + hlen + off, seg, 0);
 		if (p.ipver == 4) {
 			struct iphdr *ip = (void *)(out + p.l3_off);
 
@@ -280,7 +229,7 @@ static int tso_segment(const struct virtio_net_hdr_v1 *vh, const uint8_t *f,
 			oth->fin = oth->psh = 0;
 		if (off)			/* CWR marks the first only */
 			oth->cwr = 0;
-		l4_fill_csum(out, &p, l4_len);
+		l4_fill_csum(out, &p, hlen - p.l4_off, l4_len, data_sum);
 		sink->commit(sink->ctx, out, (uint32_t)(hlen + seg));
 		res->wire_bytes += (uint32_t)(hlen + seg);
 	}
@@ -323,17 +272,20 @@ int sn_tx_process(const struct virtio_net_hdr_v1 *vh, const uint8_t *frame,
 	out = sink->alloc(sink->ctx, len);
 	if (!out)
 		return -ENOBUFS;
-	memcpy(out, frame, len);
 	if (vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
 		size_t start = vh->csum_start, field = start + vh->csum_offset;
 		uint16_t c;
 
-		/* The stack seeded the field with the pseudo-header sum. */
-		c = sn_csum_fold(sn_csum_partial(out + start, len - start, 0));
+		/* The stack seeded the field with the pseudo-header sum; the
+		 * rest is summed as it is copied. */
+		memcpy(out, frame, start);
+		c = sn_csum_fold(sn_csum_copy(out + start, frame + start, len - start, 0));
 		if (c == 0 && field - start == 6)	/* UDP: 0 means none */
 			c = 0xffff;
 		memcpy(out + field, &c, 2);
 		res->csum = 1;
+	} else {
+		memcpy(out, frame, len);
 	}
 	sink->commit(sink->ctx, out, (uint32_t)len);
 	res->wire_frames = 1;
@@ -341,10 +293,14 @@ int sn_tx_process(const struct virtio_net_hdr_v1 *vh, const uint8_t *frame,
 	return 1;
 }
 
-int sn_rx_csum(const uint8_t *frame, size_t len)
+/* The Rx checksum check; FRAME_SUM, when given, is the partial sum of the
+ * whole frame, taken as it was gathered: the L4 sum is then what is left
+ * after taking out the headers', with no second pass over the payload. */
+static int rx_csum(const uint8_t *frame, size_t len, const uint32_t *frame_sum)
 {
 	struct sn_parsed p;
 	const uint8_t *ip;
+	uint32_t sum;
 
 	if (sn_parse(frame, len, &p) || !p.ipver)
 		return p.ipver ? -1 : 0;
@@ -357,8 +313,23 @@ int sn_rx_csum(const uint8_t *frame, size_t len)
 	if (p.l4_proto == IPPROTO_UDP && p.ipver == 4 &&
 	    !frame[p.l4_off + 6] && !frame[p.l4_off + 7])
 		return 0;	/* UDP over IPv4 without a checksum */
-	if (sn_csum_fold(sn_csum_partial(frame + p.l4_off, p.l4_len,
-					 sn_pseudo_sum(frame, &p, p.l4_len))))
+	/* Headers end at an even offset; a frame padded past its IP length
+	 * (or an odd one) is summed over its L4 bytes alone. */
+	if (frame_sum && p.l4_off + (size_t)p.l4_len == len && !(p.l4_off & 1))
+		sum = sn_csum_sub(*frame_sum, sn_csum_partial(frame, p.l4_off, 0));
+	else
+		sum = sn_csum_partial(frame + p.l4_off, p.l4_len, 0);
+	if (sn_csum_fold(sn_csum_add(sum, sn_pseudo_sum(frame, &p, p.l4_len))))
 		return -1;
 	return 1;
+}
+
+int sn_rx_csum(const uint8_t *frame, size_t len)
+{
+	return rx_csum(frame, len, NULL);
+}
+
+int sn_rx_csum_summed(const uint8_t *frame, size_t len, uint32_t frame_sum)
+{
+	return rx_csum(frame, len, &frame_sum);
 }

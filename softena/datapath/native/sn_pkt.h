@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <linux/virtio_net.h>
 
+#include "sn_csum.h"
+
 #include "softena_dp.h"
 
 /* The vnet header every tap fd of softena uses (TUNSETVNETHDRSZ). */
@@ -25,9 +27,7 @@ struct sn_parsed {
 
 int sn_parse(const uint8_t *f, size_t len, struct sn_parsed *p);
 
-/* One's-complement helpers, RFC 1071. Sums are kept in memory byte order. */
-uint32_t sn_csum_partial(const uint8_t *data, size_t len, uint32_t sum);
-uint16_t sn_csum_fold(uint32_t sum);
+/* The partial sum of the TCP/UDP pseudo-header for an L4 length. */
 uint32_t sn_pseudo_sum(const uint8_t *frame, const struct sn_parsed *p,
 		       uint32_t l4_len);
 
@@ -57,5 +57,8 @@ int sn_tx_process(const struct virtio_net_hdr_v1 *vh, const uint8_t *frame,
 
 /* Rx checksum check: 1 good, 0 nothing to check, -1 bad. */
 int sn_rx_csum(const uint8_t *frame, size_t len);
+/* The same check for a frame whose bytes' partial sum FRAME_SUM is known
+ * (sn_csum_gather() took it as it copied the frame together). */
+int sn_rx_csum_summed(const uint8_t *frame, size_t len, uint32_t frame_sum);
 
 #endif

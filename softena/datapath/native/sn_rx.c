@@ -53,12 +53,10 @@ static void rx_latency(struct sn_queue *q, uint64_t stamp_ns)
 	q->st.rx_latency_sum_ns += ns;
 }
 
-/* Validate a frame's checksums, mark the verdict in its vnet header, count it. */
-static void rx_check_csum(struct sn_queue *q, struct virtio_net_hdr_v1 *vh,
-			  const uint8_t *data, uint32_t len)
+/* Mark a checksum verdict (1 good, 0 nothing to check, -1 bad) in a
+ * frame's vnet header and count it. */
+static void rx_csum_verdict(struct sn_queue *q, struct virtio_net_hdr_v1 *vh, int c)
 {
-	int c = q->dev->off.rx_csum ? sn_rx_csum(data, len) : 0;
-
 	if (c > 0) {
 		vh->flags |= VIRTIO_NET_HDR_F_DATA_VALID;
 		q->st.rx_csum_unnecessary++;
@@ -67,6 +65,13 @@ static void rx_check_csum(struct sn_queue *q, struct virtio_net_hdr_v1 *vh,
 	} else {
 		q->st.rx_csum_bad++;	/* delivered; the stack decides */
 	}
+}
+
+/* Validate a frame's checksums, mark the verdict in its vnet header, count it. */
+static void rx_check_csum(struct sn_queue *q, struct virtio_net_hdr_v1 *vh,
+			  const uint8_t *data, uint32_t len)
+{
+	rx_csum_verdict(q, vh, q->dev->off.rx_csum ? sn_rx_csum(data, len) : 0);
 }
 
 /* Hand one frame to the host stack through our tap fd, then free it.
@@ -154,26 +159,39 @@ uint64_t sn_rx_flush(struct sn_queue *q, uint64_t hold_ns)
 }
 
 /* A frame in N fragments: gathered into the scratch buffer (free during
- * Rx), so it is checked and written like any other, then freed. */
+ * Rx), so it is checked and written like any other, then freed. With Rx
+ * checksum on, the gather sums what it copies, so checking the frame does
+ * not read its payload again. */
 static void rx_deliver_frags(struct sn_queue *q, const struct sn_desc *d, uint32_t n)
 {
 	struct sn_dev *dev = q->dev;
 	struct virtio_net_hdr_v1 *vh = (void *)q->scratch;
 	uint8_t *data = q->scratch + SN_VNET_HDR_LEN;
+	struct iovec frags[SN_MAX_FRAGS];
 	uint32_t i, len = 0;
 
 	for (i = 0; i < n; i++) {
-		if (len + d[i].len <= SN_MAX_FRAME)
-			memcpy(data + len, dev->region + d[i].addr, d[i].len);
+		frags[i] = (struct iovec){ dev->region + d[i].addr, d[i].len };
 		len += d[i].len;
-		sn_pool_put(q, d[i].addr);
 	}
 	if (len > SN_MAX_FRAME) {
 		q->st.rx_hw_drops++;
+		sn_rx_drop(q, d, n);
 		return;
 	}
 	memset(vh, 0, sizeof(*vh));
-	rx_check_csum(q, vh, data, len);
+	if (dev->off.rx_csum) {
+		uint32_t sum = sn_csum_gather(data, frags, n);
+
+		rx_csum_verdict(q, vh, sn_rx_csum_summed(data, len, sum));
+	} else {
+		size_t off = 0;
+
+		for (i = 0; i < n; off += d[i].len, i++)
+			memcpy(data + off, frags[i].iov_base, d[i].len);
+		rx_csum_verdict(q, vh, 0);
+	}
+	sn_rx_drop(q, d, n);	/* copied out: the pieces go back to the pool */
 	if (write(q->host_fd, q->scratch, SN_VNET_HDR_LEN + len) < 0) {
 		q->st.rx_hw_drops++;
 	} else {

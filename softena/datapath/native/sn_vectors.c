@@ -24,6 +24,30 @@ int sn_rx_csum_check(const uint8_t *frame, size_t len)
 	return sn_rx_csum(frame, len);
 }
 
+int sn_csum_use_simd(int on)
+{
+	return sn_csum_select(on);
+}
+
+uint16_t sn_inet_csum_copy(uint8_t *dst, const uint8_t *src, size_t len)
+{
+	return ntohs(sn_csum_fold(sn_csum_copy(dst, src, len, 0)));
+}
+
+int sn_rx_csum_gathered(const uint8_t *frame, const uint32_t *frag_lens, uint32_t n,
+			uint8_t *out)
+{
+	struct iovec frags[32];
+	size_t off = 0;
+	uint32_t i;
+
+	if (n > 32)
+		return -EINVAL;
+	for (i = 0; i < n; off += frag_lens[i], i++)
+		frags[i] = (struct iovec){ (void *)(frame + off), frag_lens[i] };
+	return sn_rx_csum_summed(out, off, sn_csum_gather(out, frags, n));
+}
+
 /* ---- the Tx offload engine into a flat buffer ---------------------------- */
 struct flat_sink {
 	uint8_t *out;

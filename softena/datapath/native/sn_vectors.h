@@ -27,6 +27,15 @@ uint32_t sn_rss_steer_vector(const uint8_t *key, const uint8_t *data, size_t len
 uint16_t sn_inet_csum(const uint8_t *data, size_t len);
 /* Rx checksum check: 1 good, 0 nothing to check, -1 bad. */
 int sn_rx_csum_check(const uint8_t *frame, size_t len);
+/* Sum with the AVX2 loop (ON, if the CPU has it) or the portable one;
+ * returns whether the AVX2 loop is in use. */
+int sn_csum_use_simd(int on);
+/* Copy LEN bytes and return their Internet checksum, in one pass. */
+uint16_t sn_inet_csum_copy(uint8_t *dst, const uint8_t *src, size_t len);
+/* The Rx check of a frame in N pieces (FRAG_LENS, at most 32), as jumbo Rx
+ * does it: gathered into OUT while summed, then checked from that sum. */
+int sn_rx_csum_gathered(const uint8_t *frame, const uint32_t *frag_lens, uint32_t n,
+			uint8_t *out);
 
 /* The Tx offload engine into a flat buffer: the wire frames' count (their
  * lengths in SEG_LENS, bytes one after another in OUT), or -errno. */
