@@ -163,3 +163,20 @@ E2E_DIR = pathlib.Path(__file__).resolve().parent / "e2e"
 def _must_be_root(request: pytest.FixtureRequest) -> None:
     if E2E_DIR in request.node.path.resolve().parents and os.geteuid() != 0:
         pytest.fail("softena's end-to-end tests need root: they create TAP, veth, namespaces and AF_XDP sockets")
+
+
+@pytest.fixture(params=["simd", "portable"])
+def csum_loop(request: pytest.FixtureRequest):
+    """Run a test with each summing loop of sn_csum.c: AVX2 (skipped on a CPU
+    without it) and the portable one; the load-time choice comes back after.
+    (Here, not in datapath/conftest.py, which would shadow this module.)"""
+    from softena.datapath.vectors import lib
+
+    simd = request.param == "simd"
+    if lib.sn_csum_use_simd(simd) != simd:
+        lib.sn_csum_use_simd(1)
+        pytest.skip("this CPU has no AVX2")
+    try:
+        yield request.param
+    finally:
+        lib.sn_csum_use_simd(1)
