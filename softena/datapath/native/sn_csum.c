@@ -169,13 +169,21 @@ static void csum_pick(void)
 	sn_csum_select(1);
 }
 
+/* Below this many bytes (headers, the pseudo-header) the SIMD loop's setup
+ * and reduction cost more than the portable loop takes. */
+#define SIMD_MIN_LEN	64
+
 uint32_t sn_csum_partial(const uint8_t *data, size_t len, uint32_t sum)
 {
+	if (len < SIMD_MIN_LEN)
+		return csum_scalar(data, len, sum);
 	return csum_partial_fn(data, len, sum);
 }
 
 uint32_t sn_csum_copy(uint8_t *dst, const uint8_t *src, size_t len, uint32_t sum)
 {
+	if (len < SIMD_MIN_LEN)
+		return copy_scalar(dst, src, len, sum);
 	return csum_copy_fn(dst, src, len, sum);
 }
 
