@@ -2,8 +2,9 @@
 /*
  * libFuzzer harness for the Rx path's packet engines: frames from the wire
  * through sn_parse(), sn_rx_csum() and hardware GRO (sn_hw_gro.c), as
- * sn_rx.c drives them, and through the jumbo path's gather-and-sum, with every frame handed up checked against the
- * harness's own parser and checksums (ref.h).
+ * sn_rx.c drives them, and through the jumbo path's gather-and-sum, with
+ * every frame handed up checked against the harness's own parser and
+ * checksums (ref.h).
  *
  * Input: records, one after another.
  *   0xff T       end of a NAPI poll under gro-flush-timeout, T us later

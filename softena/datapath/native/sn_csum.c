@@ -14,6 +14,13 @@
 
 #include "sn_csum.h"
 
+/* Fold a 32-bit partial sum into 16 bits (end-around carries), uncomplemented. */
+static inline uint32_t fold16(uint32_t sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (sum & 0xffff) + (sum >> 16);
+}
+
 /* Fold a 64-bit accumulator of 32-bit words into a 32-bit partial sum. */
 static inline uint32_t fold64(uint64_t acc)
 {
@@ -192,8 +199,7 @@ uint32_t sn_csum_copy(uint8_t *dst, const uint8_t *src, size_t len, uint32_t sum
  * (RFC 1071 2(B), the kernel's csum_block_add()). */
 static uint32_t csum_at_odd_offset(uint32_t sum)
 {
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
+	sum = fold16(sum);
 	return ((sum & 0xff) << 8) | (sum >> 8);
 }
 
@@ -214,7 +220,5 @@ uint32_t sn_csum_gather(uint8_t *dst, const struct iovec *iov, unsigned int n)
 
 uint16_t sn_csum_fold(uint32_t sum)
 {
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
+	return (uint16_t)~fold16(sum);
 }

@@ -187,8 +187,8 @@ static void rx_deliver_frags(struct sn_queue *q, const struct sn_desc *d, uint32
 	} else {
 		size_t off = 0;
 
-		for (i = 0; i < n; off += d[i].len, i++)
-			memcpy(data + off, frags[i].iov_base, d[i].len);
+		for (i = 0; i < n; off += frags[i].iov_len, i++)
+			memcpy(data + off, frags[i].iov_base, frags[i].iov_len);
 		rx_csum_verdict(q, vh, 0);
 	}
 	sn_rx_drop(q, d, n);	/* copied out: the pieces go back to the pool */

@@ -41,7 +41,7 @@ int sn_rx_csum_gathered(const uint8_t *frame, const uint32_t *frag_lens, uint32_
 	size_t off = 0;
 	uint32_t i;
 
-	if (n > 32)
+	if (n > sizeof(frags) / sizeof(frags[0]))
 		return -EINVAL;
 	for (i = 0; i < n; off += frag_lens[i], i++)
 		frags[i] = (struct iovec){ (void *)(frame + off), frag_lens[i] };
