@@ -118,53 +118,91 @@ int sn_parse(const uint8_t *f, size_t len, struct sn_parsed *p)
 	return 0;
 }
 
-uint32_t sn_pseudo_sum(const uint8_t *frame, const struct sn_parsed *p,
-		       uint32_t l4_len)
+uint32_t sn_pseudo_base(const uint8_t *frame, const struct sn_parsed *p)
 {
-	uint32_t sum;
+	uint16_t proto = htons(p->l4_proto);
+
+	if (p->ipver == 4)	/* saddr, daddr */
+		return sn_csum_add(sn_csum_partial(frame + p->l3_off + 12, 8, 0), proto);
+	return sn_csum_add(sn_csum_partial(frame + p->l3_off + 8, 32, 0), proto);
+}
+
+/* A 16- or 32-bit field as the checksum reads it: memory order, at an even
+ * offset from the start of what is summed. */
+static inline uint32_t csum_word16(const uint8_t *p)
+{
 	uint16_t v;
 
-	if (p->ipver == 4)
-		sum = sn_csum_partial(frame + p->l3_off + 12, 8, 0);
-	else
-		sum = sn_csum_partial(frame + p->l3_off + 8, 32, 0);
-	v = htons(p->l4_proto);
-	sum = sn_csum_partial((const uint8_t *)&v, 2, sum);
-	if (p->ipver == 6) {
-		uint32_t l = htonl(l4_len);
+	memcpy(&v, p, 2);
+	return v;
+}
 
-		return sn_csum_partial((const uint8_t *)&l, 4, sum);
+static inline uint32_t csum_word32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+/*
+ * What every segment of a GSO frame has in common, summed once: each
+ * segment's checksums are these sums with its own fields added, as the
+ * kernel's csum_replace*() helpers update a checksum for changed fields
+ * (RFC 1624) instead of summing the header again.
+ */
+struct tso_sums {
+	uint32_t ip;		/* the IPv4 header without tot_len, id and check */
+	uint32_t tcp;		/* the TCP header without seq, its flags word and check */
+	uint32_t pseudo;	/* sn_pseudo_base(): addresses and protocol */
+};
+
+/* TCP's 16-bit word at offset 12: data offset, reserved bits and flags. */
+#define TCP_FLAGS_WORD	12
+
+static void tso_sums_init(struct tso_sums *t, const uint8_t *f, const struct sn_parsed *p,
+			  size_t l4_hlen)
+{
+	const uint8_t *ip = f + p->l3_off, *th = f + p->l4_off;
+	uint32_t sum;
+
+	t->ip = 0;
+	if (p->ipver == 4) {
+		sum = sn_csum_partial(ip, (size_t)(ip[0] & 0xf) * 4, 0);
+		sum = sn_csum_sub(sum, csum_word16(ip + 2));	/* tot_len */
+		sum = sn_csum_sub(sum, csum_word16(ip + 4));	/* id */
+		t->ip = sn_csum_sub(sum, csum_word16(ip + 10));	/* check */
 	}
-	v = htons((uint16_t)l4_len);
-	return sn_csum_partial((const uint8_t *)&v, 2, sum);
+	sum = sn_csum_partial(th, l4_hlen, 0);
+	sum = sn_csum_sub(sum, csum_word32(th + 4));		/* seq */
+	sum = sn_csum_sub(sum, csum_word16(th + TCP_FLAGS_WORD));
+	t->tcp = sn_csum_sub(sum, csum_word16(th + 16));	/* check */
+	t->pseudo = sn_pseudo_base(f, p);
 }
 
-static void ipv4_fix_csum(uint8_t *ip)
+/* Fill in the checksums of segment OUT, whose headers are final: the IPv4
+ * header's, and the TCP one from the shared sums, the segment's own fields,
+ * its pseudo-header length L4_LEN and DATA_SUM, the payload's sum taken as
+ * the payload was copied in. */
+static void tso_fill_csums(uint8_t *out, const struct sn_parsed *p, const struct tso_sums *t,
+			   uint32_t l4_len, uint32_t data_sum)
 {
-	uint16_t c;
-	size_t ihl = (size_t)(ip[0] & 0xf) * 4;
-
-	ip[10] = ip[11] = 0;
-	c = sn_csum_fold(sn_csum_partial(ip, ihl, 0));
-	memcpy(ip + 10, &c, 2);
-}
-
-/* Fill in the L4 checksum of a segment whose headers are final: the sum of
- * its L4 header (L4_HLEN bytes, a multiple of 4) and the pseudo-header, plus
- * DATA_SUM, the payload's sum, taken as the payload was copied in. */
-static void l4_fill_csum(uint8_t *f, const struct sn_parsed *p, size_t l4_hlen,
-			 uint32_t l4_len, uint32_t data_sum)
-{
-	size_t field = p->l4_off + (p->l4_proto == IPPROTO_TCP ? 16 : 6);
+	uint8_t *th = out + p->l4_off;
 	uint32_t sum;
 	uint16_t c;
 
-	f[field] = f[field + 1] = 0;
-	sum = sn_csum_partial(f + p->l4_off, l4_hlen, sn_pseudo_sum(f, p, l4_len));
+	if (p->ipver == 4) {
+		uint8_t *ip = out + p->l3_off;
+
+		sum = sn_csum_add(t->ip, csum_word16(ip + 2));
+		c = sn_csum_fold(sn_csum_add(sum, csum_word16(ip + 4)));
+		memcpy(ip + 10, &c, 2);
+	}
+	sum = sn_csum_add(t->tcp, csum_word32(th + 4));
+	sum = sn_csum_add(sum, csum_word16(th + TCP_FLAGS_WORD));
+	sum = sn_csum_add(sum, sn_pseudo_len(t->pseudo, p, l4_len));
 	c = sn_csum_fold(sn_csum_add(sum, data_sum));
-	if (p->l4_proto == IPPROTO_UDP && c == 0)
-		c = 0xffff;
-	memcpy(f + field, &c, 2);
+	memcpy(th + 16, &c, 2);
 }
 
 /* Segment a TCP GSO frame into MSS-sized wire frames with full checksums. */
@@ -173,6 +211,7 @@ static int tso_segment(const struct virtio_net_hdr_v1 *vh, const uint8_t *f,
 		       struct sn_tx_result *res)
 {
 	struct sn_parsed p;
+	struct tso_sums sums;
 	const struct tcphdr *th;
 	size_t hlen, payload, off;
 	uint32_t seq, mss = vh->gso_size;
@@ -199,6 +238,7 @@ static int tso_segment(const struct virtio_net_hdr_v1 *vh, const uint8_t *f,
 	seq = ntohl(th->seq);
 	if (p.ipver == 4)
 		ip_id = rd16(f + p.l3_off + 4);
+	tso_sums_init(&sums, f, &p, hlen - p.l4_off);
 
 	for (off = 0; off < payload; off += mss, nseg++) {
 		size_t seg = payload - off < mss ? payload - off : mss;
@@ -216,7 +256,6 @@ static int tso_segment(const struct virtio_net_hdr_v1 *vh, const uint8_t *f,
 
 			ip->tot_len = htons((uint16_t)(hlen - p.l3_off + seg));
 			ip->id = htons((uint16_t)(ip_id + nseg));
-			ipv4_fix_csum(out + p.l3_off);
 		} else {
 			struct ipv6hdr *ip6 = (void *)(out + p.l3_off);
 
@@ -229,7 +268,7 @@ static int tso_segment(const struct virtio_net_hdr_v1 *vh, const uint8_t *f,
 			oth->fin = oth->psh = 0;
 		if (off)			/* CWR marks the first only */
 			oth->cwr = 0;
-		l4_fill_csum(out, &p, hlen - p.l4_off, l4_len, data_sum);
+		tso_fill_csums(out, &p, &sums, l4_len, data_sum);
 		sink->commit(sink->ctx, out, (uint32_t)(hlen + seg));
 		res->wire_bytes += (uint32_t)(hlen + seg);
 	}

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <arpa/inet.h>
 #include <linux/virtio_net.h>
 
 #include "sn_csum.h"
@@ -27,9 +28,26 @@ struct sn_parsed {
 
 int sn_parse(const uint8_t *f, size_t len, struct sn_parsed *p);
 
+/* The partial sum of the TCP/UDP pseudo-header's addresses and protocol:
+ * the part every segment of a frame shares. */
+uint32_t sn_pseudo_base(const uint8_t *frame, const struct sn_parsed *p);
+
+/* The whole pseudo-header's partial sum: BASE (sn_pseudo_base()) and an L4
+ * length, a 16-bit field in IPv4's pseudo-header and a 32-bit one in
+ * IPv6's (RFC 8200 8.1), both in network byte order like the bytes BASE
+ * summed. */
+static inline uint32_t sn_pseudo_len(uint32_t base, const struct sn_parsed *p,
+				     uint32_t l4_len)
+{
+	return sn_csum_add(base, p->ipver == 6 ? htonl(l4_len) : htons((uint16_t)l4_len));
+}
+
 /* The partial sum of the TCP/UDP pseudo-header for an L4 length. */
-uint32_t sn_pseudo_sum(const uint8_t *frame, const struct sn_parsed *p,
-		       uint32_t l4_len);
+static inline uint32_t sn_pseudo_sum(const uint8_t *frame, const struct sn_parsed *p,
+				     uint32_t l4_len)
+{
+	return sn_pseudo_len(sn_pseudo_base(frame, p), p, l4_len);
+}
 
 /*
  * Tx offload engine: turn one frame from the host (with its vnet header)
