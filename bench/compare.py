@@ -71,7 +71,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--queues", type=int, default=os.cpu_count() or 1,
                     help="softena --queues and the veth queue count (default: one per CPU)")
     ap.add_argument("--busy-poll", type=int, default=50, metavar="USECS",
-                    help="softena up --busy-poll for the busy latency modes (default 50)")
+                    help="softena up --busy-poll for the busy latency modes and the tap wire's busy row "
+                         "(default 50)")
     ap.add_argument("--ping-count", type=int, help="echoes per ping test, 1 ms apart (default 2000; smoke 500)")
     ap.add_argument("--rr-count", type=int, help="TCP round trips per test (default 20000; smoke 3000)")
     ap.add_argument("--pps-time", type=float, help="seconds per small-frame trial (default 3; smoke 2)")
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 notes.append(f"{tool} skipped: not installed (apt-get install {pkg})")
                 log(notes[-1])
-    plan = throughput.make_plan(args.parallel, args.smoke, tools)
+    plan = throughput.make_plan(args.parallel, args.smoke, tools, args.busy_poll)
     if "throughput" not in args.sections:
         plan.blocks = []
         plan.comparisons = []  # nothing of softena's to compare the peers with

@@ -41,6 +41,7 @@ class Path:
     xdp: bool = False
     threaded: bool = False  # softena: --peer-napi threaded; veth: both ends in NAPI threads
     host_threaded: bool = False  # softena: --host-napi threaded (the host's end in the tap's NAPI threads)
+    busy_poll: int = 0  # softena: --busy-poll USECS (workers poll before they sleep)
     tool: str = ""
     description: str = ""
 
@@ -78,8 +79,9 @@ class Plan:
     idle_after: str | None = None  # softena path whose block ends with the idle measurement
 
 
-def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str]) -> Plan:
-    """The full matrix of issue 10, or the smoke's minimal subset."""
+def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str], busy_poll: int = 50) -> Plan:
+    """The full matrix of issue 10, or the smoke's minimal subset; BUSY_POLL is the
+    --busy-poll of the tap wire's informative busy row."""
     t = {x.name: x for x in (Test("1 stream tx", 1, False), Test("1 stream rx", 1, True),
                              Test(f"{parallel} streams tx", parallel, False),
                              Test(f"{parallel} streams rx", parallel, True))}
@@ -98,7 +100,9 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str]) -> Plan:
               description="softena up --host-napi threaded (the host receives in the tap's NAPI threads)"),
          Path("softena-xdp@9000", "softena", 9000, description="softena up --mtu 9000 (multi-buffer AF_XDP)"),
          Path("softena-tap@1500", "softena", 1500, wire="tap", description="softena up --wire tap"),
-         Path("softena-tap@9000", "softena", 9000, wire="tap", description="softena up --wire tap --mtu 9000")]
+         Path("softena-tap@9000", "softena", 9000, wire="tap", description="softena up --wire tap --mtu 9000"),
+         Path("softena-tap+busy@1500", "softena", 1500, wire="tap", busy_poll=busy_poll,
+              description=f"softena up --wire tap --busy-poll {busy_poll} (workers poll before they sleep)")]
     for tool in usernet_tools:
         for mtu in (1500, 65520):
             p.append(Path(f"{tool}@{mtu}", "usernet", mtu, tool=tool,
@@ -124,7 +128,10 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str]) -> Plan:
               # Not a floor: what the lab peer's receive model is worth, with
               # the same model given to the baseline.
               ("softena-xdp+threads@1500", "veth+xdp+threads@1500", one),
-              ("softena-xdp+hostthreads@1500", "veth+xdp@1500", one)]
+              ("softena-xdp+hostthreads@1500", "veth+xdp@1500", one),
+              # Not a floor: what the host's wake-ups of a sleeping worker cost
+              # the tap wire's senders, against the CPU that polling burns.
+              ("softena-tap+busy@1500", "veth@1500", one)]
     peer_runs = [(name, one) for name in (*peers1500, *peers_best)]
     for test in one:
         cmp.append(Comparison("softena-xdp@1500", test, ("veth+xdp@1500",), 1.0, "1"))
@@ -141,7 +148,8 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str]) -> Plan:
     for test in one:
         cmp += [Comparison("softena-xdp+threads@1500", test, ("veth+xdp@1500",), None, "1"),
                 Comparison("softena-xdp+threads@1500", test, ("veth+xdp+threads@1500",), None, "1"),
-                Comparison("softena-xdp+hostthreads@1500", test, ("veth+xdp@1500",), None, "1")]
+                Comparison("softena-xdp+hostthreads@1500", test, ("veth+xdp@1500",), None, "1"),
+                Comparison("softena-tap+busy@1500", test, ("veth@1500",), None, "2")]
     if usernet_tools:
         for test in one:
             cmp += [Comparison("softena-xdp@1500", test, peers1500, 1.0, "3"),
@@ -186,10 +194,11 @@ class Runner:
         peer_napi = "threaded" if path.threaded else "inline"
         host_napi = "threaded" if path.host_threaded else "inline"
         if dev is None or (dev.wire, dev.mtu, dev.busy_poll, dev.peer_napi, dev.host_napi) != \
-                (path.wire, path.mtu, 0, peer_napi, host_napi):
+                (path.wire, path.mtu, path.busy_poll, peer_napi, host_napi):
             self.close_device()
             log(f"softena up {path.name}")
-            dev = self.lab.softena_up(path.wire, path.mtu, peer_napi=peer_napi, host_napi=host_napi)
+            dev = self.lab.softena_up(path.wire, path.mtu, busy_poll=path.busy_poll, peer_napi=peer_napi,
+                                      host_napi=host_napi)
             self.dev_path = path.name
             self.device_info[path.name] = {"mode": dev.mode, "peer": dev.peer, "pid": dev.pid,
                                            "queues": dev.queues}
