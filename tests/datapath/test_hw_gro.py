@@ -18,7 +18,7 @@ from scapy.packet import Packet, Raw
 
 from softena.datapath.vectors import ffi, lib
 
-NEEDS_CSUM, DATA_VALID = 1, 2
+NEEDS_CSUM = 1
 GSO_NONE, GSO_TCPV4, GSO_TCPV6 = 0, 1, 4
 MSS = 1448
 MAX_SEGS = 45  # SN_HW_GRO_MAX_SEGS: 64 KiB at an MSS of 1448
@@ -134,10 +134,17 @@ def assert_merged(d: Delivered, segs: list[Packet]) -> None:
 
 
 def assert_alone(d: Delivered, seg: Packet, valid: bool = True) -> None:
-    """D is SEG as it came, with the Rx checksum verdict and no GSO."""
-    assert d.data == bytes(seg)
+    """D is SEG alone, no GSO, with the Rx checksum verdict: a verified one goes up
+    CHECKSUM_PARTIAL (tun ignores DATA_VALID from its writer), its checksum field the
+    pseudo-header's sum, so that completing it gives SEG back; a bad one as it came."""
     assert (d.nsegs, d.gso_type, d.gso_size) == (1, GSO_NONE, 0)
-    assert d.flags == (DATA_VALID if valid else 0)
+    if not valid:
+        assert (d.data, d.flags) == (bytes(seg), 0)
+        return
+    l4_off = len(seg) - len(seg[TCP])  # past IP options and IPv6 extension headers
+    assert (d.flags, d.csum_start, d.csum_offset) == (NEEDS_CSUM, l4_off, 16)
+    assert d.data != bytes(seg), "the checksum field still holds the full checksum"
+    assert complete_partial(d.data, d.csum_start, d.csum_offset) == bytes(seg)
 
 
 # ---- what merges -------------------------------------------------------------
@@ -275,7 +282,7 @@ def test_interleaved_flows_each_merge_on_their_own(other: dict) -> None:
     assert_merged(out[1], b)
 
 
-def test_a_bad_tcp_checksum_goes_up_alone_without_data_valid() -> None:
+def test_a_bad_tcp_checksum_goes_up_alone_as_it_came() -> None:
     segs = flow(4, 2) + [segment(4, 1 + 2 * MSS, MSS, 2, chksum=0x1234)] + flow(4, 1, first=3)
     out = gro(segs)
     assert shape(out) == [2, 1, 1]

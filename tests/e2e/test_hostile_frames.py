@@ -6,7 +6,8 @@ What a real NIC does, and what softena must: a frame it cannot parse goes up
 without a checksum verdict (CHECKSUM_NONE, counted rx-csum-none) and the
 kernel drops it; a frame whose checksum it checked and found bad goes up
 counted rx-csum-bad, also without a verdict, and the kernel drops it; only a
-frame whose checksums verify goes up CHECKSUM_UNNECESSARY. Frames longer
+frame whose checksums verify goes up trusted (CHECKSUM_UNNECESSARY on a NIC;
+through tun, CHECKSUM_PARTIAL, below). Frames longer
 than the wire's MTU never reach the device: the veth drops them, as a MAC
 drops oversized frames. Per class:
 
@@ -37,14 +38,16 @@ drops oversized frames. Per class:
                      ethertypes with a wrong version
 
 Frames go one at a time and the device's verdict counters say what it made
-of each: the host cannot tell, as tun takes no DATA_VALID from its writer and
-checks every checksum again itself (a packet socket on the host sees no
-TP_STATUS_CSUM_VALID). What the host does trust is a merged frame: it comes
-up CHECKSUM_PARTIAL and is not checked again. So a good TCP flow's segments
-go in one burst interleaved with hostile ones of the same 5-tuple (TCP or
-IPv4 header checksum spoiled): the merged frames and those whose checksums
-verify must carry exactly the good bytes, all of them, and the hostile ones
-come up alone, counted bad, for the host to drop.
+of each. The host sees the verdict too: tun takes no DATA_VALID from its
+writer, so a frame whose checksums verified goes up CHECKSUM_PARTIAL, which
+the host trusts and does not check again (a packet socket on the host sees
+TP_STATUS_CSUMNOTREADY), with the pseudo-header's sum in its checksum field;
+every other frame goes up unchanged and unmarked, and the host checks it
+itself. A merged frame goes up CHECKSUM_PARTIAL as well. So a good TCP
+flow's segments go in one burst interleaved with hostile ones of the same
+5-tuple (TCP or IPv4 header checksum spoiled): the frames the host trusts
+and those whose checksums verify must carry exactly the good bytes, all of
+them, and the hostile ones come up alone, counted bad, for the host to drop.
 """
 
 from __future__ import annotations
@@ -99,8 +102,8 @@ def _sum16(data: bytes, start: int = 0) -> int:
     return s
 
 
-def l4_checksum_ok(frame: bytes) -> bool | None:
-    """True/False: the TCP/UDP checksum verifies or not; None: no L4 header to check."""
+def _l4_span(frame: bytes) -> tuple[int, int, int, bytes] | None:
+    """(protocol, L4 offset, L4 end, pseudo-header) of a TCP/UDP frame, None if it has no L4 header to check."""
     off, etype = 14, struct.unpack_from("!H", frame, 12)[0] if len(frame) >= 14 else 0
     for _ in range(2):
         if etype in (0x8100, 0x88A8) and len(frame) >= off + 4:
@@ -121,8 +124,27 @@ def l4_checksum_ok(frame: bytes) -> bool | None:
         return None
     if proto not in (6, 17) or end - l4 < (20 if proto == 6 else 8):
         return None
-    pseudo += struct.pack("!HI", proto, end - l4)
+    return proto, l4, end, pseudo + struct.pack("!HI", proto, end - l4)
+
+
+def l4_checksum_ok(frame: bytes) -> bool | None:
+    """True/False: the TCP/UDP checksum verifies or not; None: no L4 header to check."""
+    span = _l4_span(frame)
+    if span is None:
+        return None
+    _proto, l4, end, pseudo = span
     return _sum16(frame[l4:end], _sum16(pseudo)) == 0xFFFF
+
+
+def completed(frame: bytes) -> bytes:
+    """A CHECKSUM_PARTIAL frame with its TCP/UDP checksum completed, as a host that
+    forwards it would: the sum from the L4 header on, the field holding the seed."""
+    span = _l4_span(frame)
+    assert span is not None, f"CHECKSUM_PARTIAL on a frame with no L4 checksum: {frame[:64].hex()}"
+    proto, l4, end, _pseudo = span
+    field = l4 + (16 if proto == 6 else 6)
+    csum = ~_sum16(frame[l4:end]) & 0xFFFF or 0xFFFF  # skb_checksum_help(): 0 goes out as 0xffff
+    return frame[:field] + struct.pack("!H", csum) + frame[field + 2:]
 
 
 # ---- the hostile frames ----
@@ -324,13 +346,15 @@ def lab_ready(dev):
 
 
 def check_no_bad_checksum_trusted(got: list[tuple[bytes, int]]) -> None:
-    """No frame the host took as checksum-verified has a checksum that fails.
-
-    (tun takes no DATA_VALID from a writer, so today this holds by the host
-    checking every checksum itself; it guards the day it does.)"""
+    """Every frame the host took as checksum-verified is one a forwarding host
+    would send on with a good checksum: a CHECKSUM_PARTIAL one (how the device
+    hands up what it verified, merged or alone) holds the pseudo-header's sum
+    in its field, so that completing it verifies."""
     for data, status in got:
         if status & TP_STATUS_CSUM_VALID:
             assert l4_checksum_ok(data) is not False, f"CHECKSUM_UNNECESSARY on a bad checksum: {data[:64].hex()}"
+        if status & TP_STATUS_CSUMNOTREADY:
+            assert l4_checksum_ok(completed(data)), f"CHECKSUM_PARTIAL with a wrong seed: {data[:64].hex()}"
 
 
 def test_each_hostile_frame_gets_its_class_verdict_and_the_device_lives_on(softena_up) -> None:
@@ -366,16 +390,27 @@ def test_each_hostile_frame_gets_its_class_verdict_and_the_device_lives_on(softe
 
     assert not wrong, f"frames with the wrong verdict: {wrong}"
     check_no_bad_checksum_trusted(got)
-    # Each frame came up once, unchanged (the host's stack takes an outer
-    # VLAN tag off into the packet's metadata, so tagged ones are not compared).
-    by_src: dict[str, list[bytes]] = {}
-    for data, _ in got:
-        by_src.setdefault(src_mac(data), []).append(data)
+    # Each frame came up once, and only those whose checksums verified came
+    # up trusted (CHECKSUM_PARTIAL: tun takes no DATA_VALID from its writer).
+    # A trusted one carries the pseudo-header's sum in its checksum field;
+    # completed, as a host forwarding it would, it is the frame the wire
+    # brought. Every other one comes up unchanged. (The host's stack takes an
+    # outer VLAN tag off into the packet's metadata, so tagged ones are not
+    # compared byte for byte.)
+    by_src: dict[str, list[tuple[bytes, int]]] = {}
+    for data, status in got:
+        by_src.setdefault(src_mac(data), []).append((data, status))
     for h in hostile:
         seen = by_src.get(h.src, [])
         assert len(seen) == (0 if h.outcome == WIRE_DROP else 1), f"{h.name}: up {len(seen)} times"
         tagged = h.frame[12:14] in (b"\x81\x00", b"\x88\xa8")
-        assert tagged or all(d[:len(h.frame)] == h.frame for d in seen), f"{h.name} changed on the way up"
+        for data, status in seen:
+            trusted = bool(status & TP_STATUS_CSUMNOTREADY)
+            assert trusted == (h.outcome == UNNECESSARY), f"{h.name}: trusted {trusted}, verdict {h.outcome}"
+            if trusted:
+                assert data != h.frame, f"{h.name}: trusted, its field still the full checksum"
+                data = completed(data)
+            assert tagged or data[:len(h.frame)] == h.frame, f"{h.name} changed on the way up"
 
     # The device lives and still passes traffic.
     os.kill(dev.pid, 0)

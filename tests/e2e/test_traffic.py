@@ -217,9 +217,10 @@ def test_peer_napi_threaded_receives_in_the_peers_own_threads(softena_up, wire: 
     assert gbits(result) > 0.1
     after = napi_threads("eth0")
     used = sum(after.get(pid, t) - t for pid, t in ticks.items())
-    # Two seconds of a bulk stream keep the receiving NAPI busy for a good
-    # part of them; inline, these threads would not exist at all.
-    assert used >= 10, f"the peer's NAPI threads used {used} ticks during the stream"
+    # The receive of two seconds of a bulk stream ran in these threads
+    # (inline, they would not exist at all; idle, they use no tick). How many
+    # ticks it takes depends on the machine: about 10 on the CI machine.
+    assert used >= 3, f"the peer's NAPI threads used {used} ticks during the stream"
     proc = run(["ping", "-c", "3", "-i", "0.2", "-W", "2", dev.peer_v6])
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -251,9 +252,11 @@ def test_host_napi_threaded_receives_in_the_taps_own_threads(softena_up) -> None
     assert gbits(result) > 0.1
     after = napi_threads("sft0")
     used = sum(after.get(pid, t) - t for pid, t in ticks.items())
-    # Two seconds of data from the peer keep the host's receive busy for a
-    # good part of them; inline, these threads would not exist at all.
-    assert used >= 10, f"the tap's NAPI threads used {used} ticks during the stream"
+    # The host's receive of two seconds of data from the peer ran in these
+    # threads (inline, they would not exist at all; idle, they use no tick).
+    # How many ticks it takes depends on the machine, and on the host not
+    # checking the checksums softena verified: about 10 on the CI machine.
+    assert used >= 3, f"the tap's NAPI threads used {used} ticks during the stream"
     assert kernel_counters("sft0")["rx"]["packets"] - before > 10000
     assert kernel_counters("sft0")["rx"]["dropped"] == 0
     napis = json.loads(run(["softena", "ynl", "--family", "netdev", "--dump", "napi-get", "--output-json"],

@@ -372,3 +372,19 @@ int sn_rx_csum_summed(const uint8_t *frame, size_t len, uint32_t frame_sum)
 {
 	return rx_csum(frame, len, &frame_sum);
 }
+
+int sn_rx_csum_mark_verified(struct virtio_net_hdr_v1 *vh, uint8_t *frame, size_t len)
+{
+	struct sn_parsed p;
+	uint16_t field, c;
+
+	if (sn_parse(frame, len, &p) || !p.l4_off)	/* not TCP/UDP, or a fragment */
+		return -1;
+	field = p.l4_proto == IPPROTO_TCP ? 16 : 6;
+	c = (uint16_t)~sn_csum_fold(sn_pseudo_sum(frame, &p, p.l4_len));
+	memcpy(frame + p.l4_off + field, &c, 2);
+	vh->flags = (uint8_t)((vh->flags & ~VIRTIO_NET_HDR_F_DATA_VALID) | VIRTIO_NET_HDR_F_NEEDS_CSUM);
+	vh->csum_start = p.l4_off;
+	vh->csum_offset = field;
+	return 0;
+}

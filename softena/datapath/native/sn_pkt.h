@@ -79,4 +79,18 @@ int sn_rx_csum(const uint8_t *frame, size_t len);
  * (sn_csum_gather() took it as it copied the frame together). */
 int sn_rx_csum_summed(const uint8_t *frame, size_t len, uint32_t frame_sum);
 
+/*
+ * Hand the host a frame whose TCP/UDP checksum was verified so that it
+ * trusts it. tun ignores VIRTIO_NET_HDR_F_DATA_VALID from its writer (the
+ * virtio header defines it only towards a driver) and would verify every
+ * checksum again; what it does take is NEEDS_CSUM, an skb in
+ * CHECKSUM_PARTIAL, whose checksum the stack counts as verified
+ * (skb_csum_unnecessary()), as it does for a veth peer's own frames. The
+ * checksum field then holds the pseudo-header's sum, as in every
+ * CHECKSUM_PARTIAL frame, so a host that forwards the frame completes the
+ * very checksum the wire brought. Sets VH, rewrites the field; returns 0,
+ * or -1 with nothing changed when FRAME has no TCP/UDP checksum.
+ */
+int sn_rx_csum_mark_verified(struct virtio_net_hdr_v1 *vh, uint8_t *frame, size_t len);
+
 #endif

@@ -135,12 +135,16 @@ static void capture_gro(void *ctx, const struct sn_hw_gro_frame *f)
 	if (!m)
 		return;
 	dst = c->out + m->offset;
-	capture_vh(m, &f->vh);
 	m->nsegs = f->nsegs;
-	if (f->nsegs == 1) {
+	if (f->nsegs == 1) {	/* verified when it came in: up as sn_rx.c puts it */
+		struct virtio_net_hdr_v1 vh = f->vh;
+
 		memcpy(dst, c->region + f->addrs[0], f->len);
+		sn_rx_csum_mark_verified(&vh, dst, f->len);
+		capture_vh(m, &vh);
 		return;
 	}
+	capture_vh(m, &f->vh);
 	memcpy(dst, f->hdr, f->hlen);
 	dst += f->hlen;
 	for (i = 0; i < f->nsegs; i++) {
@@ -159,7 +163,7 @@ static void capture_plain(struct gro_capture *c, const struct sn_desc *d)
 		return;
 	memcpy(c->out + m->offset, c->region + d->addr, d->len);
 	if (sn_rx_csum(c->region + d->addr, d->len) > 0)
-		vh.flags = VIRTIO_NET_HDR_F_DATA_VALID;
+		sn_rx_csum_mark_verified(&vh, c->out + m->offset, d->len);
 	capture_vh(m, &vh);
 	m->nsegs = 1;
 }
