@@ -37,7 +37,12 @@ def settle(dev, fill_ring: int) -> dict:
         return all(p["inflight"] == fill_ring for p in seen["page-pools"])
 
     # A second idle per trim; a loaded machine (CI) can stretch that several times.
-    wait_for(idle, within=30, what=f"pools back to their {fill_ring}-frame fill rings")
+    try:
+        wait_for(idle, within=30, what=f"pools back to their {fill_ring}-frame fill rings")
+    except AssertionError as e:
+        # What each pool held, to tell a pool that never trims from one short of frames
+        held = [{k: p.get(k) for k in ("queue-id", "inflight", "cached", "ring")} for p in seen["page-pools"]]
+        raise AssertionError(f"{e}: {held}") from None
     return dict(seen)
 
 
