@@ -107,8 +107,8 @@ def latency_table(name: str, stats: dict) -> Table:
 
 # Counters first, then the pool at the moment of reading (gauges: never summed).
 POOL_COLUMNS = ("alloc-fast", "alloc-refill", "alloc-slow", "recycle-cached", "recycle-cache-full",
-                "recycle-ring", "recycle-ring-full", "inflight", "cached", "ring")
-POOL_GAUGES = ("inflight", "cached", "ring")
+                "recycle-ring", "recycle-ring-full", "inflight", "cached", "ring", "lent")
+POOL_GAUGES = ("inflight", "cached", "ring", "lent")
 # Without --all: where pages come from and go back to, and what the stack holds, in 80 columns.
 POOL_USUAL = ("alloc-fast", "alloc-slow", "recycle-cached", "recycle-ring", "inflight", "ring")
 

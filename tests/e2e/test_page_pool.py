@@ -26,22 +26,31 @@ def steered(stats: dict) -> int:
     return sum(q["rx-steered-out"] for q in stats["queues"])
 
 
+# A copy-mode AF_XDP receive that finds the socket's Rx ring full keeps the frame it took
+# from the fill ring (xp_free() into the kernel's pool) for the socket's next receive: the
+# wire may hold one frame beyond its fill ring until then.
+SET_ASIDE = 1
+
+
 def settle(dev, fill_ring: int) -> dict:
-    """Wait for every pool to hold only its fill ring: the idle trim gives back the
-    cache and the ring after a second without work. Returns the stats read then, in
-    one piece (a stray frame, a neighbour solicitation, may wake a worker right after)."""
+    """Wait for every pool to hold only what its wire holds: its fill ring, and at most a
+    frame the kernel set aside. The idle trim gives back the cache and the ring after a
+    second without work. Returns the stats read then, in one piece (a stray frame, a
+    neighbour solicitation, may wake a worker right after)."""
     seen: dict = {}
 
     def idle() -> bool:
         seen.update(dev.stats())
-        return all(p["inflight"] == fill_ring for p in seen["page-pools"])
+        return all(p["inflight"] == p["lent"] and fill_ring <= p["lent"] <= fill_ring + SET_ASIDE
+                   for p in seen["page-pools"])
 
     # A second idle per trim; a loaded machine (CI) can stretch that several times.
     try:
-        wait_for(idle, within=30, what=f"pools back to their {fill_ring}-frame fill rings")
+        wait_for(idle, within=30, what=f"pools back to what the wire holds, their {fill_ring}-frame fill rings")
     except AssertionError as e:
         # What each pool held, to tell a pool that never trims from one short of frames
-        held = [{k: p.get(k) for k in ("queue-id", "inflight", "cached", "ring")} for p in seen["page-pools"]]
+        held = [{k: p.get(k) for k in ("queue-id", "inflight", "cached", "ring", "lent")}
+                for p in seen["page-pools"]]
         raise AssertionError(f"{e}: {held}") from None
     return dict(seen)
 
@@ -105,7 +114,8 @@ def test_idle_pools_return_to_their_baseline_after_traffic(softena_up) -> None:
     baseline = [p["inflight"] for p in settle(dev, 1024)["page-pools"]]
     assert conserved(dev)
     traffic(dev, "-P", "2")
-    assert [p["inflight"] for p in settle(dev, 1024)["page-pools"]] == baseline
+    after = [p["inflight"] for p in settle(dev, 1024)["page-pools"]]
+    assert all(abs(a - b) <= SET_ASIDE for a, b in zip(after, baseline)), (baseline, after)
     assert conserved(dev)
 
 

@@ -281,6 +281,7 @@ int sn_queue_pp_read(struct sn_dev *dev, uint32_t qid, struct sn_pp_stats *st,
 	if (qid >= dev->cfg.num_queues)
 		return -1;
 	sn_pool_read(&dev->q[qid], st, g);
+	g->lent = dev->wire->held(&dev->q[qid]);
 	return 0;
 }
 

@@ -127,7 +127,8 @@ struct sn_queue {
 	uint64_t rx_xdp_ns;		/* the last XDP arrival stamp taken off the wire */
 
 	struct sn_pool pool;
-	uint32_t fill_lent;	/* frames on the wire's fill ring or its Rx ring */
+	uint32_t fill_lent;	/* frames on the wire's fill ring or its Rx ring,
+				 * or set aside by its kernel side */
 	uint64_t xsk_overruns_seen;	/* the socket's Rx ring full + fill ring empty, counted so far */
 	uint32_t xsk_rx_polls;
 	uint64_t rx_spare;	/* tap wire: the frame the next read goes into */

@@ -129,6 +129,10 @@ struct sn_pp_gauges {
 	uint64_t inflight;		/* frames taken from the free list and not given back */
 	uint64_t cached;		/* of which in the cache */
 	uint64_t ring;			/* of which waiting in the ring */
+	uint64_t lent;			/* of which the wire holds: its fill and Rx
+					 * rings, Tx in flight, what its kernel side
+					 * set aside (a copy-mode receive that found
+					 * the Rx ring full keeps its frame) */
 	uint64_t detach_time;		/* CLOCK_BOOTTIME seconds of the detach; 0 attached */
 };
 
