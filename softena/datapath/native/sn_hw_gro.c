@@ -64,7 +64,6 @@ static void flush(struct sn_hw_gro *g, struct sn_hw_gro_session *s)
 	struct sn_parsed p = { .l3_off = s->l3_off, .l4_off = s->l4_off,
 			       .ipver = s->ipver, .l4_proto = IPPROTO_TCP };
 	uint32_t l4_len = out.len - s->l4_off;
-	uint16_t c;
 
 	s->active = 0;
 	g->open--;
@@ -86,17 +85,10 @@ static void flush(struct sn_hw_gro *g, struct sn_hw_gro_session *s)
 	}
 	if (s->psh)
 		s->hdr[s->l4_off + TCP_FLAGS_OFF] |= TH_PSH;
-	/* CHECKSUM_PARTIAL: the field holds the pseudo-header sum, as the
-	 * host stack itself leaves it for a device to complete. */
-	c = (uint16_t)~sn_csum_fold(sn_pseudo_sum(s->hdr, &p, l4_len));
-	memcpy(s->hdr + s->l4_off + 16, &c, 2);
-
-	out.vh.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	sn_csum_seed_partial(&out.vh, s->hdr, &p, l4_len);
 	out.vh.gso_type = s->ipver == 4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
 	out.vh.hdr_len = s->hlen;
 	out.vh.gso_size = s->mss;
-	out.vh.csum_start = s->l4_off;
-	out.vh.csum_offset = 16;
 	g->deliver(g->ctx, &out);
 }
 

@@ -332,59 +332,81 @@ int sn_tx_process(const struct virtio_net_hdr_v1 *vh, const uint8_t *frame,
 	return 1;
 }
 
-/* The Rx checksum check; FRAME_SUM, when given, is the partial sum of the
- * whole frame, taken as it was gathered: the L4 sum is then what is left
- * after taking out the headers', with no second pass over the payload. */
-static int rx_csum(const uint8_t *frame, size_t len, const uint32_t *frame_sum)
+void sn_csum_seed_partial(struct virtio_net_hdr_v1 *vh, uint8_t *frame,
+			  const struct sn_parsed *p, uint32_t l4_len)
 {
-	struct sn_parsed p;
+	uint16_t field = p->l4_proto == IPPROTO_TCP ? 16 : 6;
+	uint16_t c = (uint16_t)~sn_csum_fold(sn_pseudo_sum(frame, p, l4_len));
+
+	memcpy(frame + p->l4_off + field, &c, 2);
+	vh->flags = (uint8_t)((vh->flags & ~VIRTIO_NET_HDR_F_DATA_VALID) | VIRTIO_NET_HDR_F_NEEDS_CSUM);
+	vh->csum_start = p->l4_off;
+	vh->csum_offset = field;
+}
+
+/* The Rx checksum check of a frame parsed into P; FRAME_SUM, when given,
+ * is the partial sum of the whole frame, taken as it was gathered: the L4
+ * sum is then what is left after taking out the headers', with no second
+ * pass over the payload. */
+static int rx_csum(const uint8_t *frame, size_t len, const uint32_t *frame_sum,
+		   struct sn_parsed *p)
+{
 	const uint8_t *ip;
 	uint32_t sum;
 
-	if (sn_parse(frame, len, &p) || !p.ipver)
-		return p.ipver ? -1 : 0;
-	ip = frame + p.l3_off;
-	if (p.ipver == 4 &&
+	if (sn_parse(frame, len, p) || !p->ipver)
+		return p->ipver ? -1 : 0;
+	ip = frame + p->l3_off;
+	if (p->ipver == 4 &&
 	    sn_csum_fold(sn_csum_partial(ip, (size_t)(ip[0] & 0xf) * 4, 0)))
 		return -1;
-	if (!p.l4_off)
+	if (!p->l4_off)
 		return 0;
-	if (p.l4_proto == IPPROTO_UDP && p.ipver == 4 &&
-	    !frame[p.l4_off + 6] && !frame[p.l4_off + 7])
+	if (p->l4_proto == IPPROTO_UDP && p->ipver == 4 &&
+	    !frame[p->l4_off + 6] && !frame[p->l4_off + 7])
 		return 0;	/* UDP over IPv4 without a checksum */
 	/* Headers end at an even offset; a frame padded past its IP length
 	 * (or an odd one) is summed over its L4 bytes alone. */
-	if (frame_sum && p.l4_off + (size_t)p.l4_len == len && !(p.l4_off & 1))
-		sum = sn_csum_sub(*frame_sum, sn_csum_partial(frame, p.l4_off, 0));
+	if (frame_sum && p->l4_off + (size_t)p->l4_len == len && !(p->l4_off & 1))
+		sum = sn_csum_sub(*frame_sum, sn_csum_partial(frame, p->l4_off, 0));
 	else
-		sum = sn_csum_partial(frame + p.l4_off, p.l4_len, 0);
-	if (sn_csum_fold(sn_csum_add(sum, sn_pseudo_sum(frame, &p, p.l4_len))))
+		sum = sn_csum_partial(frame + p->l4_off, p->l4_len, 0);
+	if (sn_csum_fold(sn_csum_add(sum, sn_pseudo_sum(frame, p, p->l4_len))))
 		return -1;
 	return 1;
 }
 
 int sn_rx_csum(const uint8_t *frame, size_t len)
 {
-	return rx_csum(frame, len, NULL);
+	struct sn_parsed p;
+
+	return rx_csum(frame, len, NULL, &p);
 }
 
 int sn_rx_csum_summed(const uint8_t *frame, size_t len, uint32_t frame_sum)
 {
-	return rx_csum(frame, len, &frame_sum);
+	struct sn_parsed p;
+
+	return rx_csum(frame, len, &frame_sum, &p);
+}
+
+int sn_rx_csum_check_mark(struct virtio_net_hdr_v1 *vh, uint8_t *frame, size_t len,
+			  const uint32_t *frame_sum)
+{
+	struct sn_parsed p;
+	int c = rx_csum(frame, len, frame_sum, &p);
+
+	if (c > 0)	/* from the parse that checked it */
+		sn_csum_seed_partial(vh, frame, &p, p.l4_len);
+	return c;
 }
 
 int sn_rx_csum_mark_verified(struct virtio_net_hdr_v1 *vh, uint8_t *frame, size_t len)
 {
 	struct sn_parsed p;
-	uint16_t field, c;
 
 	if (sn_parse(frame, len, &p) || !p.l4_off)	/* not TCP/UDP, or a fragment */
 		return -1;
-	field = p.l4_proto == IPPROTO_TCP ? 16 : 6;
-	c = (uint16_t)~sn_csum_fold(sn_pseudo_sum(frame, &p, p.l4_len));
-	memcpy(frame + p.l4_off + field, &c, 2);
-	vh->flags = (uint8_t)((vh->flags & ~VIRTIO_NET_HDR_F_DATA_VALID) | VIRTIO_NET_HDR_F_NEEDS_CSUM);
-	vh->csum_start = p.l4_off;
-	vh->csum_offset = field;
+	sn_csum_seed_partial(vh, frame, &p, p.l4_len);
 	return 0;
 }

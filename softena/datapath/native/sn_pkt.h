@@ -78,6 +78,17 @@ int sn_rx_csum(const uint8_t *frame, size_t len);
 /* The same check for a frame whose bytes' partial sum FRAME_SUM is known
  * (sn_csum_gather() took it as it copied the frame together). */
 int sn_rx_csum_summed(const uint8_t *frame, size_t len, uint32_t frame_sum);
+/* The check (FRAME_SUM as for sn_rx_csum_summed(), or NULL), and a frame
+ * that passed marked for the host as sn_rx_csum_mark_verified() does, from
+ * the one parse: the per-frame Rx path. */
+int sn_rx_csum_check_mark(struct virtio_net_hdr_v1 *vh, uint8_t *frame, size_t len,
+			  const uint32_t *frame_sum);
+
+/* CHECKSUM_PARTIAL for the TCP/UDP header P found: the checksum field
+ * holds the pseudo-header's sum over L4_LEN bytes, as the host stack
+ * itself leaves it for a device to complete, and VH says where it is. */
+void sn_csum_seed_partial(struct virtio_net_hdr_v1 *vh, uint8_t *frame,
+			  const struct sn_parsed *p, uint32_t l4_len);
 
 /*
  * Hand the host a frame whose TCP/UDP checksum was verified so that it

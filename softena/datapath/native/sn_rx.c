@@ -53,26 +53,24 @@ static void rx_latency(struct sn_queue *q, uint64_t stamp_ns)
 	q->st.rx_latency_sum_ns += ns;
 }
 
-/* Mark a checksum verdict (1 good, 0 nothing to check, -1 bad) of the
- * frame DATA in its vnet header, as the host takes it, and count it. */
-static void rx_csum_verdict(struct sn_queue *q, struct virtio_net_hdr_v1 *vh,
-			    uint8_t *data, uint32_t len, int c)
+/* Count a checksum verdict: 1 good (the frame is marked for the host),
+ * 0 nothing to check, -1 bad. */
+static void rx_csum_count(struct sn_queue *q, int c)
 {
-	if (c > 0) {
-		sn_rx_csum_mark_verified(vh, data, len);	/* 1: a TCP/UDP checksum verified */
+	if (c > 0)
 		q->st.rx_csum_unnecessary++;
-	} else if (c == 0) {
+	else if (c == 0)
 		q->st.rx_csum_none++;
-	} else {
+	else
 		q->st.rx_csum_bad++;	/* delivered; the stack decides */
-	}
 }
 
-/* Validate a frame's checksums, mark the verdict in its vnet header, count it. */
+/* Validate a frame's checksums, mark a good one in its vnet header as the
+ * host takes it, count the verdict. FRAME_SUM: as sn_rx_csum_check_mark(). */
 static void rx_check_csum(struct sn_queue *q, struct virtio_net_hdr_v1 *vh,
-			  uint8_t *data, uint32_t len)
+			  uint8_t *data, uint32_t len, const uint32_t *frame_sum)
 {
-	rx_csum_verdict(q, vh, data, len, q->dev->off.rx_csum ? sn_rx_csum(data, len) : 0);
+	rx_csum_count(q, q->dev->off.rx_csum ? sn_rx_csum_check_mark(vh, data, len, frame_sum) : 0);
 }
 
 /* Hand one frame to the host stack through our tap fd, then free it.
@@ -92,7 +90,8 @@ static void rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum_ok)
 	vh->num_buffers = 0;
 
 	if (csum_ok) {
-		rx_csum_verdict(q, vh, data, d->len, 1);
+		sn_rx_csum_mark_verified(vh, data, d->len);
+		rx_csum_count(q, 1);
 	} else if (vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
 		q->st.rx_csum_unnecessary++;
 	} else if (vh->flags & VIRTIO_NET_HDR_F_DATA_VALID) {
@@ -102,7 +101,7 @@ static void rx_deliver(struct sn_queue *q, const struct sn_desc *d, int csum_ok)
 			sn_rx_csum_mark_verified(vh, data, d->len);
 		q->st.rx_csum_unnecessary++;
 	} else {
-		rx_check_csum(q, vh, data, d->len);
+		rx_check_csum(q, vh, data, d->len, NULL);
 	}
 	if (d->flags & SN_DESC_VNET)
 		iov[niov++] = (struct iovec){ vh, SN_VNET_HDR_LEN + d->len };
@@ -189,13 +188,13 @@ static void rx_deliver_frags(struct sn_queue *q, const struct sn_desc *d, uint32
 	if (dev->off.rx_csum) {
 		uint32_t sum = sn_csum_gather(data, frags, n);
 
-		rx_csum_verdict(q, vh, data, len, sn_rx_csum_summed(data, len, sum));
+		rx_check_csum(q, vh, data, len, &sum);
 	} else {
 		size_t off = 0;
 
 		for (i = 0; i < n; off += frags[i].iov_len, i++)
 			memcpy(data + off, frags[i].iov_base, frags[i].iov_len);
-		rx_csum_verdict(q, vh, data, len, 0);
+		rx_csum_count(q, 0);
 	}
 	sn_rx_drop(q, d, n);	/* copied out: the pieces go back to the pool */
 	if (write(q->host_fd, q->scratch, SN_VNET_HDR_LEN + len) < 0) {
