@@ -132,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner = throughput.Runner(lab, args.time, args.omit, args.port, args.retries, args.pause)
     samples: list[throughput.Sample] = []
     lat_rows: list[dict] = []
+    placements: list[dict] = []
     sf_rows: list[dict] = []
     idle: dict | None = None
     errors: list[str] = []
@@ -155,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 lat_rows = latency.measure(lab, args.busy_poll, args.ping_count, args.rr_count,
                                            5 if not args.smoke else 3, args.smoke)
+                if not args.smoke:
+                    placements = latency.placement(lab, args.rr_count, 5)
             except BenchError as exc:
                 errors.append(f"latency: {exc}")
                 log(errors[-1])
@@ -226,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rows": rows,
         "throughput": tp_rows,
         "latency": lat_rows,
+        "latency_placement": placements,
         "small_frames": sf_rows,
         "cost": {"idle": idle, "devices": runner.device_info},
         "errors": errors,

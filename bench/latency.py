@@ -14,6 +14,7 @@ each way, each round trip timed with CLOCK_MONOTONIC.
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 from dataclasses import dataclass
@@ -57,12 +58,54 @@ def ping_stats(ns: str | None, addr: str, count: int) -> dict:
             "mean_us": statistics.fmean(rtts)}
 
 
-def rr_stats(rr: str, client_ns: str | None, server_ns: str, addr: str, count: int, maxsec: int) -> dict:
-    """COUNT TCP 1-byte round trips (at most MAXSEC s) from CLIENT_NS to a server at ADDR in SERVER_NS."""
+def rr_stats(rr: str, client_ns: str | None, server_ns: str, addr: str, count: int, maxsec: int,
+             client_cpu: int | None = None, server_cpu: int | None = None) -> dict:
+    """COUNT TCP 1-byte round trips (at most MAXSEC s) from CLIENT_NS to a server at ADDR in SERVER_NS,
+    each end pinned to its CPU when one is given."""
+    def pinned(cpu: int | None, argv: list[str]) -> list[str]:
+        return argv if cpu is None else ["taskset", "-c", str(cpu), *argv]
+
     port = "5299"
-    with Server(in_ns(server_ns, [rr, "server", addr, port, str(maxsec + 15)]), ready="listening", name="rr server"):
-        proc = run(in_ns(client_ns, [rr, "client", addr, port, str(count), str(maxsec)]), timeout=maxsec + 20)
+    with Server(in_ns(server_ns, pinned(server_cpu, [rr, "server", addr, port, str(maxsec + 15)])),
+                ready="listening", name="rr server"):
+        proc = run(in_ns(client_ns, pinned(client_cpu, [rr, "client", addr, port, str(count), str(maxsec)])),
+                   timeout=maxsec + 20)
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# Where the two ends of the request/response run, against the CPU of the one worker that
+# carries the flow (W) and the other CPU (O): each cross-CPU wake-up costs what this machine
+# charges for waking an idle CPU, on veth as on softena, so the unpinned rows above mix these.
+PLACEMENTS = (("client and server on W", "w", "w"), ("client and server on O", "o", "o"),
+              ("client on W, server on O", "w", "o"), ("client on O, server on W", "o", "w"))
+
+
+def placement(lab: Lab, rr_count: int, rr_secs: int) -> list[dict]:
+    """tcp_rr p50 with both ends pinned, on veth and on a 1-queue softena (default mode): what the
+    device itself adds at each placement, apart from the machine's cross-CPU wake-ups."""
+    rr = lab.helpers["rr"]
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return []
+    w, o = cpus[0], cpus[1]  # a 1-queue device's worker runs on the first CPU it may use
+    where = {"w": w, "o": o}
+    lab.softena_down()
+    lab.set_veth(1500, False)
+    log("latency: tcp_rr placements, veth (a)")
+    veth = {name: rr_stats(rr, NS_A, NS_B, ADDR_B, rr_count, rr_secs, where[c], where[s])
+            for name, c, s in PLACEMENTS}
+    queues, lab.queues = lab.queues, 1
+    try:
+        log("latency: tcp_rr placements, softena-xdp@1500 with 1 queue")
+        dev = lab.softena_up("lab", 1500)
+        dev_rr = {name: rr_stats(rr, None, DEV_NS, dev.peer, rr_count, rr_secs, where[c], where[s])
+                  for name, c, s in PLACEMENTS}
+        lab.check_path()
+        lab.softena_down()
+    finally:
+        lab.queues = queues
+    return [{"placement": name, "worker_cpu": w, "veth": veth[name], "softena": dev_rr[name]}
+            for name, _, _ in PLACEMENTS]
 
 
 def measure(lab: Lab, busy_usecs: int, ping_count: int, rr_count: int, rr_secs: int, smoke: bool) -> list[dict]:

@@ -160,6 +160,15 @@ def print_report(result: dict, use_rich: bool) -> None:
               ("path", "mode", "ping p50", "p99", "mean", "tcp_rr p50", "p99", "mean", "added p50 ping/rr",
                "device CPU %", "device Rx p50/p99"), body, set(range(2, 11)), use_rich)
 
+    placed = result.get("latency_placement", [])
+    if placed:
+        body = [(r["placement"], f"{r['veth']['p50_us']:.1f}", f"{r['softena']['p50_us']:.1f}",
+                 f"{r['softena']['p99_us']:.1f}", f"{r['softena']['p50_us'] - r['veth']['p50_us']:+.1f}")
+                for r in placed]
+        table(f"tcp_rr by placement, p50 in microseconds: both ends pinned; W is CPU {placed[0]['worker_cpu']}, "
+              "the worker of a 1-queue softena-xdp@1500 (default mode), O the other CPU",
+              ("placement", "veth", "softena", "softena p99", "added"), body, {1, 2, 3, 4}, use_rich)
+
     sf = result.get("small_frames", [])
     if sf:
         body = []
