@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lat_rows = latency.measure(lab, args.busy_poll, args.ping_count, args.rr_count,
                                            5 if not args.smoke else 3, args.smoke)
                 if not args.smoke:
-                    placements = latency.placement(lab, args.rr_count, 5)
+                    placements = latency.placement(lab, args.ping_count, args.rr_count, 5)
             except BenchError as exc:
                 errors.append(f"latency: {exc}")
                 log(errors[-1])

@@ -162,12 +162,12 @@ def print_report(result: dict, use_rich: bool) -> None:
 
     placed = result.get("latency_placement", [])
     if placed:
-        body = [(r["placement"], f"{r['veth']['p50_us']:.1f}", f"{r['softena']['p50_us']:.1f}",
+        body = [(r.get("test", "tcp_rr"), r["placement"], f"{r['veth']['p50_us']:.1f}", f"{r['softena']['p50_us']:.1f}",
                  f"{r['softena']['p99_us']:.1f}", f"{r['softena']['p50_us'] - r['veth']['p50_us']:+.1f}")
                 for r in placed]
-        table(f"tcp_rr by placement, p50 in microseconds: both ends pinned; W is CPU {placed[0]['worker_cpu']}, "
+        table(f"Round trips by placement, p50 in microseconds, every end pinned: W is CPU {placed[0]['worker_cpu']}, "
               "the worker of a 1-queue softena-xdp@1500 (default mode), O the other CPU",
-              ("placement", "veth", "softena", "softena p99", "added"), body, {1, 2, 3, 4}, use_rich)
+              ("test", "placement", "veth", "softena", "softena p99", "added"), body, {2, 3, 4, 5}, use_rich)
 
     sf = result.get("small_frames", [])
     if sf:
