@@ -200,19 +200,26 @@ def listening(ns: str | None, port: int, proto: str = "t") -> Any:
     return lambda: bool(run(in_ns(ns, ["ss", flag, f"sport = :{port}"]), timeout=5, check=False).stdout.strip())
 
 
+def pinned(cpu: int | None, argv: Sequence[str]) -> list[str]:
+    """ARGV run on CPU alone, or where the scheduler puts it when CPU is None."""
+    return list(argv) if cpu is None else ["taskset", "-c", str(cpu), *argv]
+
+
 def iperf3(client_ns: str | None, server_ns: str | None, server_addr: str, port: int, seconds: int,
-           streams: int = 1, reverse: bool = False, omit: int = 0, target: str | None = None) -> float:
+           streams: int = 1, reverse: bool = False, omit: int = 0, target: str | None = None,
+           client_cpu: int | None = None) -> float:
     """One iperf3 TCP run with a one-off server; end.sum_received in Gbit/s.
 
     The server binds SERVER_ADDR in SERVER_NS; the client connects to TARGET
-    (default: the same address), e.g. a user-mode gateway mapped to loopback.
+    (default: the same address), e.g. a user-mode gateway mapped to loopback,
+    from CLIENT_CPU alone when one is given.
     """
     target = target or server_addr
     check_address(server_addr)
     check_address(target)
     server = in_ns(server_ns, ["iperf3", "-s", "-1", "-B", server_addr, "-p", str(port)])
-    argv = in_ns(client_ns, ["iperf3", "-c", target, "-p", str(port), "-J", "-t", str(seconds),
-                             "-P", str(streams), "--connect-timeout", "3000"])
+    argv = in_ns(client_ns, pinned(client_cpu, ["iperf3", "-c", target, "-p", str(port), "-J", "-t", str(seconds),
+                                                "-P", str(streams), "--connect-timeout", "3000"]))
     if omit:
         argv += ["-O", str(omit)]
     if reverse:

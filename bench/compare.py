@@ -12,6 +12,9 @@ One run measures, each against a baseline from the same run:
                 and slirp4netns (MTU 1500 and 65520);        throughput.py
   latency       ping and TCP 1-byte request/response, default, busy-poll and
                 busy-poll + napi-set modes, added to (a)'s;     latency.py
+  placement     round trips and single streams with the host's ends pinned on
+                a 1-queue device's worker CPU and on the other (informative;
+                not in the smoke);                              placement.py
   small frames  64-byte UDP frames per second, under 1% loss;  smallframes.py
   cost          device CPU seconds per Gbit (process and each worker thread),
                 idle CPU, resident memory against the UMEM;    cost.py
@@ -38,13 +41,14 @@ from typing import Sequence
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import latency  # noqa: E402
+import placement  # noqa: E402
 import smallframes  # noqa: E402
 import throughput  # noqa: E402
 from common import BenchError, Interrupted, log  # noqa: E402
 from report import MIB, judge, print_report  # noqa: E402
 from topology import Lab  # noqa: E402
 
-SECTIONS = ("throughput", "peers", "latency", "pps", "cost")
+SECTIONS = ("throughput", "peers", "latency", "placement", "pps", "cost")
 
 
 def cpu_model() -> str:
@@ -132,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner = throughput.Runner(lab, args.time, args.omit, args.port, args.retries, args.pause)
     samples: list[throughput.Sample] = []
     lat_rows: list[dict] = []
-    placements: list[dict] = []
+    placed: dict[str, list[dict]] = {}
     sf_rows: list[dict] = []
     idle: dict | None = None
     errors: list[str] = []
@@ -156,10 +160,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 lat_rows = latency.measure(lab, args.busy_poll, args.ping_count, args.rr_count,
                                            5 if not args.smoke else 3, args.smoke)
-                if not args.smoke:
-                    placements = latency.placement(lab, args.ping_count, args.rr_count, 5)
             except BenchError as exc:
                 errors.append(f"latency: {exc}")
+                log(errors[-1])
+                lab.softena_down()
+        if "placement" in args.sections and not args.smoke:
+            try:
+                placed["round_trips"] = placement.round_trips(lab, args.ping_count, args.rr_count, 5)
+                placed["throughput"] = placement.throughput(lab, args.time, args.port)
+            except BenchError as exc:
+                errors.append(f"placement: {exc}")
                 log(errors[-1])
                 lab.softena_down()
         if "pps" in args.sections:
@@ -229,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rows": rows,
         "throughput": tp_rows,
         "latency": lat_rows,
-        "latency_placement": placements,
+        "placement": placed,
         "small_frames": sf_rows,
         "cost": {"idle": idle, "devices": runner.device_info},
         "errors": errors,

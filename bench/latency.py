@@ -14,13 +14,12 @@ each way, each round trip timed with CLOCK_MONOTONIC.
 from __future__ import annotations
 
 import json
-import os
 import re
 import statistics
 from dataclasses import dataclass
 
 import cost
-from common import BenchError, Server, in_ns, log, percentile, run
+from common import BenchError, Server, in_ns, log, percentile, pinned, run
 from topology import ADDR_B, DEV, DEV_NS, NS_A, NS_B, Lab
 
 PING_TIME = re.compile(r"time=([0-9.]+) ms")
@@ -47,11 +46,6 @@ def modes(busy_usecs: int, smoke: bool) -> list[Mode]:
             Mode("default, host threaded", host_napi="threaded")]
 
 
-def pinned(cpu: int | None, argv: list[str]) -> list[str]:
-    """ARGV run on CPU alone, or where the scheduler puts it when CPU is None."""
-    return argv if cpu is None else ["taskset", "-c", str(cpu), *argv]
-
-
 def ping_stats(ns: str | None, addr: str, count: int, cpu: int | None = None) -> dict:
     """RTTs of COUNT echoes 1 ms apart: p50/p99/mean in microseconds."""
     proc = run(in_ns(ns, pinned(cpu, ["ping", "-n", "-i", "0.001", "-c", str(count), "-W", "1", addr])),
@@ -73,47 +67,6 @@ def rr_stats(rr: str, client_ns: str | None, server_ns: str, addr: str, count: i
         proc = run(in_ns(client_ns, pinned(client_cpu, [rr, "client", addr, port, str(count), str(maxsec)])),
                    timeout=maxsec + 20)
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-# Where the two ends of the request/response run, against the CPU of the one worker that
-# carries the flow (W) and the other CPU (O): each cross-CPU wake-up costs what this machine
-# charges for waking an idle CPU, on veth as on softena, so the unpinned rows above mix these.
-# ping has one end: the peer's kernel answers where the request arrives.
-PLACEMENTS = (("client and server on W", "w", "w"), ("client and server on O", "o", "o"),
-              ("client on W, server on O", "w", "o"), ("client on O, server on W", "o", "w"))
-PING_PLACEMENTS = (("ping on W", "w"), ("ping on O", "o"))
-
-
-def placement(lab: Lab, ping_count: int, rr_count: int, rr_secs: int) -> list[dict]:
-    """tcp_rr and ping p50 with every end pinned, on veth and on a 1-queue softena (default mode):
-    what the device itself adds at each placement, apart from the machine's cross-CPU wake-ups."""
-    rr = lab.helpers["rr"]
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return []
-    w, o = cpus[0], cpus[1]  # a 1-queue device's worker runs on the first CPU it may use
-    where = {"w": w, "o": o}
-    lab.softena_down()
-    lab.set_veth(1500, False)
-    log("latency: tcp_rr placements, veth (a)")
-    veth = {name: rr_stats(rr, NS_A, NS_B, ADDR_B, rr_count, rr_secs, where[c], where[s])
-            for name, c, s in PLACEMENTS}
-    veth |= {name: ping_stats(NS_A, ADDR_B, ping_count, where[c]) for name, c in PING_PLACEMENTS}
-    queues, lab.queues = lab.queues, 1
-    try:
-        log("latency: tcp_rr placements, softena-xdp@1500 with 1 queue")
-        dev = lab.softena_up("lab", 1500)
-        dev_rr = {name: rr_stats(rr, None, DEV_NS, dev.peer, rr_count, rr_secs, where[c], where[s])
-                  for name, c, s in PLACEMENTS}
-        run(["ping", "-c", "3", "-i", "0.2", "-q", dev.peer], timeout=10, check=False)  # warm: neighbours
-        dev_rr |= {name: ping_stats(None, dev.peer, ping_count, where[c]) for name, c in PING_PLACEMENTS}
-        lab.check_path()
-        lab.softena_down()
-    finally:
-        lab.queues = queues
-    return [{"placement": name, "test": test, "worker_cpu": w, "veth": veth[name], "softena": dev_rr[name]}
-            for test, names in (("tcp_rr", [p[0] for p in PLACEMENTS]), ("ping", [p[0] for p in PING_PLACEMENTS]))
-            for name in names]
 
 
 def measure(lab: Lab, busy_usecs: int, ping_count: int, rr_count: int, rr_secs: int, smoke: bool) -> list[dict]:

@@ -160,14 +160,22 @@ def print_report(result: dict, use_rich: bool) -> None:
               ("path", "mode", "ping p50", "p99", "mean", "tcp_rr p50", "p99", "mean", "added p50 ping/rr",
                "device CPU %", "device Rx p50/p99"), body, set(range(2, 11)), use_rich)
 
-    placed = result.get("latency_placement", [])
-    if placed:
-        body = [(r.get("test", "tcp_rr"), r["placement"], f"{r['veth']['p50_us']:.1f}", f"{r['softena']['p50_us']:.1f}",
+    placed = result.get("placement", {})
+    if placed.get("round_trips"):
+        rts = placed["round_trips"]
+        body = [(r["test"], r["placement"], f"{r['veth']['p50_us']:.1f}", f"{r['softena']['p50_us']:.1f}",
                  f"{r['softena']['p99_us']:.1f}", f"{r['softena']['p50_us'] - r['veth']['p50_us']:+.1f}")
-                for r in placed]
-        table(f"Round trips by placement, p50 in microseconds, every end pinned: W is CPU {placed[0]['worker_cpu']}, "
+                for r in rts]
+        table(f"Round trips by placement, p50 in microseconds, every end pinned: W is CPU {rts[0]['worker_cpu']}, "
               "the worker of a 1-queue softena-xdp@1500 (default mode), O the other CPU",
               ("test", "placement", "veth", "softena", "softena p99", "added"), body, {2, 3, 4, 5}, use_rich)
+    if placed.get("throughput"):
+        tps = placed["throughput"]
+        body = [(r["wire"], r["test"], f"{r['on_w']:.2f}", f"{r['on_o']:.2f}", f"{r['on_w'] / r['on_o']:.2f}")
+                for r in tps]
+        table(f"Single stream by placement, Gbit/s, the host's iperf3 pinned: W is CPU {tps[0]['worker_cpu']}, "
+              "the worker of a 1-queue device at MTU 1500, O the other CPU",
+              ("wire", "test", "host end on W", "on O", "W / O"), body, {2, 3, 4}, use_rich)
 
     sf = result.get("small_frames", [])
     if sf:
