@@ -452,10 +452,31 @@ static int busy_wait(struct sn_queue *q, struct pollfd *pfd, int nfd, uint64_t u
  *   N consecutive empty polls, each gro-flush-timeout after the previous
  *   (the kernel re-arms its timer for each): up to N times that timeout of
  *   polling after the last work. Without a timeout the polls come at once.
- *   The wait between them is a nap, not a sleep on the fds: the interrupt is
- *   masked. With BUSY, the worker is the busy-polling application that
- *   prefer-busy-poll serves: it polls through the wait instead.
+ *   The wait between them does not watch the wire: its interrupt is masked
+ *   (defer_nap()). With BUSY, the worker is the busy-polling application
+ *   that prefer-busy-poll serves: it polls through the wait instead.
  */
+/*
+ * The wait of a deferred poll: the wire's interrupt stays masked for
+ * WINDOW_NS, but the host's transmit is a doorbell, not an interrupt (a
+ * NIC's driver posts Tx at once, whatever its NAPI's state), and a kick
+ * from another worker or the control plane is not the wire's either: the
+ * host's tap and the wake eventfd end the wait at once.
+ */
+static void defer_nap(struct sn_queue *q, const struct pollfd *pfd, int nfd, uint64_t window_ns)
+{
+	struct timespec ts = { (time_t)(window_ns / 1000000000), (long)(window_ns % 1000000000) };
+	struct pollfd doorbells[3];
+	uint64_t drain;
+	int i, n = 0;
+
+	for (i = 0; i < nfd; i++)
+		if (pfd[i].fd != q->wire_fd)
+			doorbells[n++] = (struct pollfd){ .fd = pfd[i].fd, .events = POLLIN };
+	if (ppoll(doorbells, (nfds_t)n, &ts, NULL) > 0 && (doorbells[0].revents & POLLIN))
+		(void)!read(q->wake_fd, &drain, sizeof(drain));	/* [0] is the wake fd */
+}
+
 static int napi_repoll(struct sn_queue *q, uint64_t now, int busy,
 		       struct pollfd *pfd, int nfd)
 {
@@ -484,7 +505,7 @@ static int napi_repoll(struct sn_queue *q, uint64_t now, int busy,
 		if (busy)
 			busy_wait(q, pfd, nfd, now + window);
 		else
-			nap_ns(window);
+			defer_nap(q, pfd, nfd, window);
 	}
 	return 1;
 }
