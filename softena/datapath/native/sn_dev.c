@@ -412,7 +412,7 @@ static int pending(struct sn_queue *q)
 
 static void nap_ns(uint64_t ns)
 {
-	struct timespec ts = { (time_t)(ns / 1000000000), (long)(ns % 1000000000) };
+	struct timespec ts = sn_ns_to_timespec(ns);
 
 	nanosleep(&ts, NULL);
 }
@@ -440,6 +440,27 @@ static int busy_wait(struct sn_queue *q, struct pollfd *pfd, int nfd, uint64_t u
 }
 
 /*
+ * The wait of a deferred poll: the wire's interrupt stays masked for
+ * WINDOW_NS, but the host's transmit is a doorbell, not an interrupt (a
+ * NIC's driver posts Tx at once, whatever its NAPI's state), and a kick
+ * from another worker or the control plane is not the wire's either: the
+ * host's tap and the wake eventfd end the wait at once.
+ */
+static void defer_nap(struct sn_queue *q, const struct pollfd *pfd, int nfd, uint64_t window_ns)
+{
+	struct timespec ts = sn_ns_to_timespec(window_ns);
+	struct pollfd doorbells[3];
+	uint64_t drain;
+	int i, n = 0;
+
+	for (i = 0; i < nfd; i++)
+		if (pfd[i].fd != q->wire_fd)
+			doorbells[n++] = (struct pollfd){ .fd = pfd[i].fd, .events = POLLIN };
+	if (ppoll(doorbells, (nfds_t)n, &ts, NULL) > 0 && (doorbells[0].revents & POLLIN))
+		(void)!read(q->wake_fd, &drain, sizeof(drain));	/* [0] is the wake fd */
+}
+
+/*
  * Does the worker owe another poll before it re-arms its interrupt (sleeps
  * in poll() on its fds)? The settings of napi-set, with the meanings
  * Documentation/networking/napi.rst and napi_complete_done() give them:
@@ -456,27 +477,6 @@ static int busy_wait(struct sn_queue *q, struct pollfd *pfd, int nfd, uint64_t u
  *   (defer_nap()). With BUSY, the worker is the busy-polling application
  *   that prefer-busy-poll serves: it polls through the wait instead.
  */
-/*
- * The wait of a deferred poll: the wire's interrupt stays masked for
- * WINDOW_NS, but the host's transmit is a doorbell, not an interrupt (a
- * NIC's driver posts Tx at once, whatever its NAPI's state), and a kick
- * from another worker or the control plane is not the wire's either: the
- * host's tap and the wake eventfd end the wait at once.
- */
-static void defer_nap(struct sn_queue *q, const struct pollfd *pfd, int nfd, uint64_t window_ns)
-{
-	struct timespec ts = { (time_t)(window_ns / 1000000000), (long)(window_ns % 1000000000) };
-	struct pollfd doorbells[3];
-	uint64_t drain;
-	int i, n = 0;
-
-	for (i = 0; i < nfd; i++)
-		if (pfd[i].fd != q->wire_fd)
-			doorbells[n++] = (struct pollfd){ .fd = pfd[i].fd, .events = POLLIN };
-	if (ppoll(doorbells, (nfds_t)n, &ts, NULL) > 0 && (doorbells[0].revents & POLLIN))
-		(void)!read(q->wake_fd, &drain, sizeof(drain));	/* [0] is the wake fd */
-}
-
 static int napi_repoll(struct sn_queue *q, uint64_t now, int busy,
 		       struct pollfd *pfd, int nfd)
 {
@@ -545,7 +545,7 @@ static int napi_wait(struct sn_dev *dev, uint32_t qid, int busy_poll_us,
 		if (q->gro_due_ns - now < sleep_ns)
 			sleep_ns = q->gro_due_ns - now;
 	}
-	ts = (struct timespec){ (time_t)(sleep_ns / 1000000000), (long)(sleep_ns % 1000000000) };
+	ts = sn_ns_to_timespec(sleep_ns);
 
 	if (busy_poll_us > 0) {
 		q->st.napi_busy_polls++;

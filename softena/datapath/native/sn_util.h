@@ -24,6 +24,11 @@ static inline uint64_t sn_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
 }
 
+static inline struct timespec sn_ns_to_timespec(uint64_t ns)
+{
+	return (struct timespec){ (time_t)(ns / 1000000000), (long)(ns % 1000000000) };
+}
+
 static inline int sn_is_pow2(uint32_t v)
 {
 	return v && !(v & (v - 1));
