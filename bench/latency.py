@@ -46,6 +46,11 @@ def modes(busy_usecs: int, smoke: bool) -> list[Mode]:
             Mode("default, host threaded", host_napi="threaded")]
 
 
+def warm_neighbours(addr: str) -> None:
+    """A few echoes from the host to ADDR, so that no measured round trip resolves a neighbour."""
+    run(["ping", "-c", "3", "-i", "0.2", "-q", addr], timeout=10, check=False)
+
+
 def ping_stats(ns: str | None, addr: str, count: int, cpu: int | None = None) -> dict:
     """RTTs of COUNT echoes 1 ms apart: p50/p99/mean in microseconds."""
     proc = run(in_ns(ns, pinned(cpu, ["ping", "-n", "-i", "0.001", "-c", str(count), "-W", "1", addr])),
@@ -85,7 +90,7 @@ def measure(lab: Lab, busy_usecs: int, ping_count: int, rr_count: int, rr_secs: 
         row: dict = {"path": "softena-xdp@1500", "mode": mode.name, "ceiling_us": mode.ceiling_us}
         if mode.napi:
             row["napi_set"] = lab.napi_tune(defer_hard_irqs=100, gro_flush_timeout=200000)
-        run(["ping", "-c", "3", "-i", "0.2", "-q", dev.peer], timeout=10, check=False)  # warm: neighbours
+        warm_neighbours(dev.peer)
         a = cost.snapshot(dev.pid, DEV)
         row["ping"] = ping_stats(None, dev.peer, ping_count)
         # The device's own Rx latency histogram (XDP arrival to tap write), here nearly all ping replies.

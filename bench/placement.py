@@ -19,8 +19,8 @@ import os
 from contextlib import contextmanager
 from typing import Iterator
 
-from common import iperf3, log, run
-from latency import ping_stats, rr_stats
+from common import iperf3, log
+from latency import ping_stats, rr_stats, warm_neighbours
 from topology import ADDR_B, DEV_NS, NS_A, NS_B, Device, Lab
 
 # Each cross-CPU wake-up costs what this machine charges for waking an idle CPU, on veth
@@ -66,7 +66,7 @@ def round_trips(lab: Lab, ping_count: int, rr_count: int, rr_secs: int) -> list[
     with one_queue(lab, "lab") as dev:
         dev_rr = {name: rr_stats(rr, None, DEV_NS, dev.peer, rr_count, rr_secs, where[c], where[s])
                   for name, c, s in RR_PLACEMENTS}
-        run(["ping", "-c", "3", "-i", "0.2", "-q", dev.peer], timeout=10, check=False)  # warm: neighbours
+        warm_neighbours(dev.peer)
         dev_rr |= {name: ping_stats(None, dev.peer, ping_count, where[c]) for name, c in PING_PLACEMENTS}
     tests = (("tcp_rr", [p[0] for p in RR_PLACEMENTS]), ("ping", [p[0] for p in PING_PLACEMENTS]))
     return [{"placement": name, "test": test, "worker_cpu": where["w"], "veth": veth[name], "softena": dev_rr[name]}
