@@ -9,9 +9,10 @@ import subprocess
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-# The wire's XDP program, and the lab wire's steering program (tcx).
+# The wire's XDP program, the software wires' steering programs, the host's RFS recorder.
 BPF_PROGRAMS = {"bpf/softena_xdp.bpf.c": "softena/ports/softena_xdp.bpf.o",
-                "bpf/softena_steer.bpf.c": "softena/ports/softena_steer.bpf.o"}
+                "bpf/softena_steer.bpf.c": "softena/ports/softena_steer.bpf.o",
+                "bpf/softena_rfs.bpf.c": "softena/ports/softena_rfs.bpf.o"}
 
 
 class BuildWithBpf(build_ext):

@@ -15,6 +15,10 @@
  * - softena_tap_steer, a tun steering program (TUNSETSTEERINGEBPF) on the
  *   tap wire: tun asks it for the queue of every frame its host side sends.
  *
+ * With aRFS on (ethtool -K ntuple), a flow the host reads goes first to the
+ * queue on its reader's CPU, from the recorder's flow table (softena_rfs.h),
+ * as the datapath's rx_pick_queue() sends it.
+ *
  * Both hash what the datapath's sn_rss_hash() hashes, the same way: the
  * Toeplitz hash of the flow type's fields (addresses, then the first four
  * bytes after the IP header), the indirection table, then modulo the queue
@@ -45,6 +49,42 @@ struct {
 	__type(key, __u32);
 	__type(value, struct softena_steer);
 } steer_map SEC(".maps");
+
+/* The recorder's flow table (softena_rfs.bpf.c), shared by fd at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SOFTENA_RFS_ENTRIES);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u32);
+} rfs_table SEC(".maps");
+
+/* aRFS: the queue on the CPU that reads SKB's flow, or -1 for RSS to pick. */
+static __always_inline int arfs_queue(struct __sk_buff *skb, const struct softena_steer *st)
+{
+	__u8 ip[40], ports[4];
+	__u32 at, hash, key, *entry;
+	int v6, q;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP))
+		v6 = 0;
+	else if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		v6 = 1;
+	else
+		return -1;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, ip, v6 ? 40 : 20))
+		return -1;
+	at = softena_rfs_ports_at(ip, v6);
+	if (at && bpf_skb_load_bytes(skb, ETH_HLEN + (at & 63), ports, 4))
+		at = 0;
+	hash = softena_rfs_hash(ip, v6, at ? ports : NULL, st->rfs.seed);
+	key = hash & SOFTENA_RFS_MASK;
+	entry = bpf_map_lookup_elem(&rfs_table, &key);
+	if (!entry)
+		return -1;
+	q = softena_rfs_queue(&st->rfs, *entry, hash);
+	return q < (int)st->num_queues ? q : -1;
+}
 
 /* Fold LEN bytes at input position *POS into the hash. */
 static __always_inline __u32 mix(const struct softena_steer *st, const __u8 *b,
@@ -85,7 +125,15 @@ static __always_inline int steer_queue(struct __sk_buff *skb)
 	__u32 key = 0, hash = 0, pos = 0, l3 = ETH_HLEN, l4, fields, flow;
 
 	st = bpf_map_lookup_elem(&steer_map, &key);
-	if (!st || !st->enabled || !st->num_queues)
+	if (!st || !st->num_queues)
+		return -1;
+	if (st->rfs.enabled) {
+		int q = arfs_queue(skb, st);
+
+		if (q >= 0)
+			return q;
+	}
+	if (!st->enabled)
 		return -1;
 
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {

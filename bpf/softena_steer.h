@@ -15,6 +15,8 @@
 
 #include <linux/types.h>
 
+#include "softena_rfs.h"
+
 #define SOFTENA_STEER_INPUT_MAX	36	/* IPv6 addresses and ports: the longest Toeplitz input */
 #define SOFTENA_STEER_INDIR	128	/* SN_RSS_INDIR_SIZE */
 #define SOFTENA_STEER_FLOWS	6	/* SN_FLOW_*: tcp4 udp4 ip4 tcp6 udp6 ip6 */
@@ -27,6 +29,7 @@ struct softena_steer {
 	/* Toeplitz is linear in its input: the hash of a tuple is the XOR,
 	 * over its bytes, of lut[position][byte], precomputed from the key. */
 	__u32 lut[SOFTENA_STEER_INPUT_MAX][256];
+	struct softena_rfs_steer rfs;	/* aRFS: a flow the host reads goes to its reader's CPU */
 };
 
 #endif

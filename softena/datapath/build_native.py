@@ -22,7 +22,7 @@ CFLAGS = ["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function"]
 # The packet engines: they know frames, not queues, sockets or devices.
 PACKET_SOURCES = ("sn_csum.c", "sn_pkt.c", "sn_rss.c", "sn_hw_gro.c")
 RUNTIME_SOURCES = PACKET_SOURCES + ("sn_pool.c", "sn_rx.c", "sn_xsk.c", "sn_tap.c", "sn_dev.c", "sn_steer.c",
-                                    "sn_bpfobj.c")
+                                    "sn_rfs.c", "sn_bpfobj.c")
 VECTOR_SOURCES = PACKET_SOURCES + ("sn_vectors.c",)
 
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The libbpf sequence both of softena's BPF objects go through: open the
- * object file, find the one program wanted, load it alone (the object holds
- * programs for other attach points or modes, which this kernel may refuse).
+ * The libbpf sequence softena's BPF objects go through: open the object
+ * file, find the one program wanted, load it alone (the object holds
+ * programs for other attach points or modes, which this kernel may refuse);
+ * or load them all, for an object whose programs work together.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,7 +29,8 @@ static void load_err(char *err, size_t errlen, const char *doing, const char *wh
 }
 
 /*
- * Open OBJ_PATH and load its program PROG_NAME alone; PREP (may be NULL)
+ * Open OBJ_PATH and load its program PROG_NAME alone (NULL: all of them, and
+ * *PROG is NULL); PREP (may be NULL)
  * sets what the program needs before the load. WHAT names the object in
  * errors ("XDP", "steering"). On success *OBJ is the caller's to close
  * (the fds it takes of program and maps outlive it) and *PROG its program;
@@ -48,16 +50,20 @@ int sn_bpf_load_one(const char *obj_path, const char *prog_name, const char *wha
 		load_err(err, errlen, "cannot open", what, NULL, obj_path, e);
 		return -e;
 	}
-	use = bpf_object__find_program_by_name(o, prog_name);
-	if (!use) {
+	use = prog_name ? bpf_object__find_program_by_name(o, prog_name) : NULL;
+	if (prog_name && !use) {
 		bpf_object__close(o);
 		load_err(err, errlen, "cannot find", what, prog_name, obj_path, ENOENT);
 		return -ENOENT;
 	}
 	bpf_object__for_each_program(p, o)
-		bpf_program__set_autoload(p, p == use);
-	if (prep)
-		prep(use, arg);
+		bpf_program__set_autoload(p, !prog_name || p == use);
+	e = prep ? prep(o, use, arg) : 0;
+	if (e) {
+		load_err(err, errlen, "cannot prepare", what, prog_name, obj_path, -e);
+		bpf_object__close(o);
+		return e;
+	}
 	e = bpf_object__load(o);
 	if (e) {
 		load_err(err, errlen, "cannot load", what, prog_name, obj_path, -e);

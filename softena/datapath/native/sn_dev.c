@@ -189,6 +189,8 @@ void sn_dev_destroy(struct sn_dev *dev)
 	free(dev->recycle);
 	free(dev->returns);
 	sn_frames_fini(dev);
+	if (dev->rfs_table)
+		munmap((void *)dev->rfs_table, SOFTENA_RFS_MAP_SIZE);
 	munmap(dev->region, dev->region_size);
 	free(dev);
 }
@@ -217,6 +219,27 @@ int sn_dev_set_wire_rss(struct sn_dev *dev, const struct sn_rss_wire *wire)
 void sn_dev_set_offloads(struct sn_dev *dev, const struct sn_offloads *off)
 {
 	dev->off = *off;
+}
+
+int sn_dev_set_arfs(struct sn_dev *dev, int table_fd, const struct sn_arfs_config *cfg)
+{
+	struct softena_rfs_steer st;
+
+	if (!dev->rfs_table && table_fd >= 0) {
+		/* The map stays mapped after its fd closes: the datapath reads
+		 * the recorder's writes in place, a load per frame, no syscall. */
+		void *t = mmap(NULL, SOFTENA_RFS_MAP_SIZE, PROT_READ, MAP_SHARED,
+			       table_fd, 0);
+
+		if (t == MAP_FAILED)
+			return -errno;
+		dev->rfs_table = t;
+	}
+	sn_rfs_steer_fill(cfg, &st);
+	st.enabled = st.enabled && dev->rfs_table;
+	/* As with RSS: a frame or two may meet a half-written table. */
+	memcpy(&dev->rfs, &st, sizeof(st));
+	return 0;
 }
 
 void sn_dev_set_rx_mode(struct sn_dev *dev, const struct sn_rx_mode *mode)

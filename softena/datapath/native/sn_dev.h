@@ -23,6 +23,7 @@
 #include "sn_hw_gro.h"
 #include "sn_pkt.h"
 #include "sn_ring.h"
+#include "softena_rfs.h"
 
 #define NO_FRAME	UINT64_MAX
 
@@ -164,6 +165,10 @@ struct sn_dev {
 	struct sn_rss_wire wire_rss;
 	uint32_t wire_rss_flows;	/* SN_FLOW_* bits whose wire hash RSS may use */
 	struct sn_offloads off;
+	/* aRFS: the host's flow table (mapped read-only; NULL: none) and
+	 * where its CPUs' flows go (enabled 0: RSS alone). */
+	const uint32_t *rfs_table;
+	struct softena_rfs_steer rfs;
 	struct sn_rx_mode rx_mode;
 
 	struct sn_queue q[SN_MAX_QUEUES];

@@ -9,6 +9,7 @@
 
 #include "sn_pkt.h"
 #include "sn_rss.h"
+#include "softena_rfs.h"
 #include "softena_steer.h"
 
 uint32_t sn_toeplitz(const uint8_t *key, size_t keylen,
@@ -191,4 +192,25 @@ int sn_rss_hash_wire(const struct sn_rss_config *rss, uint32_t flows,
 	}
 	*hash = toeplitz_fields(rss, frame, &p, fields, &n);
 	return n ? 0 : -1;
+}
+
+int sn_rfs_frame_hash(const uint8_t *frame, size_t len, uint32_t seed, uint32_t *hash)
+{
+	const uint8_t *ip = frame + 14;
+	uint32_t at;
+	int v6;
+
+	if (len < 14 + 20)
+		return -1;
+	if (frame[12] == 0x08 && frame[13] == 0x00)
+		v6 = 0;
+	else if (frame[12] == 0x86 && frame[13] == 0xdd && len >= 14 + 40)
+		v6 = 1;
+	else
+		return -1;	/* tagged frames reach the host on a VLAN device: not recorded */
+	at = softena_rfs_ports_at(ip, v6);
+	if (at && len < 14 + at + 4)
+		at = 0;		/* no room for ports: the recorder would not read them either */
+	*hash = softena_rfs_hash(ip, v6, at ? ip + at : NULL, seed);
+	return 0;
 }

@@ -76,6 +76,10 @@ int sn_rss_wire_compare(const struct sn_rss_config *rss,
 int sn_rss_hash_wire(const struct sn_rss_config *rss, uint32_t flows,
 		     const uint8_t *frame, size_t len, uint32_t wire_hash,
 		     uint32_t wire_type, uint32_t *hash);
+/* The aRFS flow hash of an untagged IP frame with SEED, as the host's
+ * recorder computes it of the same frame (bpf/softena_rfs.h): 0 and *HASH
+ * set, or -1 when the frame is not one it records (not IP, tagged, short). */
+int sn_rfs_frame_hash(const uint8_t *frame, size_t len, uint32_t seed, uint32_t *hash);
 /* CDEF-END */
 
 /* sn_rss.c: the Toeplitz hash, and the hash of a frame by the config. */

@@ -14,6 +14,20 @@
 #include "sn_util.h"
 #include "softena_meta.h"
 
+/* aRFS: the queue on the CPU that reads FRAME's flow, or -1 for RSS to pick. */
+static int rx_arfs_queue(const struct sn_dev *dev, const uint8_t *frame, uint32_t len)
+{
+	uint32_t hash;
+	int t;
+
+	if (sn_rfs_frame_hash(frame, len, dev->rfs.seed, &hash))
+		return -1;
+	t = softena_rfs_queue(&dev->rfs, __atomic_load_n(&dev->rfs_table[(hash & SOFTENA_RFS_MASK) *
+									  SOFTENA_RFS_SLOT_WORDS],
+							 __ATOMIC_RELAXED), hash);
+	return t < (int)dev->cfg.num_queues ? t : -1;
+}
+
 static uint32_t rx_pick_queue(struct sn_queue *q, const uint8_t *frame,
 			      uint32_t len, const struct softena_rx_meta *meta)
 {
@@ -21,6 +35,13 @@ static uint32_t rx_pick_queue(struct sn_queue *q, const uint8_t *frame,
 	uint32_t hash, flows = __atomic_load_n(&dev->wire_rss_flows, __ATOMIC_RELAXED);
 	int r;
 
+	if (dev->rfs.enabled) {
+		r = rx_arfs_queue(dev, frame, len);
+		if (r >= 0) {
+			q->st.rx_arfs_steered++;
+			return (uint32_t)r;
+		}
+	}
 	if (!dev->off.rxhash)
 		return q->qid;
 	if (meta && (meta->flags & SOFTENA_META_HASH) && flows)

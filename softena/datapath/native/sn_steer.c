@@ -62,14 +62,22 @@ static int link_in_netns(int prog_fd, const char *netns_path, const char *ifname
 	return fd < 0 ? -e : fd;
 }
 
-int sn_steer_load(const char *obj_path, const char *prog_name, int *prog_fd,
-		  int *map_fd, char *err, size_t errlen)
+/* The steering object reads the recorder's flow table, not one of its own. */
+static int steer_share_table(struct bpf_object *obj, struct bpf_program *prog, void *arg)
+{
+	return bpf_map__reuse_fd(bpf_object__find_map_by_name(obj, "rfs_table"), *(int *)arg);
+}
+
+int sn_steer_load(const char *obj_path, const char *prog_name, int rfs_table_fd,
+		  int *prog_fd, int *map_fd, char *err, size_t errlen)
 {
 	struct bpf_object *obj;
 	struct bpf_program *use;
 	int e;
 
-	e = sn_bpf_load_one(obj_path, prog_name, "steering", NULL, NULL, &obj, &use, err, errlen);
+	e = sn_bpf_load_one(obj_path, prog_name, "steering",
+			    rfs_table_fd >= 0 ? steer_share_table : NULL, &rfs_table_fd,
+			    &obj, &use, err, errlen);
 	if (e)
 		return e;
 	*prog_fd = dup(bpf_program__fd(use));
@@ -87,7 +95,7 @@ int sn_steer_link_tcx(int prog_fd, const char *netns_path, const char *ifname,
 }
 
 int sn_steer_update(int map_fd, const struct sn_rss_config *rss, uint32_t num_queues,
-		    int enabled)
+		    int enabled, const struct sn_arfs_config *arfs)
 {
 	struct softena_steer *st = malloc(sizeof(*st));
 	uint32_t key = 0;
@@ -96,6 +104,8 @@ int sn_steer_update(int map_fd, const struct sn_rss_config *rss, uint32_t num_qu
 	if (!st)
 		return -ENOMEM;
 	sn_rss_steer_fill(rss, num_queues, enabled, st);
+	if (arfs)
+		sn_rfs_steer_fill(arfs, &st->rfs);
 	/* One update; a frame hashed meanwhile with half the old table only
 	 * lands where the datapath hands it on. */
 	r = bpf_map_update_elem(map_fd, &key, st, BPF_ANY) ? -errno : 0;

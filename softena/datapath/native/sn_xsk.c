@@ -32,10 +32,10 @@
 #include "softena_meta.h"
 
 /* Device-bound: the only way to call the RX metadata kfuncs. */
-static void xdp_bind_dev(struct bpf_program *prog, void *arg)
+static int xdp_bind_dev(struct bpf_object *obj, struct bpf_program *prog, void *arg)
 {
 	bpf_program__set_ifindex(prog, *(int *)arg);
-	bpf_program__set_flags(prog, bpf_program__flags(prog) | BPF_F_XDP_DEV_BOUND_ONLY);
+	return bpf_program__set_flags(prog, bpf_program__flags(prog) | BPF_F_XDP_DEV_BOUND_ONLY);
 }
 
 int sn_xdp_load(const char *obj_path, int ifindex, int native,

@@ -62,6 +62,7 @@ struct sn_qstats {
 	uint64_t rx_wire_packets;	/* frames taken off the wire queue */
 	uint64_t rx_steered_out;	/* handed to another queue by RSS */
 	uint64_t rx_steered_in;		/* taken from other queues' handoff */
+	uint64_t rx_arfs_steered;	/* whose queue the host's flow table chose (aRFS) */
 	uint64_t rx_filtered;		/* not for us: other MAC, unjoined group */
 	uint64_t rx_wire_missed;	/* never taken: left in the wire queue's Rx ring
 					 * when it went, or (in the device base) found it
@@ -212,6 +213,14 @@ int sn_wire_rss_read(const char *ifname, struct sn_rss_wire *wire);
 /* The smallest AF_XDP Tx ring a wire MTU allows: two TSO frames' worth. */
 uint32_t sn_tx_ring_min(uint32_t mtu);
 
+/* Accelerated RFS for the host (bpf/softena_rfs.h): whether it is on, the
+ * flow hash's seed, and the CPU each queue's worker runs on. */
+struct sn_arfs_config {
+	uint32_t enabled;		/* ethtool -K ntuple */
+	uint32_t seed;
+	uint32_t num_queues;
+	uint32_t queue_cpu[64];		/* SN_MAX_QUEUES */
+};
 /* Load and attach the wire program (bpf/softena_xdp.bpf.c): its link fd,
  * its XSKMAP's and its rx_missed map's. */
 int sn_xdp_load(const char *obj_path, int ifindex, int native,
@@ -219,17 +228,31 @@ int sn_xdp_load(const char *obj_path, int ifindex, int native,
 /* Frames the wire program found no socket for, summed over queues and
  * CPUs; negative errno when the map cannot be read. */
 int64_t sn_xdp_missed(int missed_fd);
-/* Load PROG_NAME of the steering object (bpf/softena_steer.bpf.c): its
+/* Load PROG_NAME of the steering object (bpf/softena_steer.bpf.c), reading
+ * the flow table in RFS_TABLE_FD (-1: an empty one of its own): its
  * program and map fds. */
-int sn_steer_load(const char *obj_path, const char *prog_name, int *prog_fd,
-		  int *map_fd, char *err, size_t errlen);
+int sn_steer_load(const char *obj_path, const char *prog_name, int rfs_table_fd,
+		  int *prog_fd, int *map_fd, char *err, size_t errlen);
 /* Link the tcx program at IFNAME's egress inside the network namespace
  * NETNS_PATH: the link fd (closing it detaches), or -errno. */
 int sn_steer_link_tcx(int prog_fd, const char *netns_path, const char *ifname,
 		      char *err, size_t errlen);
-/* Feed it the device's RSS over NUM_QUEUES queues; ENABLED 0 stops steering. */
+/* Feed it the device's RSS over NUM_QUEUES queues and its aRFS (NULL: off);
+ * ENABLED 0 stops steering. */
 int sn_steer_update(int map_fd, const struct sn_rss_config *rss, uint32_t num_queues,
-		    int enabled);
+		    int enabled, const struct sn_arfs_config *arfs);
+/* Load the RFS recorder (bpf/softena_rfs.bpf.c), unattached: its two
+ * programs' (skb reads; connected UDP sockets' reads), flow table's and
+ * settings map's fds. */
+int sn_rfs_load(const char *obj_path, int *prog_fd, int *udp_prog_fd, int *table_fd,
+		int *conf_fd, char *err, size_t errlen);
+/* Attach a program of it: the fd that holds the attachment (closing it
+ * detaches), or -errno. */
+int sn_rfs_attach(int prog_fd, char *err, size_t errlen);
+/* Record the flows the host reads from IFINDEX, hashed with SEED; 0 or -errno. */
+int sn_rfs_configure(int conf_fd, uint32_t ifindex, uint32_t seed);
+/* Steer Rx by the flow table in TABLE_FD (mapped here once; -1: none) as CFG says. */
+int sn_dev_set_arfs(struct sn_dev *dev, int table_fd, const struct sn_arfs_config *cfg);
 int sn_queue_attach_xsk(struct sn_dev *dev, uint32_t qid, int host_fd,
 			const char *ifname, int xskmap_fd,
 			char *err, size_t errlen);
@@ -265,5 +288,10 @@ uint32_t sn_dev_frames_free(struct sn_dev *dev);
 void sn_heap_trim(void);
 
 /* CDEF-END */
+
+/* Between the datapath's own files: the aRFS table of where each CPU's flows
+ * go (bpf/softena_rfs.h), from CFG, for the datapath and the steering map. */
+struct softena_rfs_steer;
+void sn_rfs_steer_fill(const struct sn_arfs_config *cfg, struct softena_rfs_steer *st);
 
 #endif
