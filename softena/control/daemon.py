@@ -39,6 +39,7 @@ from softena.errors import SoftenaError
 from softena.log import log
 from softena.netdev.family import NetdevError
 from softena.netdev.spec import NETDEV
+from softena.ports import rfs
 from softena.threads import LastResort, name_this_thread
 
 if TYPE_CHECKING:
@@ -171,8 +172,10 @@ def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
     lock = None
     try:
         lock = DeviceLock.acquire(config.name)  # held for life; the kernel lets go of it at the end
+        # Loading the aRFS recorder takes capabilities the running device drops.
+        rfs_loaded = rfs.try_load()
         gid = settle_privileges(config)
-        device = Device(config)
+        device = Device(config, rfs_loaded)
         device.state.read_gid = gid
         device.start()
         metrics = start_metrics(device)

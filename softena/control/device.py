@@ -31,6 +31,7 @@ from softena.datapath.datapath import (
     TAP_FRAME_SIZE,
     TSO_MAX_SEGS,
     XSK_FRAME_SIZE,
+    Arfs,
     Datapath,
     DatapathConfig,
     release_free_memory,
@@ -40,13 +41,13 @@ from softena.datapath.worker import NapiConfig, QueueWorker, cpu_for_queue
 from softena.device.admin import AdminError, AdminQueue, Feature, Opcode
 from softena.device.aenq import Aenq, Event, Group
 from softena.device.health import HealthStats, ResetReason
-from softena.device.model import EnaDevice, Settings
+from softena.device.model import ENGINE_OFFLOADS, EnaDevice, Settings
 from softena.device.rss import RssConfig
 from softena.errors import SoftenaError
 from softena.log import log
 from softena.netdev import genl, notify
 from softena.netdev.family import NapiSettings, NetdevFamily
-from softena.ports import lab, steer, tap, xsk
+from softena.ports import lab, rfs, steer, tap, xsk
 from softena.ports.link import LinkMonitor, NetnsLinkReader, host_link_up, queues_in_use
 
 # Devices one machine runs at once: each takes a slot of NAPI ids below the kernel's MIN_NAPI_ID.
@@ -59,6 +60,11 @@ def device_mac(name: str) -> str:
     return ":".join(f"{b:02x}" for b in (0x02, 0x5e, *digest[:4]))
 
 
+def engine_offloads(offloads: dict[str, bool]) -> dict[str, bool]:
+    """The offloads the datapath's engines take (Datapath.set_offloads)."""
+    return {name: offloads[name] for name in ENGINE_OFFLOADS}
+
+
 def link_exists(name: str) -> bool:
     with IPRoute() as ipr:
         return bool(ipr.link_lookup(ifname=name))
@@ -67,8 +73,11 @@ def link_exists(name: str) -> bool:
 class Device:
     """A running softena device and everything it owns."""
 
-    def __init__(self, config: DeviceConfig) -> None:
+    def __init__(self, config: DeviceConfig, rfs_loaded: tuple[rfs.FlowRecorder | None, str] | None = None) -> None:
+        """RFS_LOADED: rfs.try_load()'s answer from before the capabilities were
+        dropped; None: start() loads the recorder itself."""
         self.config = config
+        self._rfs_loaded = rfs_loaded
         self.name = config.name
         self.lab_names = lab.LabNames(config.name)
         # Descriptors carry headers only where there are descriptors: AF_XDP.
@@ -104,6 +113,8 @@ class Device:
         self._xdp_lock = threading.Lock()  # readers of xdp.missed() vs. its detaching
         self.steering: steer.WireSteering | None = None  # the lab wire's RSS stage
         self.steering_note = "not on this wire"
+        self.rfs: rfs.FlowRecorder | None = None  # aRFS: the host's flow table and its recorder
+        self.rfs_note = "not loaded"
         self.datapath: Datapath | None = None
         self.workers: list[QueueWorker] = []
         self.ifindex = 0
@@ -134,6 +145,7 @@ class Device:
         self.state.save()
         try:
             self._probe()
+            self._load_rfs()
             self._create_wire()
             self._create_host_port()
             self._start_io()
@@ -188,7 +200,7 @@ class Device:
                 index = lab.create_veth(names, cfg.queues, self.attrs.max_queues, cfg.mtu)
                 lab.configure_peer(names, napi_threads=cfg.peer_napi == "threaded")
                 self.wire_ifname = names.wire
-                self._attach_steering(lambda: steer.attach_veth(names.netns, lab.PEER_IFNAME))
+                self._attach_steering(lambda: steer.attach_veth(names.netns, lab.PEER_IFNAME, self._rfs_table()))
             else:
                 self.wire_ifname = cfg.wire.iface
                 with IPRoute() as ipr:
@@ -207,7 +219,7 @@ class Device:
         self.wire_fds = tap.open_queues(self.wire_ifname, cfg.queues,
                                         tap.offload_flags(tx_csum=True, tso=True), napi=self._wire_tap_napi)
         self.xdp_mode = "tap, vnet headers"
-        self._attach_steering(lambda: steer.attach_tap(self.wire_fds[0], self.wire_ifname))
+        self._attach_steering(lambda: steer.attach_tap(self.wire_fds[0], self.wire_ifname, self._rfs_table()))
         tap.set_link(self.wire_ifname, mtu=cfg.mtu)
         if cfg.wire.lab:
             lab.move_to_peer(names, self.wire_ifname)
@@ -232,10 +244,35 @@ class Device:
             self.steering_note = f"off: {exc}"
             log(self.name, "warning", f"wire steering off ({exc}): frames are handed between queues instead")
 
-    def _sync_steering(self, rss: RssConfig, rxhash: bool) -> None:
-        """Give the lab wire's RSS stage the device's RSS, queue count and rx hashing."""
+    def _load_rfs(self) -> None:
+        """aRFS's recorder, before the steering programs that share its table; without
+        it (a kernel without BTF) ntuple-filters cannot be turned on."""
+        self.rfs, why = self._rfs_loaded or rfs.try_load()
+        self._rfs_loaded = None  # the device owns it now, and stop() closes it
+        if self.rfs is not None:
+            self.rfs_note = "off (ethtool -K ntuple on)"
+        else:
+            self.rfs_note = f"unavailable: {why}"
+            log(self.name, "warning", f"aRFS unavailable ({why}): ntuple-filters stays off")
+
+    def _rfs_table(self) -> int:
+        return self.rfs.table_fd if self.rfs is not None else -1
+
+    def _sync_steering(self, rss: RssConfig, offloads: dict[str, bool]) -> None:
+        """Give the datapath and the wire's RSS stage the device's aRFS, and the
+        stage the device's RSS, queue count and rx hashing."""
+        arfs = Arfs(offloads["ntuple"] and self.rfs is not None, self.rfs.seed if self.rfs else 0,
+                    tuple(self.cpu_list()))
+        if self.rfs is not None:
+            self.rfs.set_attached(arfs.enabled)
+            self.rfs_note = ("off (ethtool -K ntuple on)" if not arfs.enabled
+                             else f"on, {len(set(arfs.queue_cpus))} CPUs" if len(arfs.queue_cpus) > 1
+                             else "on, idle: one queue")
+        dp = self.datapath
+        if dp is not None:
+            dp.set_arfs(self._rfs_table(), arfs)
         if self.steering is not None:
-            self.steering.update(rss, self.settings.queues, rxhash)
+            self.steering.update(rss, self.settings.queues, offloads["rxhash"], arfs)
 
     def _create_host_port(self) -> None:
         cfg = self.config
@@ -243,6 +280,8 @@ class Device:
 
         with IPRoute() as ipr:
             self.ifindex = ipr.link_lookup(ifname=self.name)[0]
+            if self.rfs is not None:
+                self.rfs.watch(self.ifindex)
             tap.set_carrier(self.host_fds[0], False)
             # Like a NIC's tso_max_segs: the host never hands over a frame
             # the Tx ring could not take whole.
@@ -379,9 +418,9 @@ class Device:
         self.datapath = self._attached_datapath()
         self.pool_generation += 1
         self.datapath.set_rss(st.rss)
-        self.datapath.set_offloads(**st.offloads)
+        self.datapath.set_offloads(**engine_offloads(st.offloads))
         self.datapath.set_poll(self.napi)
-        self._sync_steering(st.rss, st.offloads["rxhash"])
+        self._sync_steering(st.rss, st.offloads)
         self._sync_rx_mode(force=True)
         if cfg.wire.kind == "xsk":
             self.datapath.read_wire_rss(self.wire_ifname)
@@ -556,18 +595,20 @@ class Device:
     # ---- Backend: what the device model applies ---------------------------
 
     def apply_offloads(self, offloads: dict[str, bool]) -> None:
+        if offloads["ntuple"] and self.rfs is None:
+            raise SoftenaError(f"{self.name}: cannot turn ntuple-filters (aRFS) on: {self.rfs_note}")
         for fd in self.host_fds:
             tap.set_offloads(fd, tap.offload_flags(offloads["tx_csum"], offloads["tso"]))
         dp = self.datapath  # read once: a rebuild may swap it meanwhile
         if dp is not None:
-            dp.set_offloads(**offloads)
-        self._sync_steering(self.settings.rss, offloads["rxhash"])
+            dp.set_offloads(**engine_offloads(offloads))
+        self._sync_steering(self.settings.rss, offloads)
 
     def apply_rss(self, rss: RssConfig) -> None:
         dp = self.datapath
         if dp is not None:
             dp.set_rss(rss)
-        self._sync_steering(rss, self.settings.offloads["rxhash"])
+        self._sync_steering(rss, self.settings.offloads)
 
     def apply_coalesce(self, coalesce) -> None:
         self.napi.rx_usecs = coalesce.rx_usecs
@@ -633,6 +674,9 @@ class Device:
         if self.steering is not None:
             self.steering.close()
             self.steering = None
+        if self.rfs is not None:
+            self.rfs.close()
+            self.rfs = None
         tap.close_all(self.host_fds + self.wire_fds)
         self.host_fds, self.wire_fds = [], []
 
@@ -655,6 +699,7 @@ class Device:
             "wire-ifname": self.wire_ifname,
             "wire-mode": self.xdp_mode,
             "wire-steering": self.steering_note,
+            "arfs": self.rfs_note,
             "llq": self.settings.llq_header or "off",
             "mtu": self.config.mtu,
             "host-napi": self._host_napi_state(),

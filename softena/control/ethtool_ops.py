@@ -49,6 +49,8 @@ FEATURES = (
     # softena's coalescing follows tcp_gro_receive's rules, so the frames it
     # builds can be resegmented: that is hardware GRO (rx-gro-hw), not LRO.
     FeatureDef("large-receive-offload", ("lro", "rx-lro")),
+    # aRFS: the kernel turns it on with NETIF_F_NTUPLE; softena has no -N rules besides.
+    FeatureDef("ntuple-filters", ("ntuple", "rx-ntuple-filter"), offload="ntuple"),
     FeatureDef("receive-hashing", ("rxhash", "rx-hashing"), offload="rxhash"),
     FeatureDef("rx-gro-hw", (), offload="hw_gro"),
 )

@@ -96,6 +96,25 @@ def rss_native(rss: RssConfig, ffi=ffi):
     return cfg
 
 
+@dataclass(frozen=True)
+class Arfs:
+    """Accelerated RFS as the device runs it (bpf/softena_rfs.h): on or off
+    (ethtool -K ntuple), the flow hash's seed, and the CPU of each queue's worker."""
+
+    enabled: bool
+    seed: int
+    queue_cpus: tuple[int, ...]
+
+
+def arfs_native(arfs: Arfs):
+    """A struct sn_arfs_config for the datapath and the steering map."""
+    cfg = ffi.new("struct sn_arfs_config *")
+    cfg.enabled, cfg.seed, cfg.num_queues = int(arfs.enabled), arfs.seed, len(arfs.queue_cpus)
+    for q, cpu in enumerate(arfs.queue_cpus):
+        cfg.queue_cpu[q] = cpu
+    return cfg
+
+
 @dataclass
 class QueueReading:
     """One queue's numbers, read in one pass: counters count from the queue's
@@ -167,6 +186,13 @@ class Datapath:
         """Load key, table and fields into the datapath (the wire hash's reuse follows)."""
         self._call(lib.sn_dev_set_rss, rss_native(rss))
         self._wire_rss_verdict()
+
+    def set_arfs(self, table_fd: int, arfs: Arfs) -> None:
+        """Steer flows the host reads to their reader's CPU by the flow table in
+        TABLE_FD (-1: none, and RSS alone decides), mapped once per datapath."""
+        r = self._call(lib.sn_dev_set_arfs, table_fd, arfs_native(arfs))
+        if r:
+            raise SoftenaError(f"cannot map the host's flow table: {os.strerror(-r)}")
 
     def read_wire_rss(self, ifname: str) -> None:
         """Ask the wire interface's driver for its RSS (ETHTOOL_GRSSH and

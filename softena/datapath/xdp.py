@@ -1,11 +1,12 @@
-"""The BPF programs (the wire's XDP program, the lab wire's steering), through libbpf in the C module."""
+"""The BPF programs (the wire's XDP program, the software wires' steering, the host's
+RFS recorder), through libbpf in the C module."""
 
 from __future__ import annotations
 
 import os
 from typing import ClassVar
 
-from softena.datapath.datapath import rss_native
+from softena.datapath.datapath import Arfs, arfs_native, rss_native
 from softena.datapath.native import error_buffer, error_text, ffi, lib
 from softena.device.rss import RssConfig
 from softena.errors import SoftenaError
@@ -47,12 +48,13 @@ def xdp_missed(missed_fd: int) -> int:
     return n
 
 
-def load_steering(obj_path: str, prog: str) -> tuple[int, int]:
-    """Load program PROG of the steering object OBJ_PATH: (program fd, map fd).
-    Raises SoftenaError with libbpf's reason."""
+def load_steering(obj_path: str, prog: str, rfs_table_fd: int = -1) -> tuple[int, int]:
+    """Load program PROG of the steering object OBJ_PATH, reading the host's flow
+    table RFS_TABLE_FD (-1: none): (program fd, map fd). Raises SoftenaError
+    with libbpf's reason."""
     prog_fd, map_fd = ffi.new("int *", -1), ffi.new("int *", -1)
     err = error_buffer()
-    if lib.sn_steer_load(obj_path.encode(), prog.encode(), prog_fd, map_fd, err, len(err)):
+    if lib.sn_steer_load(obj_path.encode(), prog.encode(), rfs_table_fd, prog_fd, map_fd, err, len(err)):
         raise SoftenaError(error_text(err))
     return prog_fd[0], map_fd[0]
 
@@ -67,8 +69,36 @@ def link_steering_tcx(prog_fd: int, netns_path: str, ifname: str) -> int:
     return fd
 
 
-def update_steering(map_fd: int, rss: RssConfig, queues: int, enabled: bool) -> None:
-    """Give the steering program the device's RSS over QUEUES queues."""
-    r = lib.sn_steer_update(map_fd, rss_native(rss), queues, int(enabled))
+def update_steering(map_fd: int, rss: RssConfig, queues: int, enabled: bool, arfs: Arfs | None = None) -> None:
+    """Give the steering program the device's RSS over QUEUES queues, and its aRFS."""
+    r = lib.sn_steer_update(map_fd, rss_native(rss), queues, int(enabled),
+                            arfs_native(arfs) if arfs is not None else ffi.NULL)
     if r:
         raise SoftenaError(f"cannot update the steering map: {os.strerror(-r)}")
+
+
+def load_rfs_recorder(obj_path: str) -> tuple[int, int, int, int]:
+    """Load the RFS recorder of OBJ_PATH, unattached: (its skb program's fd, its
+    connected UDP program's, flow table's, settings map's). Raises SoftenaError
+    with libbpf's reason."""
+    fds = [ffi.new("int *", -1) for _ in range(4)]
+    err = error_buffer()
+    if lib.sn_rfs_load(obj_path.encode(), *fds, err, len(err)):
+        raise SoftenaError(error_text(err))
+    return fds[0][0], fds[1][0], fds[2][0], fds[3][0]
+
+
+def attach_rfs_recorder(prog_fd: int) -> int:
+    """Attach a recorder program to its tracepoint; returns the fd holding it (closing it detaches)."""
+    err = error_buffer()
+    fd = lib.sn_rfs_attach(prog_fd, err, len(err))
+    if fd < 0:
+        raise SoftenaError(error_text(err))
+    return fd
+
+
+def configure_rfs_recorder(conf_fd: int, ifindex: int, seed: int) -> None:
+    """Record the flows the host reads from IFINDEX, hashed with SEED."""
+    r = lib.sn_rfs_configure(conf_fd, ifindex, seed)
+    if r:
+        raise SoftenaError(f"cannot configure the RFS recorder: {os.strerror(-r)}")

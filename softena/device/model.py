@@ -15,7 +15,10 @@ from softena.device.admin import Command, Completion, Feature, Opcode, Status
 from softena.device.features import DeviceAttributes
 from softena.device.rss import FLOW_TYPES, RssConfig
 
-OFFLOADS = ("tx_csum", "tso", "rx_csum", "rxhash", "hw_gro")
+OFFLOADS = ("tx_csum", "tso", "rx_csum", "rxhash", "hw_gro", "ntuple")
+# The datapath's engines; ntuple (aRFS) is the host's flow table, apart from them.
+ENGINE_OFFLOADS = OFFLOADS[:5]
+OFF_BY_DEFAULT = ("ntuple",)  # as on a NIC: aRFS is asked for (ethtool -K ntuple on)
 LLQ_HEADER_SIZES = (96, 224)
 
 
@@ -36,7 +39,7 @@ class Settings:
     rx_ring: int = 1024
     tx_ring: int = 1024
     mtu: int = 1500
-    offloads: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(OFFLOADS, True))
+    offloads: dict[str, bool] = field(default_factory=lambda: {o: o not in OFF_BY_DEFAULT for o in OFFLOADS})
     rss: RssConfig | None = None
     coalesce: Coalesce = field(default_factory=Coalesce)
     llq_header: int = 96

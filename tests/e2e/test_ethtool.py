@@ -56,7 +56,7 @@ OPTION_CASES = {
     "-L": (["combined", "1"], "-l", "Current hardware settings:\nRX:\t\tn/a\nTX:\t\tn/a\nOther:\t\tn/a\nCombined:\t1"),
     "-g": ([], "-g", "Current hardware settings:\nRX:\t\t\t1024\nRX Mini:\t\tn/a"),
     "-G": (["rx", "512"], "-g", "Current hardware settings:\nRX:\t\t\t512\nRX Mini:\t\tn/a"),
-    "-k": ([], "-k", "large-receive-offload: off [fixed]\nreceive-hashing: on\nrx-gro-hw: on"),
+    "-k": ([], "-k", "large-receive-offload: off [fixed]\nntuple-filters: off\nreceive-hashing: on\nrx-gro-hw: on"),
     "-K": (["rxhash", "off"], "-k", "receive-hashing: off"),
     "-x": ([], "-x", "RSS hash function:\n    toeplitz: on\n    xor: off\n    crc32: off"),
     "-X": (["equal", "1"], "-x", "   0:      0     0     0     0     0     0     0     0"),
@@ -313,7 +313,7 @@ VIEWS = [("-l",), ("-g",), ("-k",), ("-x",), ("-c",), ("-n", "rx-flow-hash", "tc
     (["-X", "hkey", "00:11"], "RSS hash key must be 40 bytes, got 2"),
     (["-X", "hfunc", "xor"], "only the toeplitz hash function is supported"),
     (["-X", "equal", "3"], "equal 3 needs 1..2 rings"),
-    (["-K", "ntuple", "on"], "feature ntuple does not exist or cannot be changed"),
+    (["-K", "highdma", "on"], "feature highdma does not exist or cannot be changed"),
     (["-K", "lro", "on"], "Could not change any device features: large-receive-offload is off [fixed]"),
     (["-N", "rx-flow-hash", "tcp4", "sdfnm"], "the device hashes on s, d, f and n only, not m"),
 ])
