@@ -13,8 +13,8 @@ One run measures, each against a baseline from the same run:
   latency       ping and TCP 1-byte request/response, default, busy-poll and
                 busy-poll + napi-set modes, added to (a)'s;     latency.py
   placement     round trips and single streams with the host's ends pinned on
-                a 1-queue device's worker CPU and on the other (informative;
-                not in the smoke);                              placement.py
+                a 1-queue device's worker CPU and on the other, and with aRFS
+                off and on (informative; not in the smoke);     placement.py
   small frames  64-byte UDP frames per second, under 1% loss;  smallframes.py
   cost          device CPU seconds per Gbit (process and each worker thread),
                 idle CPU, resident memory against the UMEM;    cost.py
@@ -168,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 placed["round_trips"] = placement.round_trips(lab, args.ping_count, args.rr_count, 5)
                 placed["throughput"] = placement.throughput(lab, args.time, args.port)
+                placed["arfs"] = placement.arfs(lab, args.ping_count, args.rr_count, 5, args.time, args.port)
             except BenchError as exc:
                 errors.append(f"placement: {exc}")
                 log(errors[-1])

@@ -1,7 +1,8 @@
 """Latency cases: ICMP echo (ping) and TCP 1-byte request/response round trips.
 
 Baseline (a): sb-a -> sb-b over the plain veth.  softena: host -> its lab
-peer, in the default mode, with `--busy-poll USECS`, with busy-poll plus
+peer, in the default mode, with aRFS on (`ethtool -K ntuple on`: each flow
+on the queue of the CPU that reads it), with `--busy-poll USECS`, with busy-poll plus
 napi-set defer-hard-irqs/gro-flush-timeout on each of the device's NAPIs, and
 in the default mode with `--peer-napi threaded` (no ceiling: what it costs).
 "Added" is softena's median minus the baseline's median, per test.
@@ -32,6 +33,7 @@ class Mode:
     napi: bool = False
     peer_napi: str = "inline"  # softena up --peer-napi: where the lab peer receives
     host_napi: str = "inline"  # softena up --host-napi: where the host receives
+    arfs: bool = False  # ethtool -K ntuple on: flows go to their reader's CPU
     ceiling_us: float | None = None  # issue 10 item 4: the most this mode may add to (a)'s p50
 
 
@@ -39,7 +41,8 @@ def modes(busy_usecs: int, smoke: bool) -> list[Mode]:
     default = Mode("default", ceiling_us=60.0)
     if smoke:
         return [default]
-    return [default, Mode(f"busy-poll {busy_usecs}", busy_poll=busy_usecs),
+    return [default, Mode("default + aRFS", arfs=True, ceiling_us=60.0),
+            Mode(f"busy-poll {busy_usecs}", busy_poll=busy_usecs),
             Mode(f"busy-poll {busy_usecs} + napi-set", busy_poll=busy_usecs, napi=True, ceiling_us=20.0),
             # No ceiling: the price of the NAPI threads' wake-ups, beside the throughput they buy.
             Mode("default, peer threaded", peer_napi="threaded"),
@@ -88,6 +91,8 @@ def measure(lab: Lab, busy_usecs: int, ping_count: int, rr_count: int, rr_secs: 
         dev = lab.softena_up("lab", 1500, busy_poll=mode.busy_poll, peer_napi=mode.peer_napi,
                              host_napi=mode.host_napi)
         row: dict = {"path": "softena-xdp@1500", "mode": mode.name, "ceiling_us": mode.ceiling_us}
+        if mode.arfs:
+            lab.set_arfs(True)
         if mode.napi:
             row["napi_set"] = lab.napi_tune(defer_hard_irqs=100, gro_flush_timeout=200000)
         warm_neighbours(dev.peer)

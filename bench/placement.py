@@ -11,11 +11,15 @@ placements, as the scheduler falls.
   throughput    one iperf3 stream each way on both wires with the host's end
                 on W and on O: a receiver gains from sharing the worker's CPU
                 (woken there, by the worker's own tap write), a sender loses
+  aRFS          the default device (a queue per CPU) with `ethtool -K ntuple`
+                off and on: round trips with the host's end on each CPU and
+                unpinned, and single streams with the host's iperf3 unpinned
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -88,3 +92,31 @@ def throughput(lab: Lab, seconds: int, port: int) -> list[dict]:
                 rows.append({"wire": label, "test": "1 stream rx" if rx else "1 stream tx",
                              "worker_cpu": where["w"], "on_w": gbps["w"], "on_o": gbps["o"]})
     return rows
+
+
+def arfs(lab: Lab, ping_count: int, rr_count: int, rr_secs: int, seconds: int, port: int,
+         rounds: int = 3) -> list[dict]:
+    """The same cases with aRFS off and on, on the default device at MTU 1500 (softena-xdp@1500)."""
+    where = worker_and_other()
+    if where is None:
+        return []
+    rr = lab.helpers["rr"]
+    cpus = (("unpinned", None), (f"on CPU {where['w']}", where["w"]), (f"on CPU {where['o']}", where["o"]))
+    results: dict[str, dict] = {}
+    for on in (False, True):
+        log(f"placement: aRFS {'on' if on else 'off'}, softena-xdp@1500")
+        dev = lab.softena_up("lab", 1500)
+        lab.set_arfs(on)
+        warm_neighbours(dev.peer)
+        for label, cpu in cpus:
+            results.setdefault(f"ping, {label}", {"unit": "us p50"})[on] = \
+                ping_stats(None, dev.peer, ping_count, cpu)["p50_us"]
+            results.setdefault(f"tcp_rr, client {label}", {"unit": "us p50"})[on] = \
+                rr_stats(rr, None, DEV_NS, dev.peer, rr_count, rr_secs, cpu)["p50_us"]
+        for rx in (True, False):
+            runs = [iperf3(None, DEV_NS, dev.peer, port, seconds, reverse=rx) for _ in range(rounds)]
+            results.setdefault(f"1 stream {'rx' if rx else 'tx'}, unpinned, median of {rounds}",
+                               {"unit": "Gbit/s"})[on] = statistics.median(runs)
+        lab.check_path()
+        lab.softena_down()
+    return [{"case": case, "unit": r["unit"], "off": r[False], "on": r[True]} for case, r in results.items()]

@@ -177,6 +177,12 @@ def print_report(result: dict, use_rich: bool) -> None:
               "the worker of a 1-queue device at MTU 1500, O the other CPU",
               ("wire", "test", "host end on W", "on O", "W / O"), body, {2, 3, 4}, use_rich)
 
+    if placed.get("arfs"):
+        body = [(r["case"], r["unit"], f"{r['off']:.2f}" if r["unit"] == "Gbit/s" else f"{r['off']:.1f}",
+                 f"{r['on']:.2f}" if r["unit"] == "Gbit/s" else f"{r['on']:.1f}") for r in placed["arfs"]]
+        table("aRFS (ethtool -K ntuple): the default softena-xdp@1500, a queue per CPU, off and on; "
+              "the peer's ends unpinned", ("case", "unit", "off", "on"), body, {2, 3}, use_rich)
+
     sf = result.get("small_frames", [])
     if sf:
         body = []

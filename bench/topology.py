@@ -222,6 +222,10 @@ class Lab:
         if not os.path.exists(f"/proc/{self.dev.pid}"):
             raise BenchError(f"the {DEV} device process {self.dev.pid} went away")
 
+    def set_arfs(self, on: bool) -> None:
+        """`softena ethtool -K sbn0 ntuple on|off`: accelerated RFS for the host."""
+        self.run_softena("ethtool", "-K", DEV, "ntuple", "on" if on else "off", timeout=15)
+
     def napi_tune(self, defer_hard_irqs: int = 100, gro_flush_timeout: int = 200000) -> int:
         """napi-set defer-hard-irqs / gro-flush-timeout on each of our device's NAPIs; returns how many."""
         ifindex = int(open(f"/sys/class/net/{DEV}/ifindex").read())
