@@ -67,7 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="where the host receives what the device delivers: inline, inside the worker's write "
                          "to the tap (default), or threaded, in the tap's NAPI threads with GRO, as a host "
                          "receives from a NIC (the kernel's /sys/class/net/DEV/threaded; more bulk throughput "
-                         "host to peer and at MTU 9000, a little less peer to host at 1500 on the AF_XDP wire)")
+                         "host to peer and at MTU 9000, a little less peer to host at 1500 on the AF_XDP wire), "
+                         "or affine, in those threads each bound to its queue's worker CPU, as a NIC's queue "
+                         "interrupt is, running when the worker sleeps: a reader is woken on its own CPU")
     up.add_argument("--no-steering", action="store_true",
                     help="no RSS stage on a software wire: frames arrive on the queue the peer sent them on "
                          "and workers hand them over (for comparison)")

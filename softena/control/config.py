@@ -30,9 +30,9 @@ MAX_BUSY_POLL_US = 1_000_000
 
 
 # --peer-napi: where a lab peer's receive runs (softena/ports/lab.py);
-# --host-napi: where the host's receive of our Rx runs (softena/ports/tap.py).
+# --host-napi: where the host's receive of our Rx runs (softena/ports/tap.py, hostnapi.py).
 PEER_NAPI_MODES = ("inline", "threaded")
-HOST_NAPI_MODES = ("inline", "threaded")
+HOST_NAPI_MODES = ("inline", "threaded", "affine")
 
 
 @dataclass(frozen=True)

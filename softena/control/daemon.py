@@ -150,7 +150,8 @@ def settle_privileges(config: DeviceConfig) -> int | None:
     access.settle_run_dir(gid)
     low_port = config.metrics and config.metrics_port is not None and config.metrics_port < 1024
     keep = privilege.runtime_caps(config.wire.kind == "xsk", config.wire.lab, low_port,
-                                  steer=config.wire.kind == "tap" and config.steering)
+                                  steer=config.wire.kind == "tap" and config.steering,
+                                  affine=config.host_napi == "affine")
     privilege.drop_to(keep)
     log(config.name, "info", privilege.describe(keep))
     return gid

@@ -47,7 +47,7 @@ from softena.errors import SoftenaError
 from softena.log import log
 from softena.netdev import genl, notify
 from softena.netdev.family import NapiSettings, NetdevFamily
-from softena.ports import lab, rfs, steer, tap, xsk
+from softena.ports import hostnapi, lab, rfs, steer, tap, xsk
 from softena.ports.link import LinkMonitor, NetnsLinkReader, host_link_up, queues_in_use
 
 # Devices one machine runs at once: each takes a slot of NAPI ids below the kernel's MIN_NAPI_ID.
@@ -276,7 +276,10 @@ class Device:
 
     def _create_host_port(self) -> None:
         cfg = self.config
-        self.host_fds = tap.open_queues(self.name, cfg.queues, self._host_offloads(), napi=self._host_napi)
+        if cfg.host_napi == "affine":
+            self.host_fds = hostnapi.open_queues(self.name, 0, cfg.queues, self._host_offloads(), self._cpu_of)
+        else:
+            self.host_fds = tap.open_queues(self.name, cfg.queues, self._host_offloads(), napi=self._host_napi)
 
         with IPRoute() as ipr:
             self.ifindex = ipr.link_lookup(ifname=self.name)[0]
@@ -288,15 +291,18 @@ class Device:
             ipr.link("set", index=self.ifindex, address=device_mac(self.name), mtu=cfg.mtu,
                      gso_max_segs=TSO_MAX_SEGS)
             ipr.link("set", index=self.ifindex, state="up")
-        if self._host_napi:
+        if cfg.host_napi == "threaded":
             tap.set_threaded(self.name, True)
         if cfg.wire.lab:
             lab.address_host(self.lab_names)
 
     @property
     def _host_napi(self) -> bool:
-        """--host-napi threaded: the host takes our Rx in the tap's NAPI polls (IFF_NAPI), in threads."""
-        return self.config.host_napi == "threaded"
+        """--host-napi threaded or affine: the host takes our Rx in the tap's NAPI polls (IFF_NAPI), in threads."""
+        return self.config.host_napi in ("threaded", "affine")
+
+    def _cpu_of(self, qid: int) -> int:
+        return cpu_for_queue(qid, self.config.cpus)
 
     def _host_offloads(self) -> int:
         off = self.settings.offloads
@@ -582,7 +588,10 @@ class Device:
 
     def _resize_ports(self, queues: int) -> None:
         """Give the host tap and the wire QUEUES queues each."""
-        tap.resize_queues(self.name, self.host_fds, queues, self._host_offloads(), napi=self._host_napi)
+        if self.config.host_napi == "affine":
+            hostnapi.resize_queues(self.name, self.host_fds, queues, self._host_offloads(), self._cpu_of)
+        else:
+            tap.resize_queues(self.name, self.host_fds, queues, self._host_offloads(), napi=self._host_napi)
         wire = self.config.wire
         if wire.kind == "tap":
             # A lab's tap wire is eth0 of the peer namespace by now.
@@ -683,7 +692,7 @@ class Device:
     # ---- inspection -------------------------------------------------------
 
     def cpu_list(self) -> list[int]:
-        return [cpu_for_queue(q, self.config.cpus) for q in range(self.settings.queues)]
+        return [self._cpu_of(q) for q in range(self.settings.queues)]
 
     def status(self) -> dict:
         """What `softena status` shows of this device."""
@@ -715,7 +724,9 @@ class Device:
         admin may have written /sys/class/net/DEV/threaded since)."""
         if not self._host_napi:
             return "inline"
-        return "threaded" if tap.is_threaded(self.name) else "softirq"
+        if not tap.is_threaded(self.name):
+            return "softirq"
+        return "affine" if self.config.host_napi == "affine" else "threaded"
 
     def _wire_metadata(self) -> dict:
         """What RX metadata the wire's driver offers the XDP program (the

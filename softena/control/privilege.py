@@ -80,14 +80,19 @@ class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
-def runtime_caps(xsk: bool, lab: bool, low_port: bool = False, steer: bool = False) -> dict[str, str]:
+def runtime_caps(xsk: bool, lab: bool, low_port: bool = False, steer: bool = False,
+                 affine: bool = False) -> dict[str, str]:
     """The capabilities a running device keeps, with why: those of NEEDS its wire needs
-    (XSK: AF_XDP, LAB: a peer namespace, STEER: a tap wire's steering program), and
-    cap_net_bind_service for a metrics port below 1024."""
+    (XSK: AF_XDP, LAB: a peer namespace, STEER: a tap wire's steering program),
+    cap_net_bind_service for a metrics port below 1024, and cap_sys_nice for
+    --host-napi affine (AFFINE)."""
     kinds = {"all"} | ({"xsk"} if xsk else set()) | ({"lab"} if lab else set()) | ({"steer"} if steer else set())
     keep = {name: why for name, (why, wires) in NEEDS.items() if kinds & set(wires.split())}
     if low_port:
         keep["cap_net_bind_service"] = "the metrics port is below 1024"
+    if affine:
+        # Measured: a kernel thread's affinity and policy refuse even a root caller without it.
+        keep["cap_sys_nice"] = "--host-napi affine: each queue's NAPI thread bound to its worker's CPU, SCHED_BATCH"
     return keep
 
 

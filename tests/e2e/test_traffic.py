@@ -10,6 +10,8 @@ from conftest import Snapshot, device_status, run
 from iperf import gbits, iperf3
 from rss_ref import spreading_port_base
 
+from softena.control import privilege
+
 
 def kernel_counters(ifname: str) -> dict:
     """What `ip -s link show` reports for IFNAME."""
@@ -269,5 +271,34 @@ def test_host_napi_threaded_receives_in_the_taps_own_threads(softena_up) -> None
     with open("/sys/class/net/sft0/threaded", "w") as f:
         f.write("0")
     assert device_status("sft0")["host-napi"] == "softirq"
+    run(["softena", "down", "sft0"], check=True)
+    assert not napi_threads("sft0"), "the tap's NAPI threads outlived the device"
+
+
+def test_host_napi_affine_binds_each_queues_thread_to_its_workers_cpu(softena_up) -> None:
+    """--host-napi affine: the tap's NAPI threads, one per queue, each bound to the CPU
+    of its queue's worker with SCHED_BATCH, also after a channel change; traffic
+    passes and the device keeps cap_sys_nice for the placing, and only then."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("affine placement needs two CPUs to be told apart")
+    dev = softena_up("sft0", "--queues", "2", "--host-napi", "affine", "--max-queues", "4")
+    assert dev.status["host-napi"] == "affine"
+    assert "the host receives in the tap's NAPI (affine)" in run(["softena", "status"], check=True).stdout
+
+    def placed() -> list[tuple[list[int], int]]:
+        return sorted((sorted(os.sched_getaffinity(pid)), os.sched_getscheduler(pid)) for pid in napi_threads("sft0"))
+
+    for queues in ("2", "1", "3"):
+        run(["softena", "ethtool", "-L", "sft0", "combined", queues], check=True)
+        worker_cpus = device_status("sft0")["cpus"]
+        assert placed() == sorted(([c], os.SCHED_BATCH) for c in worker_cpus), (queues, worker_cpus, placed())
+    assert gbits(iperf3(dev.netns, dev.peer_v4, "-R", duration=2)) > 0.1
+    assert gbits(iperf3(dev.netns, dev.peer_v4, duration=2)) > 0.1
+    proc = run(["ping", "-c", "3", "-i", "0.2", "-W", "2", dev.peer_v6])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(f"/proc/{dev.pid}/status") as f:
+        eff = int(next(ln for ln in f if ln.startswith("CapEff:")).split()[1], 16)
+    assert eff & (1 << privilege.CAP_NUMBER["cap_sys_nice"])
     run(["softena", "down", "sft0"], check=True)
     assert not napi_threads("sft0"), "the tap's NAPI threads outlived the device"
