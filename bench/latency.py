@@ -3,8 +3,9 @@
 Baseline (a): sb-a -> sb-b over the plain veth.  softena: host -> its lab
 peer, in the default mode, with aRFS on (`ethtool -K ntuple on`: each flow
 on the queue of the CPU that reads it), with `--busy-poll USECS`, with busy-poll plus
-napi-set defer-hard-irqs/gro-flush-timeout on each of the device's NAPIs, and
-in the default mode with `--peer-napi threaded` (no ceiling: what it costs).
+napi-set defer-hard-irqs/gro-flush-timeout on each of the device's NAPIs, in
+the default mode with `--peer-napi threaded` and `--host-napi threaded` (no
+ceiling: what they cost), and with `--host-napi affine` plus aRFS.
 "Added" is softena's median minus the baseline's median, per test.
 
 ping: `ping -i 0.001 -c N`, each reply's time= parsed (iputils prints
@@ -46,7 +47,8 @@ def modes(busy_usecs: int, smoke: bool) -> list[Mode]:
             Mode(f"busy-poll {busy_usecs} + napi-set", busy_poll=busy_usecs, napi=True, ceiling_us=20.0),
             # No ceiling: the price of the NAPI threads' wake-ups, beside the throughput they buy.
             Mode("default, peer threaded", peer_napi="threaded"),
-            Mode("default, host threaded", host_napi="threaded")]
+            Mode("default, host threaded", host_napi="threaded"),
+            Mode("default, host affine + aRFS", host_napi="affine", arfs=True, ceiling_us=60.0)]
 
 
 def warm_neighbours(addr: str) -> None:

@@ -12,8 +12,9 @@ placements, as the scheduler falls.
                 on W and on O: a receiver gains from sharing the worker's CPU
                 (woken there, by the worker's own tap write), a sender loses
   aRFS          the default device (a queue per CPU) with `ethtool -K ntuple`
-                off and on: round trips with the host's end on each CPU and
-                unpinned, and single streams with the host's iperf3 unpinned
+                off and on, and on with `--host-napi affine`: round trips with
+                the host's end on each CPU and unpinned, and single streams
+                with the host's iperf3 unpinned
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ RR_PLACEMENTS = (("client and server on W", "w", "w"), ("client and server on O"
                  ("client on W, server on O", "w", "o"), ("client on O, server on W", "o", "w"))
 PING_PLACEMENTS = (("ping on W", "w"), ("ping on O", "o"))
 WIRES = (("AF_XDP wire", "lab"), ("tap wire", "tap"))
+# aRFS (ethtool -K ntuple) and where the host receives (--host-napi): the columns of the aRFS table.
+ARFS_CONFIGS = (("off", "inline"), ("on", "inline"), ("on", "affine"))
 
 
 def worker_and_other() -> dict[str, int] | None:
@@ -103,20 +106,21 @@ def arfs(lab: Lab, ping_count: int, rr_count: int, rr_secs: int, seconds: int, p
     rr = lab.helpers["rr"]
     cpus = (("unpinned", None), (f"on CPU {where['w']}", where["w"]), (f"on CPU {where['o']}", where["o"]))
     results: dict[str, dict] = {}
-    for on in (False, True):
-        log(f"placement: aRFS {'on' if on else 'off'}, softena-xdp@1500")
-        dev = lab.softena_up("lab", 1500)
-        lab.set_arfs(on)
+    for on, host_napi in ARFS_CONFIGS:
+        log(f"placement: aRFS {on}, host-napi {host_napi}, softena-xdp@1500")
+        dev = lab.softena_up("lab", 1500, host_napi=host_napi)
+        lab.set_arfs(on == "on")
+        key = (on, host_napi)
         warm_neighbours(dev.peer)
         for label, cpu in cpus:
-            results.setdefault(f"ping, {label}", {"unit": "us p50"})[on] = \
+            results.setdefault(f"ping, {label}", {"unit": "us p50"})[key] = \
                 ping_stats(None, dev.peer, ping_count, cpu)["p50_us"]
-            results.setdefault(f"tcp_rr, client {label}", {"unit": "us p50"})[on] = \
+            results.setdefault(f"tcp_rr, client {label}", {"unit": "us p50"})[key] = \
                 rr_stats(rr, None, DEV_NS, dev.peer, rr_count, rr_secs, cpu)["p50_us"]
         for rx in (True, False):
             runs = [iperf3(None, DEV_NS, dev.peer, port, seconds, reverse=rx) for _ in range(rounds)]
             results.setdefault(f"1 stream {'rx' if rx else 'tx'}, unpinned, median of {rounds}",
-                               {"unit": "Gbit/s"})[on] = statistics.median(runs)
+                               {"unit": "Gbit/s"})[key] = statistics.median(runs)
         lab.check_path()
         lab.softena_down()
-    return [{"case": case, "unit": r["unit"], "off": r[False], "on": r[True]} for case, r in results.items()]
+    return [{"case": case, "unit": r["unit"], "values": [r[c] for c in ARFS_CONFIGS]} for case, r in results.items()]

@@ -178,10 +178,10 @@ def print_report(result: dict, use_rich: bool) -> None:
               ("wire", "test", "host end on W", "on O", "W / O"), body, {2, 3, 4}, use_rich)
 
     if placed.get("arfs"):
-        body = [(r["case"], r["unit"], f"{r['off']:.2f}" if r["unit"] == "Gbit/s" else f"{r['off']:.1f}",
-                 f"{r['on']:.2f}" if r["unit"] == "Gbit/s" else f"{r['on']:.1f}") for r in placed["arfs"]]
-        table("aRFS (ethtool -K ntuple): the default softena-xdp@1500, a queue per CPU, off and on; "
-              "the peer's ends unpinned", ("case", "unit", "off", "on"), body, {2, 3}, use_rich)
+        body = [(r["case"], r["unit"], *(f"{v:.2f}" if r["unit"] == "Gbit/s" else f"{v:.1f}" for v in r["values"]))
+                for r in placed["arfs"]]
+        table("aRFS (ethtool -K ntuple) and --host-napi: softena-xdp@1500, a queue per CPU; the peer's ends unpinned",
+              ("case", "unit", "aRFS off, inline", "aRFS on, inline", "aRFS on, affine"), body, {2, 3, 4}, use_rich)
 
     sf = result.get("small_frames", [])
     if sf:
