@@ -30,7 +30,8 @@ from softena.errors import SoftenaError
 # What a running device keeps, why, and which wires need it: (reason, wire kinds).
 # "xsk": AF_XDP wires (lab, xdp:IFACE); "lab": wires whose far end is a peer namespace
 # (lab, tap); "steer": tap wires with their tun steering program (not --no-steering;
-# the lab veth's is linked at bring-up, under cap_sys_admin); "all": every wire.
+# the lab veth's is linked at bring-up, under cap_sys_admin); "affine": --host-napi
+# affine, whatever the wire; "all": every wire.
 # Measured one by one (see the module's docstring).
 NEEDS: dict[str, tuple[str, str]] = {
     "cap_net_admin": ("links, tap queues, XDP attach, ethtool -L: bring-up, reset, -L/-G, teardown", "all"),
@@ -42,6 +43,9 @@ NEEDS: dict[str, tuple[str, str]] = {
                     "(variable-offset map reads) to a loader without it", "steer"),
     "cap_ipc_lock": ("every queue rebuild's UMEM pins its pages past RLIMIT_MEMLOCK", "xsk"),
     "cap_sys_admin": ("the peer namespace: made, entered for ethtool -L and the link watch, removed", "lab"),
+    # A kernel thread's affinity and policy refuse even a root caller without it.
+    "cap_sys_nice": ("--host-napi affine: each queue's NAPI thread bound to its worker's CPU, SCHED_BATCH",
+                     "affine"),
 }
 # Only bring-up takes these, before the drop.
 BRINGUP_ONLY: dict[str, str] = {
@@ -83,16 +87,13 @@ class _CapData(ctypes.Structure):
 def runtime_caps(xsk: bool, lab: bool, low_port: bool = False, steer: bool = False,
                  affine: bool = False) -> dict[str, str]:
     """The capabilities a running device keeps, with why: those of NEEDS its wire needs
-    (XSK: AF_XDP, LAB: a peer namespace, STEER: a tap wire's steering program),
-    cap_net_bind_service for a metrics port below 1024, and cap_sys_nice for
-    --host-napi affine (AFFINE)."""
-    kinds = {"all"} | ({"xsk"} if xsk else set()) | ({"lab"} if lab else set()) | ({"steer"} if steer else set())
+    (XSK: AF_XDP, LAB: a peer namespace, STEER: a tap wire's steering program,
+    AFFINE: --host-napi affine), and cap_net_bind_service for a metrics port below 1024."""
+    kinds = {"all"} | ({"xsk"} if xsk else set()) | ({"lab"} if lab else set()) | ({"steer"} if steer else set()) \
+        | ({"affine"} if affine else set())
     keep = {name: why for name, (why, wires) in NEEDS.items() if kinds & set(wires.split())}
     if low_port:
         keep["cap_net_bind_service"] = "the metrics port is below 1024"
-    if affine:
-        # Measured: a kernel thread's affinity and policy refuse even a root caller without it.
-        keep["cap_sys_nice"] = "--host-napi affine: each queue's NAPI thread bound to its worker's CPU, SCHED_BATCH"
     return keep
 
 
