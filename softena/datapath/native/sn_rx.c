@@ -17,14 +17,15 @@
 /* aRFS: the queue on the CPU that reads FRAME's flow, or -1 for RSS to pick. */
 static int rx_arfs_queue(const struct sn_dev *dev, const uint8_t *frame, uint32_t len)
 {
-	uint32_t hash;
+	uint32_t hash, entry;
 	int t;
 
 	if (sn_rfs_frame_hash(frame, len, dev->rfs.seed, &hash))
 		return -1;
-	t = softena_rfs_queue(&dev->rfs, __atomic_load_n(&dev->rfs_table[(hash & SOFTENA_RFS_MASK) *
-									  SOFTENA_RFS_SLOT_WORDS],
-							 __ATOMIC_RELAXED), hash);
+	/* The recorder writes the slot from another CPU at any time: one load. */
+	entry = __atomic_load_n(&dev->rfs_table[(hash & SOFTENA_RFS_MASK) * SOFTENA_RFS_SLOT_WORDS],
+				__ATOMIC_RELAXED);
+	t = softena_rfs_queue(&dev->rfs, entry, hash);
 	return t < (int)dev->cfg.num_queues ? t : -1;
 }
 
