@@ -73,14 +73,6 @@ struct sk_buff {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SOFTENA_RFS_ENTRIES);
-	__uint(map_flags, BPF_F_MMAPABLE);	/* the datapath reads it in place */
-	__type(key, __u32);
-	__type(value, __u32);
-} rfs_table SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct softena_rfs_conf);

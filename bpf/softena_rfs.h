@@ -119,6 +119,20 @@ static __always_inline __u32 softena_rfs_hash(const __u8 *ip, int v6, const __u8
 	return h ^ (h >> 16);
 }
 
+#ifdef __bpf__
+/* The flow table, in both BPF objects that use it: the recorder's, and the
+ * steering programs', which take the recorder's by fd at load
+ * (bpf_map__reuse_fd() wants the same type, sizes and flags). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SOFTENA_RFS_ENTRIES);
+	__uint(map_flags, BPF_F_MMAPABLE);	/* the datapath reads it in place */
+	__type(key, __u32);
+	__type(value, __u32);
+} rfs_table SEC(".maps");
+
+#endif
+
 /* The table's word for HASH read on CPU: as the kernel's rps_sock_flow_table. */
 static __always_inline __u32 softena_rfs_entry(__u32 hash, __u32 cpu)
 {

@@ -50,15 +50,6 @@ struct {
 	__type(value, struct softena_steer);
 } steer_map SEC(".maps");
 
-/* The recorder's flow table (softena_rfs.bpf.c), shared by fd at load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SOFTENA_RFS_ENTRIES);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, __u32);
-} rfs_table SEC(".maps");
-
 /* aRFS: the queue on the CPU that reads SKB's flow, or -1 for RSS to pick. */
 static __always_inline int arfs_queue(struct __sk_buff *skb, const struct softena_steer *st)
 {

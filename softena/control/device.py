@@ -433,7 +433,7 @@ class Device:
             copy = "zero-copy" if self.datapath.zerocopy(0) else "copy"
             self.xdp_mode = f"{self.xdp.mode}, {copy}"
         for qid in range(st.queues):
-            worker = QueueWorker(self.datapath, self.name, qid, cpu_for_queue(qid, cfg.cpus), self.napi,
+            worker = QueueWorker(self.datapath, self.name, qid, self._cpu_of(qid), self.napi,
                                  self.napi_settings[qid])
             self.workers.append(worker)
             worker.start()

@@ -15,9 +15,9 @@ from softena.device.admin import Command, Completion, Feature, Opcode, Status
 from softena.device.features import DeviceAttributes
 from softena.device.rss import FLOW_TYPES, RssConfig
 
-OFFLOADS = ("tx_csum", "tso", "rx_csum", "rxhash", "hw_gro", "ntuple")
 # The datapath's engines; ntuple (aRFS) is the host's flow table, apart from them.
-ENGINE_OFFLOADS = OFFLOADS[:5]
+ENGINE_OFFLOADS = ("tx_csum", "tso", "rx_csum", "rxhash", "hw_gro")
+OFFLOADS = (*ENGINE_OFFLOADS, "ntuple")
 OFF_BY_DEFAULT = ("ntuple",)  # as on a NIC: aRFS is asked for (ethtool -K ntuple on)
 LLQ_HEADER_SIZES = (96, 224)
 

@@ -25,29 +25,19 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+import psutil
+
 from softena.errors import SoftenaError
 from softena.ports import tap
 
-PF_KTHREAD = 0x00200000
+KTHREADD_PID = 2  # the parent of every kernel thread
 
 
 def napi_threads(ifname: str) -> set[int]:
     """The pids of the kernel's NAPI threads of IFNAME (napi/IFNAME-ID, cut to 15 bytes)."""
     prefix = f"napi/{ifname}-"[:15]
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue  # gone meanwhile
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        flags = int(stat[stat.rindex(")") + 2:].split()[6])
-        if comm.startswith(prefix) and flags & PF_KTHREAD:
-            found.add(int(entry))
-    return found
+    return {p.info["pid"] for p in psutil.process_iter(["pid", "name", "ppid"])
+            if p.info["ppid"] == KTHREADD_PID and (p.info["name"] or "").startswith(prefix)}
 
 
 def place(pid: int, cpu: int) -> None:
@@ -84,8 +74,7 @@ def open_queues(name: str, first: int, count: int, offloads: int, cpu_of: Callab
 def resize_queues(name: str, fds: list[int], count: int, offloads: int, cpu_of: Callable[[int], int]) -> None:
     """Grow or shrink tap NAME's queues to COUNT in place in FDS, as tap.resize_queues(),
     a new queue's NAPI thread placed on CPU_OF(queue); a closed queue's thread goes with it."""
-    if count < len(fds):
-        tap.close_all(fds[count:])
-        del fds[count:]
-    elif count > len(fds):
+    if count > len(fds):
         fds += open_queues(name, len(fds), count - len(fds), offloads, cpu_of)
+    else:
+        tap.resize_queues(name, fds, count, offloads)

@@ -48,10 +48,6 @@ class FlowRecorder(BpfFds):
         """Record the flows the host reads from the device's interface IFINDEX."""
         configure_rfs_recorder(self.conf_fd, ifindex, self.seed)
 
-    @property
-    def attached(self) -> bool:
-        return self.link_fd >= 0
-
     def set_attached(self, on: bool) -> None:
         """Attach the recorder (aRFS on) or detach it; idempotent."""
         if on and self.link_fd < 0:
