@@ -1,11 +1,12 @@
 """Latency cases: ICMP echo (ping) and TCP 1-byte request/response round trips.
 
 Baseline (a): sb-a -> sb-b over the plain veth.  softena: host -> its lab
-peer, in the default mode, with aRFS on (`ethtool -K ntuple on`: each flow
-on the queue of the CPU that reads it), with `--busy-poll USECS`, with busy-poll plus
-napi-set defer-hard-irqs/gro-flush-timeout on each of the device's NAPIs, in
-the default mode with `--peer-napi threaded` and `--host-napi threaded` (no
-ceiling: what they cost), and with `--host-napi affine` plus aRFS.
+peer, in the default mode (`--host-napi auto`: affine), with aRFS on
+(`ethtool -K ntuple on`: each flow on the queue of the CPU that reads it),
+with `--busy-poll USECS` (auto: inline), with busy-poll plus napi-set
+defer-hard-irqs/gro-flush-timeout on each of the device's NAPIs, and in the
+default mode with `--peer-napi threaded`, `--host-napi threaded` and
+`--host-napi inline` (no ceiling: what they cost or save).
 "Added" is softena's median minus the baseline's median, per test.
 
 ping: `ping -i 0.001 -c N`, each reply's time= parsed (iputils prints
@@ -33,7 +34,7 @@ class Mode:
     busy_poll: int = 0
     napi: bool = False
     peer_napi: str = "inline"  # softena up --peer-napi: where the lab peer receives
-    host_napi: str = "inline"  # softena up --host-napi: where the host receives
+    host_napi: str = "auto"  # softena up --host-napi: where the host receives (auto: affine, inline if busy)
     arfs: bool = False  # ethtool -K ntuple on: flows go to their reader's CPU
     ceiling_us: float | None = None  # issue 10 item 4: the most this mode may add to (a)'s p50
 
@@ -48,7 +49,7 @@ def modes(busy_usecs: int, smoke: bool) -> list[Mode]:
             # No ceiling: the price of the NAPI threads' wake-ups, beside the throughput they buy.
             Mode("default, peer threaded", peer_napi="threaded"),
             Mode("default, host threaded", host_napi="threaded"),
-            Mode("default, host affine + aRFS", host_napi="affine", arfs=True, ceiling_us=60.0)]
+            Mode("default, host inline", host_napi="inline")]
 
 
 def warm_neighbours(addr: str) -> None:

@@ -11,8 +11,9 @@ placements, as the scheduler falls.
   throughput    one iperf3 stream each way on both wires with the host's end
                 on W and on O: a receiver gains from sharing the worker's CPU
                 (woken there, by the worker's own tap write), a sender loses
-  aRFS          the default device (a queue per CPU) with `ethtool -K ntuple`
-                off and on, and on with `--host-napi affine`: round trips with
+  aRFS          the default device (a queue per CPU, `--host-napi affine`)
+                with `ethtool -K ntuple` off and on, and the host receiving
+                inline (`--host-napi inline`, aRFS off): round trips with
                 the host's end on each CPU and unpinned, and single streams
                 with the host's iperf3 unpinned
 """
@@ -35,7 +36,7 @@ RR_PLACEMENTS = (("client and server on W", "w", "w"), ("client and server on O"
 PING_PLACEMENTS = (("ping on W", "w"), ("ping on O", "o"))
 WIRES = (("AF_XDP wire", "lab"), ("tap wire", "tap"))
 # aRFS (ethtool -K ntuple) and where the host receives (--host-napi): the columns of the aRFS table.
-ARFS_CONFIGS = (("off", "inline"), ("on", "inline"), ("on", "affine"))
+ARFS_CONFIGS = (("off", "inline"), ("off", "affine"), ("on", "affine"))
 
 
 def worker_and_other() -> dict[str, int] | None:

@@ -180,8 +180,9 @@ def print_report(result: dict, use_rich: bool) -> None:
     if placed.get("arfs"):
         body = [(r["case"], r["unit"], *(f"{v:.2f}" if r["unit"] == "Gbit/s" else f"{v:.1f}" for v in r["values"]))
                 for r in placed["arfs"]]
-        table("aRFS (ethtool -K ntuple) and --host-napi: softena-xdp@1500, a queue per CPU; the peer's ends unpinned",
-              ("case", "unit", "aRFS off, inline", "aRFS on, inline", "aRFS on, affine"), body, {2, 3, 4}, use_rich)
+        table("--host-napi (default affine) and aRFS (ethtool -K ntuple): softena-xdp@1500, a queue per CPU; "
+              "the peer's ends unpinned",
+              ("case", "unit", "inline, aRFS off", "affine, aRFS off", "affine, aRFS on"), body, {2, 3, 4}, use_rich)
 
     sf = result.get("small_frames", [])
     if sf:

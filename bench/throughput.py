@@ -192,7 +192,7 @@ class Runner:
     def _softena_for(self, path: Path) -> None:
         dev = self.lab.dev
         peer_napi = "threaded" if path.threaded else "inline"
-        host_napi = "threaded" if path.host_threaded else "inline"
+        host_napi = "threaded" if path.host_threaded else "auto"
         if dev is None or (dev.wire, dev.mtu, dev.busy_poll, dev.peer_napi, dev.host_napi) != \
                 (path.wire, path.mtu, path.busy_poll, peer_napi, host_napi):
             self.close_device()

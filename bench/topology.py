@@ -184,7 +184,7 @@ class Lab:
     # -- softena --
 
     def softena_up(self, wire: str = "lab", mtu: int = 1500, busy_poll: int = 0,
-                   peer_napi: str = "inline", host_napi: str = "inline") -> Device:
+                   peer_napi: str = "inline", host_napi: str = "auto") -> Device:
         """`softena up sbn0 --wire W --mtu M --queues Q --peer-napi P --host-napi H [--busy-poll U]`;
         returns once traffic passes."""
         if self.dev is not None:

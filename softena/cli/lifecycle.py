@@ -43,7 +43,7 @@ UP_EXAMPLES = examples(
     "softena up ena0 --wire xdp:eth1   # an existing interface as the wire",
     "softena up ena0 --wire tap --mtu 9000",
     "softena up --peer-napi threaded  # lab peer in NAPI threads",
-    "softena up --host-napi threaded  # host in the tap's NAPI threads",
+    "softena up --host-napi inline  # host receives inside the workers' writes",
     "softena up ena0 --foreground      # stay attached, for a supervisor")
 
 
@@ -63,13 +63,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="where a lab peer receives: inline, in the sender's transmit call as veth does by "
                          "default (default), or threaded, in NAPI threads of its own as a host at the far end "
                          "of a cable does (more bulk throughput, a thread wake-up more per round trip)")
-    up.add_argument("--host-napi", choices=HOST_NAPI_MODES, default="inline",
-                    help="where the host receives what the device delivers: inline, inside the worker's write "
-                         "to the tap (default), or threaded, in the tap's NAPI threads with GRO, as a host "
-                         "receives from a NIC (the kernel's /sys/class/net/DEV/threaded; more bulk throughput "
-                         "host to peer and at MTU 9000, a little less peer to host at 1500 on the AF_XDP wire), "
-                         "or affine, in those threads each bound to its queue's worker CPU, as a NIC's queue "
-                         "interrupt is, running when the worker sleeps: a reader is woken on its own CPU")
+    up.add_argument("--host-napi", choices=HOST_NAPI_MODES, default="auto",
+                    help="where the host receives what the device delivers: affine, in the tap's NAPI threads "
+                         "with GRO, each bound to its queue's worker CPU as a NIC's queue interrupt is and "
+                         "running when the worker sleeps, so a reader is woken on its own CPU; inline, inside "
+                         "the worker's write to the tap (no hand-off to a thread, and no wait for a polling "
+                         "worker to sleep); threaded, in those threads unbound (the kernel's "
+                         "/sys/class/net/DEV/threaded); auto (default): affine, or inline with --busy-poll")
     up.add_argument("--no-steering", action="store_true",
                     help="no RSS stage on a software wire: frames arrive on the queue the peer sent them on "
                          "and workers hand them over (for comparison)")

@@ -75,9 +75,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     console = Console()
     print_table(console, devices)
     for r in rows:
-        if r.get("host-napi", "inline") != "inline":
-            console.print(f"{r['dev']}: the host receives in the tap's NAPI ({r['host-napi']}), "
-                          f"not inside the workers' writes")
+        host_napi = r.get("host-napi", "affine")
+        if host_napi == "inline":
+            console.print(f"{r['dev']}: the host receives inside the workers' writes, not in the tap's NAPI threads")
+        elif host_napi != "affine":
+            console.print(f"{r['dev']}: the host receives in the tap's NAPI ({host_napi}), "
+                          f"not in threads bound to the workers' CPUs")
         if r.get("wire-steering", "not on this wire") != "not on this wire":
             console.print(f"{r['dev']}: wire Rx queue steering {r['wire-steering']}")
         if "wire-rx-metadata" in r:

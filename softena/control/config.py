@@ -32,7 +32,16 @@ MAX_BUSY_POLL_US = 1_000_000
 # --peer-napi: where a lab peer's receive runs (softena/ports/lab.py);
 # --host-napi: where the host's receive of our Rx runs (softena/ports/tap.py, hostnapi.py).
 PEER_NAPI_MODES = ("inline", "threaded")
-HOST_NAPI_MODES = ("inline", "threaded", "affine")
+HOST_NAPI_MODES = ("auto", "inline", "threaded", "affine")
+
+
+def resolve_host_napi(mode: str, busy_poll_us: int) -> str:
+    """--host-napi auto (the default): affine, as a NIC's queue interrupts are
+    placed; inline with --busy-poll, whose workers seldom sleep, and an affine
+    NAPI thread runs only when its worker does."""
+    if mode != "auto":
+        return mode
+    return "inline" if busy_poll_us else "affine"
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,10 @@ class DeviceConfig:
     steering: bool = True  # --no-steering: no RSS stage on a software wire (softena/ports/steer.py)
     read_group: str | None = None  # --read-group: may use the read-only control commands
     peer_napi: str = "inline"  # --peer-napi: a lab peer receives inline or in NAPI threads of its own
-    host_napi: str = "inline"  # --host-napi: the host receives our Rx inline or in NAPI threads of the tap
+    host_napi: str = "auto"  # --host-napi: the host receives our Rx inline or in NAPI threads of the tap
+
+    def __post_init__(self) -> None:
+        self.host_napi = resolve_host_napi(self.host_napi, self.busy_poll_us)
 
     def validate(self) -> None:
         """Refuse what cannot work, before any kernel object exists."""

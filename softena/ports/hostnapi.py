@@ -46,7 +46,8 @@ def place(pid: int, cpu: int) -> None:
         os.sched_setaffinity(pid, {cpu})
         os.sched_setscheduler(pid, os.SCHED_BATCH, os.sched_param(0))
     except OSError as exc:
-        raise SoftenaError(f"cannot place NAPI thread {pid} on CPU {cpu}: {exc.strerror}") from exc
+        raise SoftenaError(f"cannot place NAPI thread {pid} on CPU {cpu}: {exc.strerror} "
+                           f"(it takes cap_sys_nice; --host-napi inline needs none)") from exc
 
 
 def open_queues(name: str, first: int, count: int, offloads: int, cpu_of: Callable[[int], int]) -> list[int]:

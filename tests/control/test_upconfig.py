@@ -13,6 +13,7 @@ from conftest import run
 
 from softena.cli.main import build_parser
 from softena.cli.upconfig import key_lines, tomllib
+from softena.control.config import DeviceConfig
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "ena0.toml"
 
@@ -97,3 +98,12 @@ def test_key_lines_finds_top_level_keys_and_tables_not_text_in_strings() -> None
     text = ('# mtu = 1\n\nmtu = 1500\n"wire" = """\nqueues = 3\n"""\n'
             "'llq'='96'\nbusy-poll.x = 1\n[ table ]\nqueues = 2\n[[more]]\n")
     assert key_lines(text) == {"mtu": 3, "wire": 4, "llq": 7, "busy-poll": 8, "table": 9, "more": 11}
+
+
+@pytest.mark.parametrize(("mode", "busy_poll", "resolved"), [
+    ("auto", 0, "affine"), ("auto", 50, "inline"), ("inline", 0, "inline"), ("affine", 50, "affine"),
+    ("threaded", 0, "threaded")])
+def test_host_napi_auto_is_affine_unless_the_workers_busy_poll(mode: str, busy_poll: int, resolved: str) -> None:
+    """An affine NAPI thread runs only when its worker sleeps, which a busy-polling worker seldom does."""
+    assert tomllib.loads(print_config())["host-napi"] == "auto"
+    assert DeviceConfig(busy_poll_us=busy_poll, host_napi=mode).host_napi == resolved

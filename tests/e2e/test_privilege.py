@@ -27,10 +27,12 @@ def expected(bits: int) -> dict[str, set[int]]:
     return {"CapEff": {bits}, "CapPrm": {bits}, "CapBnd": {bits}, "CapInh": {0}, "CapAmb": {0}}
 
 
-def test_a_lab_device_keeps_five_capabilities_in_every_thread_and_still_does_everything(softena_up) -> None:
+def test_a_lab_device_keeps_six_capabilities_in_every_thread_and_still_does_everything(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "2")
-    kept = privilege.runtime_caps(xsk=True, lab=True)
-    assert sorted(kept) == ["cap_bpf", "cap_ipc_lock", "cap_net_admin", "cap_net_raw", "cap_sys_admin"]
+    # cap_sys_nice: the default --host-napi affine places the tap's NAPI threads, also on -L.
+    kept = privilege.runtime_caps(xsk=True, lab=True, affine=True)
+    assert sorted(kept) == ["cap_bpf", "cap_ipc_lock", "cap_net_admin", "cap_net_raw", "cap_sys_admin",
+                            "cap_sys_nice"]
     bits = privilege.mask(kept)
     assert capability_sets(dev.pid) == expected(bits)
     lines = [ln for ln in device_log("sft0").splitlines() if "capabilities kept:" in ln]
@@ -53,7 +55,7 @@ def test_a_lab_device_keeps_five_capabilities_in_every_thread_and_still_does_eve
 
 
 def test_a_tap_wire_of_its_own_keeps_cap_net_admin_and_what_its_steering_program_needs(softena_up) -> None:
-    dev = softena_up("sft0", "--queues", "2", "--wire", "tap:sft0t")
+    dev = softena_up("sft0", "--queues", "2", "--wire", "tap:sft0t", "--host-napi", "inline")
     assert capability_sets(dev.pid) == expected(privilege.mask(["cap_net_admin", "cap_bpf", "cap_perfmon"]))
     assert dev.status["wire-steering"] == "by RSS, tun steering on sft0t"  # what cap_bpf and cap_perfmon are for
     run(["softena", "ethtool", "-L", "sft0", "combined", "1"], check=True)
@@ -68,5 +70,5 @@ def test_the_systemd_units_bounding_set_is_what_bring_up_needs() -> None:
 
 
 def test_without_steering_a_tap_wire_keeps_cap_net_admin_alone(softena_up) -> None:
-    dev = softena_up("sft0", "--queues", "2", "--wire", "tap:sft0t", "--no-steering")
+    dev = softena_up("sft0", "--queues", "2", "--wire", "tap:sft0t", "--no-steering", "--host-napi", "inline")
     assert capability_sets(dev.pid) == expected(privilege.mask(["cap_net_admin"]))

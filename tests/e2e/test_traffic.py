@@ -230,13 +230,14 @@ def test_peer_napi_threaded_receives_in_the_peers_own_threads(softena_up, wire: 
 def test_host_napi_threaded_receives_in_the_taps_own_threads(softena_up) -> None:
     """--host-napi threaded: the host takes the device's Rx in the tap's NAPI
     polls, in kernel threads (IFF_NAPI and /sys/class/net/DEV/threaded), not
-    inside the workers' writes; the default stays inline; the kernel lists no
-    NAPI of the tap's own beside the device's."""
-    dev = softena_up("sft0", "--queues", "2")
+    inside the workers' writes, where the default takes it with --busy-poll;
+    the kernel lists no NAPI of the tap's own beside the device's."""
+    dev = softena_up("sft0", "--queues", "2", "--busy-poll", "50")
     with open("/sys/class/net/sft0/threaded") as f:
         assert f.read().strip() == "0"
     assert not napi_threads("sft0")
     assert dev.status["host-napi"] == "inline"
+    assert "sft0: the host receives inside the workers' writes" in run(["softena", "status"], check=True).stdout
     run(["softena", "down", "sft0"], check=True)
 
     dev = softena_up("sft0", "--queues", "2", "--host-napi", "threaded")
@@ -275,16 +276,16 @@ def test_host_napi_threaded_receives_in_the_taps_own_threads(softena_up) -> None
     assert not napi_threads("sft0"), "the tap's NAPI threads outlived the device"
 
 
-def test_host_napi_affine_binds_each_queues_thread_to_its_workers_cpu(softena_up) -> None:
-    """--host-napi affine: the tap's NAPI threads, one per queue, each bound to the CPU
-    of its queue's worker with SCHED_BATCH, also after a channel change; traffic
-    passes and the device keeps cap_sys_nice for the placing, and only then."""
+def test_host_napi_affine_by_default_binds_each_queues_thread_to_its_workers_cpu(softena_up) -> None:
+    """--host-napi affine, the default: the tap's NAPI threads, one per queue, each bound
+    to the CPU of its queue's worker with SCHED_BATCH, also after a channel change;
+    traffic passes and the device keeps cap_sys_nice for the placing."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         pytest.skip("affine placement needs two CPUs to be told apart")
-    dev = softena_up("sft0", "--queues", "2", "--host-napi", "affine", "--max-queues", "4")
+    dev = softena_up("sft0", "--queues", "2", "--max-queues", "4")
     assert dev.status["host-napi"] == "affine"
-    assert "the host receives in the tap's NAPI (affine)" in run(["softena", "status"], check=True).stdout
+    assert "the host receives" not in run(["softena", "status"], check=True).stdout  # the default: no note
 
     def placed() -> list[tuple[list[int], int]]:
         return sorted((sorted(os.sched_getaffinity(pid)), os.sched_getscheduler(pid)) for pid in napi_threads("sft0"))
