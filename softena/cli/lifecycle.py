@@ -43,7 +43,7 @@ UP_EXAMPLES = examples(
     "softena up ena0 --wire xdp:eth1   # an existing interface as the wire",
     "softena up ena0 --wire tap --mtu 9000",
     "softena up --peer-napi threaded  # lab peer in NAPI threads",
-    "softena up --host-napi inline  # host receives inside the workers' writes",
+    "softena up --host-napi inline    # host receives in workers' writes",
     "softena up ena0 --foreground      # stay attached, for a supervisor")
 
 
