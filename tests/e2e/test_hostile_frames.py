@@ -128,11 +128,16 @@ def _l4_span(frame: bytes) -> tuple[int, int, int, bytes] | None:
 
 
 def l4_checksum_ok(frame: bytes) -> bool | None:
-    """True/False: the TCP/UDP checksum verifies or not; None: no L4 header to check."""
+    """True/False: the TCP/UDP checksum verifies or not; None: no L4 header to check.
+    A zero UDP field over IPv4 means no checksum, which nothing can fail (RFC 768):
+    the host's GRO, and its UDP without GRO, take it as CHECKSUM_UNNECESSARY."""
     span = _l4_span(frame)
     if span is None:
         return None
-    _proto, l4, end, pseudo = span
+    proto, l4, end, pseudo = span
+    ipv4 = len(pseudo) == 14  # two addresses of 4 bytes, then protocol and length
+    if proto == 17 and ipv4 and frame[l4 + 6:l4 + 8] == b"\0\0":
+        return True
     return _sum16(frame[l4:end], _sum16(pseudo)) == 0xFFFF
 
 
