@@ -720,13 +720,16 @@ class Device:
 
     def _host_napi_state(self) -> str:
         """Where the host receives our Rx, as the kernel has it now: inline in
-        the workers' writes, or in the tap's NAPI, threaded or in softirq (the
-        admin may have written /sys/class/net/DEV/threaded since)."""
+        the workers' writes, or in the tap's NAPI, threaded (bound to the
+        workers' CPUs or not) or in softirq (the admin may have written
+        /sys/class/net/DEV/threaded since, which makes new, unbound threads)."""
         if not self._host_napi:
             return "inline"
         if not tap.is_threaded(self.name):
             return "softirq"
-        return "affine" if self.config.host_napi == "affine" else "threaded"
+        if self.config.host_napi == "affine" and hostnapi.placed(self.name, self.cpu_list()):
+            return "affine"
+        return "threaded"
 
     def _wire_metadata(self) -> dict:
         """What RX metadata the wire's driver offers the XDP program (the

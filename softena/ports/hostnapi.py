@@ -50,6 +50,22 @@ def place(pid: int, cpu: int) -> None:
                            f"(it takes cap_sys_nice; --host-napi inline needs none)") from exc
 
 
+def placed(ifname: str, cpus: list[int]) -> bool:
+    """Whether IFNAME's NAPI threads are one per CPU of CPUS (a CPU listed twice: two
+    threads there), each bound to that CPU alone with SCHED_BATCH, as place() left them.
+    An admin who writes /sys/class/net/DEV/threaded off and on gets new, unbound threads."""
+    found = []
+    for pid in napi_threads(ifname):
+        try:
+            affinity, policy = os.sched_getaffinity(pid), os.sched_getscheduler(pid)
+        except OSError:  # a thread that went with its queue, or with threaded NAPI
+            return False
+        if len(affinity) != 1 or policy != os.SCHED_BATCH:
+            return False
+        found += affinity
+    return sorted(found) == sorted(cpus)
+
+
 def open_queues(name: str, first: int, count: int, offloads: int, cpu_of: Callable[[int], int]) -> list[int]:
     """Open tap NAME's queues FIRST..FIRST+COUNT-1 with threaded NAPI, one at a time,
     each queue's NAPI thread on CPU_OF(queue). Queue 0 creates the tap and turns

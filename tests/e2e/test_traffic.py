@@ -301,5 +301,12 @@ def test_host_napi_affine_by_default_binds_each_queues_thread_to_its_workers_cpu
     with open(f"/proc/{dev.pid}/status") as f:
         eff = int(next(ln for ln in f if ln.startswith("CapEff:")).split()[1], 16)
     assert eff & (1 << privilege.CAP_NUMBER["cap_sys_nice"])
+    # The admin's knob stays theirs, and status tells what the kernel does: where
+    # threaded NAPI off and on again starts new threads, they are not bound.
+    for value in ("0", "1"):
+        with open("/sys/class/net/sft0/threaded", "w") as f:
+            f.write(value)
+    bound = placed() == sorted(([c], os.SCHED_BATCH) for c in device_status("sft0")["cpus"])
+    assert device_status("sft0")["host-napi"] == ("affine" if bound else "threaded")
     run(["softena", "down", "sft0"], check=True)
     assert not napi_threads("sft0"), "the tap's NAPI threads outlived the device"
