@@ -5,6 +5,7 @@ Everything here is stdlib only.  Progress goes to stderr; results to stdout.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -207,38 +208,63 @@ def pinned(cpu: int | None, argv: Sequence[str]) -> list[str]:
 
 def iperf3(client_ns: str | None, server_ns: str | None, server_addr: str, port: int, seconds: int,
            streams: int = 1, reverse: bool = False, omit: int = 0, target: str | None = None,
-           client_cpu: int | None = None) -> float:
+           client_cpu: int | None = None, processes: int = 1) -> float:
     """One iperf3 TCP run with a one-off server; end.sum_received in Gbit/s.
 
     The server binds SERVER_ADDR in SERVER_NS; the client connects to TARGET
     (default: the same address), e.g. a user-mode gateway mapped to loopback,
-    from CLIENT_CPU alone when one is given.
+    from CLIENT_CPU alone when one is given. With PROCESSES > 1, that many
+    server and client pairs run at once on ports PORT.., and their sums add up:
+    iperf3 3.12 serves all of one client's -P streams in one thread, where a
+    multi-threaded receiver (or iperf3 3.16 and later) reads on every CPU.
     """
     target = target or server_addr
     check_address(server_addr)
     check_address(target)
-    server = in_ns(server_ns, ["iperf3", "-s", "-1", "-B", server_addr, "-p", str(port)])
-    argv = in_ns(client_ns, pinned(client_cpu, ["iperf3", "-c", target, "-p", str(port), "-J", "-t", str(seconds),
-                                                "-P", str(streams), "--connect-timeout", "3000"]))
-    if omit:
-        argv += ["-O", str(omit)]
-    if reverse:
-        argv.append("-R")
-    with Server(server, ready=listening(server_ns, port), name="iperf3 -s"):
-        proc = run(argv, timeout=seconds + omit + 30, check=False)
+    ports = [port + i for i in range(processes)]
+    with contextlib.ExitStack() as stack:
+        for p in ports:
+            server = in_ns(server_ns, ["iperf3", "-s", "-1", "-B", server_addr, "-p", str(p)])
+            stack.enter_context(Server(server, ready=listening(server_ns, p), name="iperf3 -s"))
+        clients = []
+        for p in ports:
+            argv = in_ns(client_ns, pinned(client_cpu, ["iperf3", "-c", target, "-p", str(p), "-J",
+                                                        "-t", str(seconds), "-P", str(streams),
+                                                        "--connect-timeout", "3000"]))
+            argv += ["-O", str(omit)] if omit else []
+            argv += ["-R"] if reverse else []
+            clients.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True, start_new_session=True))
+        outputs = []
+        try:
+            for proc in clients:
+                out, err = proc.communicate(timeout=seconds + omit + 30)
+                outputs.append((proc.returncode, out, err))
+        except subprocess.TimeoutExpired as exc:
+            raise BenchError(f"iperf3 did not finish within {exc.timeout:.0f} s") from None
+        finally:
+            for proc in clients:  # a client that outlived its time, on an error above
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    return sum(_iperf3_gbps(*result) for result in outputs)
+
+
+def _iperf3_gbps(returncode: int, stdout: str, stderr: str) -> float:
+    """end.sum_received of one iperf3 client's JSON, in Gbit/s."""
     try:
-        result = json.loads(proc.stdout)
+        result = json.loads(stdout)
     except ValueError as exc:
-        detail = (proc.stderr.strip() or proc.stdout.strip())[-400:]
-        raise BenchError(f"iperf3 gave no JSON (exit {proc.returncode}): {detail}") from exc
+        detail = (stderr.strip() or stdout.strip())[-400:]
+        raise BenchError(f"iperf3 gave no JSON (exit {returncode}): {detail}") from exc
     if "error" in result:
         raise BenchError(f"iperf3: {result['error']}")
     try:
         bps = float(result["end"]["sum_received"]["bits_per_second"])
     except (KeyError, TypeError, ValueError) as exc:
         raise BenchError("iperf3 JSON lacks end.sum_received.bits_per_second") from exc
-    if proc.returncode != 0:
-        raise BenchError(f"iperf3 exited {proc.returncode}")
+    if returncode != 0:
+        raise BenchError(f"iperf3 exited {returncode}")
     return bps / 1e9
 
 

@@ -25,11 +25,12 @@ from topology import ADDR_B, DEV, DEV_NS, NS_A, NS_B, USERNET, Lab
 
 @dataclass(frozen=True)
 class Test:
-    """One iperf3 shape: streams, and the direction of the data."""
+    """One iperf3 shape: streams, the direction of the data, and how many iperf3 pairs carry them."""
 
     name: str
     streams: int
     rx: bool  # data from the peer namespace to the host (iperf3 -R for a client on the host)
+    processes: int = 1  # iperf3 pairs at once, each with STREAMS streams (common.iperf3)
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,14 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str], busy_pol
     --busy-poll of the tap wire's informative busy row."""
     t = {x.name: x for x in (Test("1 stream tx", 1, False), Test("1 stream rx", 1, True),
                              Test(f"{parallel} streams tx", parallel, False),
-                             Test(f"{parallel} streams rx", parallel, True))}
+                             Test(f"{parallel} streams rx", parallel, True),
+                             Test(f"{parallel} processes tx", 1, False, parallel),
+                             Test(f"{parallel} processes rx", 1, True, parallel))}
     one = ["1 stream tx", "1 stream rx"]
     multi = [f"{parallel} streams tx", f"{parallel} streams rx"]
+    # Not a floor: the -P tests' streams in as many iperf3 processes, so that the
+    # receiver reads on every CPU, as iperf3 3.16+ and multi-threaded servers do.
+    procs = [f"{parallel} processes tx", f"{parallel} processes rx"]
     p = [Path("veth@1500", "veth", 1500, description="(a) kernel veth between two namespaces"),
          Path("veth+xdp@1500", "veth", 1500, xdp=True, description="(b) the same veth, XDP_PASS on both ends"),
          Path("veth@9000", "veth", 9000, description="(a) at MTU 9000"),
@@ -121,9 +127,9 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str], busy_pol
             cmp += [Comparison("softena-xdp@1500", "1 stream tx", peers1500, 1.0, "3"),
                     Comparison("softena-tap@1500", "1 stream tx", peers1500, 2.0, "3")]
         return Plan(t, paths, blocks, peer_runs, cmp, idle_after="softena-xdp@1500")
-    blocks = [("softena-xdp@1500", "veth+xdp@1500", one + multi),
+    blocks = [("softena-xdp@1500", "veth+xdp@1500", one + multi + procs),
               ("softena-xdp@9000", "veth@9000", one),
-              ("softena-tap@1500", "veth@1500", one + multi),
+              ("softena-tap@1500", "veth@1500", one + multi + procs),
               ("softena-tap@9000", None, one),
               # Not a floor: what the lab peer's receive model is worth, with
               # the same model given to the baseline.
@@ -135,7 +141,7 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str], busy_pol
     peer_runs = [(name, one) for name in (*peers1500, *peers_best)]
     for test in one:
         cmp.append(Comparison("softena-xdp@1500", test, ("veth+xdp@1500",), 1.0, "1"))
-    for test in multi:
+    for test in multi + procs:
         cmp.append(Comparison("softena-xdp@1500", test, ("veth+xdp@1500",), None, "1"))
     for test in one:
         cmp.append(Comparison("softena-xdp@9000", test, ("veth@9000",), 0.5, "1"))
@@ -143,6 +149,8 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str], busy_pol
         cmp.append(Comparison("softena-tap@1500", test, ("veth@1500",), 0.9, "2"))
     for test in multi:
         cmp.append(Comparison("softena-tap@1500", test, ("veth@1500",), 0.6, "2"))
+    for test in procs:
+        cmp.append(Comparison("softena-tap@1500", test, ("veth@1500",), None, "2"))
     for test in one:
         cmp.append(Comparison("softena-tap@9000", test, ("veth@9000",), None, "2"))
     for test in one:
@@ -229,7 +237,8 @@ class Runner:
     def once(self, path: Path, test: Test) -> tuple[float, cost.CpuUse | None]:
         if path.kind == "veth":
             self.lab.set_veth(path.mtu, path.xdp, path.threaded)
-            return iperf3(NS_A, NS_B, ADDR_B, self.port, self.seconds, test.streams, test.rx, self.omit), None
+            return iperf3(NS_A, NS_B, ADDR_B, self.port, self.seconds, test.streams, test.rx, self.omit,
+                          processes=test.processes), None
         if path.kind == "usernet":
             self.close_device()
             if self.usernet_mtu.get(path.tool) != path.mtu:
@@ -243,7 +252,8 @@ class Runner:
         assert self.lab.dev
         self.lab.check_path()
         a = cost.snapshot(self.lab.dev.pid, DEV)
-        gbps = iperf3(None, DEV_NS, self.lab.dev.peer, self.port, self.seconds, test.streams, test.rx, self.omit)
+        gbps = iperf3(None, DEV_NS, self.lab.dev.peer, self.port, self.seconds, test.streams, test.rx, self.omit,
+                      processes=test.processes)
         b = cost.snapshot(self.lab.dev.pid, DEV)
         self.lab.check_path()
         return gbps, cost.used(a, b)
