@@ -34,10 +34,16 @@ KTHREADD_PID = 2  # the parent of every kernel thread
 
 
 def napi_threads(ifname: str) -> set[int]:
-    """The pids of the kernel's NAPI threads of IFNAME (napi/IFNAME-ID, cut to 15 bytes)."""
+    """The pids of the kernel's NAPI threads of IFNAME (napi/IFNAME-ID, cut to 15 bytes).
+    Only digits may follow the prefix, so that another interface whose name
+    starts with IFNAME- (napi/ena0-wire-3 beside napi/ena0-0) is not taken for it."""
     prefix = f"napi/{ifname}-"[:15]
+
+    def ours(name: str) -> bool:
+        return name == prefix or (name.startswith(prefix) and name[len(prefix):].isdigit())
+
     return {p.info["pid"] for p in psutil.process_iter(["pid", "name", "ppid"])
-            if p.info["ppid"] == KTHREADD_PID and (p.info["name"] or "").startswith(prefix)}
+            if p.info["ppid"] == KTHREADD_PID and ours(p.info["name"] or "")}
 
 
 def place(pid: int, cpu: int) -> None:
