@@ -100,10 +100,13 @@ def test_key_lines_finds_top_level_keys_and_tables_not_text_in_strings() -> None
     assert key_lines(text) == {"mtu": 3, "wire": 4, "llq": 7, "busy-poll": 8, "table": 9, "more": 11}
 
 
+def test_host_napi_defaults_to_auto() -> None:
+    assert tomllib.loads(print_config())["host-napi"] == "auto"
+
+
 @pytest.mark.parametrize(("mode", "busy_poll", "resolved"), [
     ("auto", 0, "affine"), ("auto", 50, "inline"), ("inline", 0, "inline"), ("affine", 50, "affine"),
     ("threaded", 0, "threaded")])
 def test_host_napi_auto_is_affine_unless_the_workers_busy_poll(mode: str, busy_poll: int, resolved: str) -> None:
     """An affine NAPI thread runs only when its worker sleeps, which a busy-polling worker seldom does."""
-    assert tomllib.loads(print_config())["host-napi"] == "auto"
     assert DeviceConfig(busy_poll_us=busy_poll, host_napi=mode).host_napi == resolved
