@@ -62,6 +62,26 @@ def cpu_model() -> str:
     return "unknown CPU"
 
 
+def host_tcp() -> dict[str, str]:
+    """The host's TCP congestion control and default qdisc, which every iperf3
+    run here inherits (the bench's namespaces take init_net's at creation).
+
+    They decide the baselines as much as the device does: with BBR, TCP paces
+    itself with an hrtimer whenever it runs ahead of its rate, and on a KVM
+    guest each timer armed costs a VM exit; veth carries about a third of
+    what it does under cubic (README, Performance).
+    """
+    found = {}
+    for key, path in (("tcp_congestion_control", "/proc/sys/net/ipv4/tcp_congestion_control"),
+                      ("default_qdisc", "/proc/sys/net/core/default_qdisc")):
+        try:
+            with open(path) as f:
+                found[key] = f.read().strip()
+        except OSError:
+            found[key] = "unknown"
+    return found
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="softena against veth, veth+XDP, pasta and slirp4netns: "
                                              "throughput, latency, small frames and cost, in one run.")
@@ -230,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "omit": args.omit, "queues": args.queues, "busy_poll": args.busy_poll,
                    "ping_count": args.ping_count, "rr_count": args.rr_count, "pps_time": args.pps_time,
                    "cpus": os.cpu_count(), "cpu_model": cpu_model(), "kernel": os.uname().release,
+                   **host_tcp(),
                    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                    "elapsed_s": round(time.monotonic() - started, 1)},
         "paths": {p.name: p.description + (f" [{runner.device_info[p.name]['mode']}]"

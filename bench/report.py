@@ -110,6 +110,9 @@ def print_report(result: dict, use_rich: bool) -> None:
     print(f"softena bench ({'smoke' if cfg['smoke'] else 'full'}), {cfg['date']}: {cfg['cpu_model']}, "
           f"{cfg['cpus']} CPU(s), kernel {cfg['kernel']}, {cfg['queues']} queue(s), iperf3 {cfg['time']} s "
           f"x {cfg['repeat']} round(s), {cfg['elapsed_s']:.0f} s in all")
+    if "tcp_congestion_control" in cfg:  # results saved before it was recorded lack it
+        print(f"  host TCP: congestion control {cfg['tcp_congestion_control']}, "
+              f"default qdisc {cfg['default_qdisc']}")
     for name, desc in result.get("paths", {}).items():
         print(f"  {name:<20} {desc}")
     for line in result.get("notes", []):
