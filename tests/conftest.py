@@ -49,6 +49,15 @@ def device_log(name: str) -> str:
         return f.read()
 
 
+def snmp(netns: str | None, proto: str) -> dict[str, int]:
+    """The /proc/net/snmp counters of PROTO ("Ip", "Tcp", "Udp", ...) in NETNS,
+    read as nstat reads them, without nstat's history files."""
+    argv = ["cat", "/proc/net/snmp"]
+    lines = run(["ip", "netns", "exec", netns, *argv] if netns else argv, check=True).stdout.splitlines()
+    names, values = [line.split()[1:] for line in lines if line.startswith(f"{proto}:")][:2]
+    return dict(zip(names, map(int, values)))
+
+
 def links() -> set[str]:
     """Interface names of ours in the host namespace."""
     entries = json.loads(run(["ip", "-j", "link", "show"], check=True).stdout)

@@ -13,7 +13,7 @@ import json
 import os
 import statistics
 
-from conftest import run
+from conftest import run, snmp
 from iperf import iperf3
 
 SECONDS = 3
@@ -38,13 +38,8 @@ def ping_rtts(peer: str, count: int, interval: float = 0.01) -> list[float]:
 
 
 def udp_errors(netns: str | None) -> int:
-    """Datagrams the UDP layer of NETNS dropped: receive buffer full and other input errors.
-    Read from /proc/net/snmp as nstat does, without nstat's history files."""
-    argv = ["cat", "/proc/net/snmp"]
-    lines = run(["ip", "netns", "exec", netns, *argv] if netns else argv, check=True).stdout.splitlines()
-    names, values = [line.split()[1:] for line in lines if line.startswith("Udp:")][:2]
-    udp = dict(zip(names, map(int, values)))
-    return udp["InErrors"]  # RcvbufErrors and InCsumErrors are among them
+    """Datagrams the UDP layer of NETNS dropped: receive buffer full and other input errors."""
+    return snmp(netns, "Udp")["InErrors"]  # RcvbufErrors and InCsumErrors are among them
 
 
 def link_drops(ifname: str, netns: str | None = None) -> dict[str, int]:

@@ -205,6 +205,42 @@ static void tso_fill_csums(uint8_t *out, const struct sn_parsed *p, const struct
 	memcpy(th + 16, &c, 2);
 }
 
+/* A buffer for a segment of NEED bytes whose headers take HLEN: in pieces
+ * when the sink offers them and the segment would not fit one (*PIECES
+ * set), else contiguous. An odd HLEN would start the payload's pieces at
+ * odd offsets of its sum; no Ethernet/IP/TCP header adds up to one, but
+ * such a frame takes the contiguous buffer rather than a wrong sum. */
+static uint8_t *seg_alloc(const struct sn_tx_sink *sink, size_t need, size_t hlen, int *pieces)
+{
+	*pieces = sink->alloc_pieces && need > sink->chunk && hlen < sink->chunk && !(hlen & 1) &&
+		  !(sink->chunk & 1);
+	return *pieces ? sink->alloc_pieces(sink->ctx, need) : sink->alloc(sink->ctx, need);
+}
+
+/* Copy a segment's LEN payload bytes from SRC to offset AT of OUT (pieces
+ * after the first come from the sink); return their partial sum. */
+static uint32_t seg_copy_payload(const struct sn_tx_sink *sink, uint8_t *out, size_t at,
+				 const uint8_t *src, size_t len, int pieces)
+{
+	uint32_t sum = 0, k = 0;
+	size_t room, n;
+
+	if (!pieces)
+		return sn_csum_copy(out + at, src, len, 0);
+	for (room = sink->chunk - at; len; room = sink->chunk) {
+		n = len < room ? len : room;
+		/* Every piece but the last is even, so the sums just add. */
+		sum = sn_csum_copy(out + at, src, n, sum);
+		src += n;
+		len -= n;
+		if (len) {
+			out = sink->piece(sink->ctx, ++k);
+			at = 0;
+		}
+	}
+	return sum;
+}
+
 /* Segment a TCP GSO frame into MSS-sized wire frames with full checksums. */
 static int tso_segment(const struct virtio_net_hdr_v1 *vh, const uint8_t *f,
 		       size_t len, uint32_t mtu, const struct sn_tx_sink *sink,
@@ -243,14 +279,15 @@ static int tso_segment(const struct virtio_net_hdr_v1 *vh, const uint8_t *f,
 	for (off = 0; off < payload; off += mss, nseg++) {
 		size_t seg = payload - off < mss ? payload - off : mss;
 		uint32_t l4_len = (uint32_t)(hlen - p.l4_off + seg);
-		uint8_t *out = sink->alloc(sink->ctx, hlen + seg);
+		int pieces;
+		uint8_t *out = seg_alloc(sink, hlen + seg, hlen, &pieces);
 		struct tcphdr *oth;
 		uint32_t data_sum;
 
 		if (!out)
 			return nseg ? nseg : -ENOBUFS;
-		memcpy(out, f, hlen);
-		data_sum = sn_csum_copy(out + hlen, f + hlen + off, seg, 0);
+		memcpy(out, f, hlen);	/* the headers stay in the first piece */
+		data_sum = seg_copy_payload(sink, out, hlen, f + hlen + off, seg, pieces);
 		if (p.ipver == 4) {
 			struct iphdr *ip = (void *)(out + p.l3_off);
 

@@ -60,6 +60,18 @@ struct sn_tx_sink {
 	uint8_t *(*alloc)(void *ctx, size_t need);
 	void (*commit)(void *ctx, uint8_t *buf, uint32_t len);
 	void *ctx;
+	/*
+	 * Optional, for a wire whose buffers are smaller than its frames
+	 * (multi-buffer AF_XDP): alloc_pieces() takes buffers for NEED bytes
+	 * as pieces of CHUNK bytes each (the last shorter) and returns the
+	 * first; piece(ctx, k) is the k-th. A TSO segment is then written
+	 * where it will be sent, not built whole in a bounce buffer and
+	 * copied again. commit() is given the first piece. Unset (NULL), every
+	 * buffer alloc() returns is contiguous.
+	 */
+	uint8_t *(*alloc_pieces)(void *ctx, size_t need);
+	uint8_t *(*piece)(void *ctx, uint32_t k);
+	uint32_t chunk;
 };
 
 struct sn_tx_result {

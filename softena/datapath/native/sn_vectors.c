@@ -11,6 +11,7 @@
 
 #include "sn_hw_gro.h"
 #include "sn_pkt.h"
+#include "sn_ring.h"
 #include "sn_vectors.h"
 #include "softena_steer.h"
 
@@ -85,6 +86,78 @@ int sn_tx_offload(const uint8_t *vnet_hdr, const uint8_t *frame, size_t len,
 
 	memcpy(&vh, vnet_hdr, sizeof(vh));
 	return sn_tx_process(&vh, frame, len, mtu, 1, 1, &sink, &res);
+}
+
+/* The same engine with a multi-buffer wire's sink: a segment longer than
+ * CHUNK is written as pieces, handed out last first from the far end of a
+ * scratch area so that no two follow one another, then gathered into OUT
+ * on commit, as the wire would send them. */
+struct pieces_sink {
+	struct flat_sink flat;
+	uint8_t *scratch;
+	uint32_t chunk;
+	uint32_t npieces;	/* of the buffer in hand; 0 when it is whole */
+};
+
+static uint8_t *pieces_piece(void *ctx, uint32_t k)
+{
+	struct pieces_sink *s = ctx;
+
+	return s->scratch + (size_t)(SN_MAX_FRAGS - 1 - k) * s->chunk;
+}
+
+static uint8_t *pieces_whole_alloc(void *ctx, size_t need)
+{
+	struct pieces_sink *s = ctx;
+
+	s->npieces = 0;
+	return flat_alloc(&s->flat, need);
+}
+
+static uint8_t *pieces_alloc(void *ctx, size_t need)
+{
+	struct pieces_sink *s = ctx;
+	size_t n = (need + s->chunk - 1) / s->chunk;
+
+	if (n > SN_MAX_FRAGS || !flat_alloc(&s->flat, need))
+		return NULL;
+	s->npieces = (uint32_t)n;
+	return pieces_piece(s, 0);
+}
+
+static void pieces_commit(void *ctx, uint8_t *buf, uint32_t len)
+{
+	struct pieces_sink *s = ctx;
+	uint8_t *dst = s->flat.out + s->flat.used;
+	uint32_t k;
+
+	for (k = 0; k < s->npieces; k++) {
+		uint32_t part = len - k * s->chunk < s->chunk ? len - k * s->chunk : s->chunk;
+
+		memcpy(dst + (size_t)k * s->chunk, k ? pieces_piece(s, k) : buf, part);
+	}
+	flat_commit(&s->flat, dst, len);
+}
+
+int sn_tx_offload_pieces(const uint8_t *vnet_hdr, const uint8_t *frame, size_t len,
+			 uint32_t mtu, uint32_t chunk, uint8_t *out, size_t outlen,
+			 uint32_t *seg_lens, int max_segs)
+{
+	struct pieces_sink ps = { { out, outlen, 0, seg_lens, max_segs, 0 }, NULL, chunk, 0 };
+	struct sn_tx_sink sink = { pieces_whole_alloc, pieces_commit, &ps, pieces_alloc, pieces_piece, chunk };
+	struct virtio_net_hdr_v1 vh;
+	struct sn_tx_result res;
+	int rc;
+
+	if (!chunk)
+		return -EINVAL;
+	ps.scratch = malloc((size_t)SN_MAX_FRAGS * chunk);
+	if (!ps.scratch)
+		return -ENOMEM;
+	memcpy(&vh, vnet_hdr, sizeof(vh));
+	rc = sn_tx_process(&vh, frame, len, mtu, 1, 1, &sink, &res);
+	free(ps.scratch);
+	return rc;
 }
 
 /* ---- hardware GRO over one batch ---------------------------------------- */

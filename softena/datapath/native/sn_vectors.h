@@ -42,6 +42,11 @@ int sn_rx_csum_gathered(const uint8_t *frame, const uint32_t *frag_lens, uint32_
 int sn_tx_offload(const uint8_t *vnet_hdr, const uint8_t *frame, size_t len,
 		  uint32_t mtu, uint8_t *out, size_t outlen,
 		  uint32_t *seg_lens, int max_segs);
+/* The same through a sink that offers pieces of CHUNK bytes (a multi-buffer
+ * AF_XDP wire's UMEM frames): what it sends, gathered into OUT. */
+int sn_tx_offload_pieces(const uint8_t *vnet_hdr, const uint8_t *frame, size_t len,
+			 uint32_t mtu, uint32_t chunk, uint8_t *out, size_t outlen,
+			 uint32_t *seg_lens, int max_segs);
 
 /* One frame hardware GRO handed to the host: its bytes at OUT + offset,
  * and the fields of its virtio-net header. */

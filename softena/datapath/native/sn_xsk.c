@@ -190,39 +190,64 @@ static void llq_push(struct sn_queue *q, uint32_t slot, const uint8_t *frame, ui
 	q->st.tx_llq_push_bytes += n;
 }
 
-/* A wire frame goes straight into a UMEM frame; a jumbo one is built in
- * the bounce buffer and leaves as several descriptors (multi-buffer). The
- * pool's frames for it are taken here, all or none. */
-static uint8_t *xsk_tx_alloc(void *ctx, size_t need)
+/* Take the pool's frames for a wire frame of NEED bytes, all or none; how
+ * many, or 0. */
+static uint32_t xsk_tx_take(struct xsk_tx_ctx *c, size_t need)
 {
-	struct xsk_tx_ctx *c = ctx;
 	struct sn_queue *q = c->q;
 	uint32_t fs = q->dev->cfg.frame_size;
 	uint32_t chunks = (uint32_t)((need + fs - 1) / fs);
 
 	if (chunks > 1 && (!q->dev->cfg.multi_buffer || need > SN_MAX_FRAME || chunks > SN_MAX_FRAGS))
-		return NULL;
+		return 0;
 	if (xsk_prod_nb_free(&q->tx, chunks) < chunks)
-		return NULL;
+		return 0;
 	for (c->nframes = 0; c->nframes < chunks; c->nframes++) {
 		c->frames[c->nframes] = sn_pool_get(q);
 		if (c->frames[c->nframes] == NO_FRAME) {
 			while (c->nframes)
 				sn_pool_put(q, c->frames[--c->nframes]);
-			return NULL;
+			return 0;
 		}
 	}
-	return chunks > 1 ? q->bounce : q->dev->region + c->frames[0];
+	return chunks;
+}
+
+/* A wire frame goes straight into a UMEM frame; a jumbo one asked for
+ * whole is built in the bounce buffer and leaves as several descriptors
+ * (multi-buffer). */
+static uint8_t *xsk_tx_alloc(void *ctx, size_t need)
+{
+	struct xsk_tx_ctx *c = ctx;
+	uint32_t chunks = xsk_tx_take(c, need);
+
+	if (!chunks)
+		return NULL;
+	return chunks > 1 ? c->q->bounce : c->q->dev->region + c->frames[0];
+}
+
+/* A jumbo TSO segment is written in place, a UMEM frame per piece: the
+ * bounce buffer's second copy of every byte is gone. */
+static uint8_t *xsk_tx_alloc_pieces(void *ctx, size_t need)
+{
+	struct xsk_tx_ctx *c = ctx;
+
+	return xsk_tx_take(c, need) ? c->q->dev->region + c->frames[0] : NULL;
+}
+
+static uint8_t *xsk_tx_piece(void *ctx, uint32_t k)
+{
+	struct xsk_tx_ctx *c = ctx;
+
+	return c->q->dev->region + c->frames[k];
 }
 
 static void xsk_tx_commit(void *ctx, uint8_t *buf, uint32_t len)
 {
 	struct xsk_tx_ctx *c = ctx;
 	struct sn_queue *q = c->q;
-	uint32_t fs = q->dev->cfg.frame_size, chunks = 1, idx = 0, k;
+	uint32_t fs = q->dev->cfg.frame_size, chunks = c->nframes, idx = 0, k;
 
-	if (buf == q->bounce)
-		chunks = (len + fs - 1) / fs;
 	xsk_ring_prod__reserve(&q->tx, chunks, &idx);
 	for (k = 0; k < chunks; k++) {
 		struct xdp_desc *d = xsk_ring_prod__tx_desc(&q->tx, idx + k);
@@ -306,7 +331,8 @@ static int xsk_tx_frame(struct sn_queue *q, const struct virtio_net_hdr_v1 *vh,
 			const uint8_t *frame, size_t len, struct sn_tx_result *res)
 {
 	struct xsk_tx_ctx ctx = { .q = q };
-	struct sn_tx_sink sink = { xsk_tx_alloc, xsk_tx_commit, &ctx };
+	struct sn_tx_sink sink = { xsk_tx_alloc, xsk_tx_commit, &ctx, xsk_tx_alloc_pieces,
+				   xsk_tx_piece, q->dev->cfg.frame_size };
 
 	return sn_tx_process(vh, frame, len, q->dev->cfg.wire_mtu, q->dev->off.tso,
 			     q->dev->off.tx_csum, &sink, res);
