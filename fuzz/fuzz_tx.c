@@ -10,7 +10,9 @@
  *   MTU  the wire's L3 MTU, folded into the device's 128..9216
  *   CTL  bit 0 TSO on, bit 1 Tx checksum on, bit 2 the harness makes the
  *        frame's IP lengths and checksums right first (as a host stack
- *        would), bit 3 the sink runs dry after CTL >> 4 frames
+ *        would), bit 3 the sink runs dry after CTL >> 4 frames; without
+ *        bit 3, bit 4 makes the sink offer pieces (a multi-buffer wire's
+ *        frames) of 64 << (CTL >> 5) bytes
  *
  * Invariants (abort on any):
  *  - every buffer asked of the sink is committed, within its size;
@@ -22,7 +24,9 @@
  *  - a plain frame leaves unchanged but for the checksum it was asked to
  *    fill, and that checksum verifies;
  *  - nothing is read or written outside a buffer (ASan: each wire frame is
- *    a heap block of exactly the size asked for).
+ *    a heap block of exactly the size asked for, and each piece one of
+ *    exactly its part of it);
+ *  - a frame written in pieces is checked, gathered, as any other.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,12 +39,17 @@
 #define MAX_MTU		9216
 #define MAX_OUT		(SN_TSO_MAX_SEGS + 1)
 
+#define MAX_PIECES	(SN_MAX_FRAME / 64 + 1)
+
 struct tx_sink {
 	uint8_t *buf[MAX_OUT];
 	size_t need[MAX_OUT];
 	uint32_t len[MAX_OUT];
 	int asked, committed;
 	int budget;		/* frames the sink gives; -1 no limit */
+	uint32_t chunk;		/* of the pieces offered; 0 none */
+	uint8_t *piece[MAX_PIECES];	/* of the buffer in hand, when in pieces */
+	uint32_t npieces;
 };
 
 static uint8_t *sink_alloc(void *ctx, size_t need)
@@ -59,14 +68,51 @@ static uint8_t *sink_alloc(void *ctx, size_t need)
 	return s->buf[s->asked++];
 }
 
-static void sink_commit(void *ctx, uint8_t *buf, uint32_t len)
+/* The buffer for NEED bytes in pieces of s->chunk, each its own heap block
+ * of exactly its part; the whole one (s->buf) is where commit gathers them. */
+static uint8_t *sink_alloc_pieces(void *ctx, size_t need)
+{
+	struct tx_sink *s = ctx;
+	uint32_t k, n = (uint32_t)((need + s->chunk - 1) / s->chunk);
+
+	CHECK(need > s->chunk, "pieces asked for %zu bytes, which fit one %u-byte piece", need, s->chunk);
+	CHECK(n <= MAX_PIECES, "%u pieces", n);
+	if (!sink_alloc(ctx, need))
+		return NULL;
+	for (k = 0; k < n; k++) {
+		s->piece[k] = malloc(need - (size_t)k * s->chunk < s->chunk ? need - (size_t)k * s->chunk : s->chunk);
+		CHECK(s->piece[k], "out of memory");
+	}
+	s->npieces = n;
+	return s->piece[0];
+}
+
+static uint8_t *sink_piece(void *ctx, uint32_t k)
 {
 	struct tx_sink *s = ctx;
 
-	CHECK(s->committed + 1 == s->asked && buf == s->buf[s->committed],
+	CHECK(k < s->npieces, "piece %u of %u", k, s->npieces);
+	return s->piece[k];
+}
+
+static void sink_commit(void *ctx, uint8_t *buf, uint32_t len)
+{
+	struct tx_sink *s = ctx;
+	uint32_t k;
+
+	CHECK(s->committed + 1 == s->asked &&
+	      buf == (s->npieces ? s->piece[0] : s->buf[s->committed]),
 	      "committed a buffer that was not the one asked for");
 	CHECK(len <= s->need[s->committed], "committed %u bytes of a %zu-byte buffer",
 	      len, s->need[s->committed]);
+	for (k = 0; k < s->npieces; k++) {	/* gathered, as the wire sends them */
+		size_t at = (size_t)k * s->chunk;
+
+		if (at < len)
+			memcpy(s->buf[s->committed] + at, s->piece[k], len - at < s->chunk ? len - at : s->chunk);
+		free(s->piece[k]);
+	}
+	s->npieces = 0;
 	s->len[s->committed++] = len;
 }
 
@@ -175,6 +221,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	csum = data[sizeof(vh) + 2] >> 1 & 1;
 	if (data[sizeof(vh) + 2] & 8)
 		s.budget = data[sizeof(vh) + 2] >> 4;
+	else if (data[sizeof(vh) + 2] & 16)
+		s.chunk = 64u << (data[sizeof(vh) + 2] >> 5);
 	len = size - sizeof(vh) - 3;
 	/* A heap block of exactly the frame: a read past it is caught. */
 	frame = malloc(len ? len : 1);
@@ -185,7 +233,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		host_fix(frame, len);
 
 	n = sn_tx_process(&vh, frame, len, mtu, tso, csum,
-			  &(struct sn_tx_sink){ sink_alloc, sink_commit, &s }, &res);
+			  &(struct sn_tx_sink){ sink_alloc, sink_commit, &s,
+						s.chunk ? sink_alloc_pieces : NULL, sink_piece, s.chunk },
+			  &res);
 	CHECK(s.asked == s.committed, "%d buffers asked of the sink, %d committed (returned %d)",
 	      s.asked, s.committed, n);
 	CHECK(n > 0 ? n == s.committed : s.committed == 0,

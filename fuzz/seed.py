@@ -140,6 +140,11 @@ GSO_TCPV4, GSO_UDP, GSO_TCPV6, GSO_ECN = 1, 3, 4, 0x80
 TSO, CSUM, HOSTFIX = 1, 2, 4
 
 
+def pieces(chunk: int) -> int:
+    """fuzz_tx.c control bits: the sink offers pieces of CHUNK (64 << 0..7) bytes."""
+    return 16 | (chunk.bit_length() - 7) << 5
+
+
 def tx_record(vh: bytes, frame: bytes, mtu: int = 1500, ctl: int = TSO | CSUM | HOSTFIX) -> bytes:
     """One fuzz_tx.c input: vnet header, MTU (as the harness folds it), control, frame."""
     return vh + struct.pack(">HB", mtu - 128, ctl) + frame
@@ -170,6 +175,14 @@ def tx_seeds() -> dict[str, bytes]:
     seeds["tso-off"] = tx_record(vnet(NEEDS_CSUM, GSO_TCPV4, 54, 1448, 34, 16), tcp4(payload=3000), ctl=CSUM)
     seeds["sink-dry"] = tx_record(vnet(NEEDS_CSUM, GSO_TCPV4, 54, 1448, 34, 16), tcp4(payload=8000),
                                   ctl=TSO | CSUM | HOSTFIX | 8 | (3 << 4))
+    # A multi-buffer wire: segments written straight into its frames.
+    seeds["tso4-jumbo-pieces"] = tx_record(vnet(NEEDS_CSUM, GSO_TCPV4, 54, 8948, 34, 16), tcp4(payload=40000),
+                                           mtu=9000, ctl=TSO | CSUM | HOSTFIX | pieces(4096))
+    seeds["tso6-jumbo-pieces"] = tx_record(vnet(NEEDS_CSUM, GSO_TCPV6, 74, 8928, 54, 16), tcp6(payload=30000),
+                                           mtu=9000, ctl=TSO | CSUM | HOSTFIX | pieces(1024))
+    seeds["tso4-vlan-pieces-small"] = tx_record(vnet(NEEDS_CSUM, GSO_TCPV4, 58, 1448, 38, 16),
+                                                tcp4(payload=5000, tags=1, options=TS),
+                                                ctl=TSO | CSUM | HOSTFIX | pieces(128))
     return seeds
 
 
