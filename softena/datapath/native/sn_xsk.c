@@ -26,6 +26,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+/* Linux 6.17's uapi; Debian 12's headers predate it. */
+#ifndef XDP_MAX_TX_SKB_BUDGET
+#define XDP_MAX_TX_SKB_BUDGET	9
+#endif
+
 #include "sn_bpfobj.h"
 #include "sn_dev.h"
 #include "sn_util.h"
@@ -109,6 +114,7 @@ int sn_queue_attach_xsk(struct sn_dev *dev, uint32_t qid, int host_fd,
 	};
 	int e, fd;
 	uint32_t key = qid;
+	unsigned int budget;
 
 	if (qid >= dev->cfg.num_queues || dev->cfg.wire_kind != SN_WIRE_XSK) {
 		sn_set_err(err, errlen, "invalid queue: %s", EINVAL);
@@ -145,6 +151,12 @@ int sn_queue_attach_xsk(struct sn_dev *dev, uint32_t qid, int host_fd,
 		q->comp = dev->umem_comp;
 	}
 	fd = xsk_socket__fd(q->xsk);
+	/* A copy-mode socket sends 32 descriptors a sendto() unless told
+	 * more; a kick posts a whole TSO frame (45 segments at MTU 1500), so
+	 * let one call take the ring. Kernels before 6.17 refuse the option
+	 * and keep 32: still correct, one call more per frame. */
+	budget = dev->cfg.tx_ring_size;
+	(void)setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget, sizeof(budget));
 	if (bpf_map_update_elem(xskmap_fd, &key, &fd, BPF_ANY)) {
 		e = errno;
 		sn_set_err(err, errlen, "cannot insert the socket in the XSKMAP: %s", e);
