@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """softena against the kernel's own paths and the user-mode stacks: issue 10's measurements.
 
-    python3 bench/compare.py            full run (about 4 minutes on 2 cores)
+    python3 bench/compare.py            full run (about 8 minutes on 2 cores; --repeat 3 about 16)
     python3 bench/compare.py --smoke    CI smoke (under 2 minutes): fails only on a collapse
 
 One run measures, each against a baseline from the same run:
