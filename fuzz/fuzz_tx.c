@@ -80,7 +80,7 @@ static uint8_t *sink_alloc_pieces(void *ctx, size_t need)
 	if (!sink_alloc(ctx, need))
 		return NULL;
 	for (k = 0; k < n; k++) {
-		s->piece[k] = malloc(need - (size_t)k * s->chunk < s->chunk ? need - (size_t)k * s->chunk : s->chunk);
+		s->piece[k] = malloc(sn_piece_len(need, s->chunk, k));
 		CHECK(s->piece[k], "out of memory");
 	}
 	s->npieces = n;
@@ -106,10 +106,7 @@ static void sink_commit(void *ctx, uint8_t *buf, uint32_t len)
 	CHECK(len <= s->need[s->committed], "committed %u bytes of a %zu-byte buffer",
 	      len, s->need[s->committed]);
 	for (k = 0; k < s->npieces; k++) {	/* gathered, as the wire sends them */
-		size_t at = (size_t)k * s->chunk;
-
-		if (at < len)
-			memcpy(s->buf[s->committed] + at, s->piece[k], len - at < s->chunk ? len - at : s->chunk);
+		memcpy(s->buf[s->committed] + (size_t)k * s->chunk, s->piece[k], sn_piece_len(len, s->chunk, k));
 		free(s->piece[k]);
 	}
 	s->npieces = 0;

@@ -74,6 +74,15 @@ struct sn_tx_sink {
 	uint32_t chunk;
 };
 
+/* The bytes of piece K when LEN bytes lie in pieces of CHUNK (the last
+ * shorter; 0 past the end): what a wire sends from each of its buffers. */
+static inline uint32_t sn_piece_len(size_t len, uint32_t chunk, uint32_t k)
+{
+	size_t at = (size_t)k * chunk;
+
+	return at >= len ? 0 : (uint32_t)(len - at < chunk ? len - at : chunk);
+}
+
 struct sn_tx_result {
 	uint32_t wire_frames;
 	uint32_t wire_bytes;

@@ -131,11 +131,8 @@ static void pieces_commit(void *ctx, uint8_t *buf, uint32_t len)
 	uint8_t *dst = s->flat.out + s->flat.used;
 	uint32_t k;
 
-	for (k = 0; k < s->npieces; k++) {
-		uint32_t part = len - k * s->chunk < s->chunk ? len - k * s->chunk : s->chunk;
-
-		memcpy(dst + (size_t)k * s->chunk, k ? pieces_piece(s, k) : buf, part);
-	}
+	for (k = 0; k < s->npieces; k++)
+		memcpy(dst + (size_t)k * s->chunk, k ? pieces_piece(s, k) : buf, sn_piece_len(len, s->chunk, k));
 	flat_commit(&s->flat, dst, len);
 }
 

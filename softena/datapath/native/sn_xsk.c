@@ -263,7 +263,7 @@ static void xsk_tx_commit(void *ctx, uint8_t *buf, uint32_t len)
 	xsk_ring_prod__reserve(&q->tx, chunks, &idx);
 	for (k = 0; k < chunks; k++) {
 		struct xdp_desc *d = xsk_ring_prod__tx_desc(&q->tx, idx + k);
-		uint32_t part = len - k * fs < fs ? len - k * fs : fs;
+		uint32_t part = sn_piece_len(len, fs, k);
 
 		if (buf == q->bounce)
 			memcpy(q->dev->region + c->frames[k], buf + (size_t)k * fs, part);
