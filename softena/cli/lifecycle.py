@@ -62,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--peer-napi", choices=PEER_NAPI_MODES, default="inline",
                     help="where a lab peer receives: inline, in the sender's transmit call as veth does by "
                          "default (default), or threaded, in NAPI threads of its own as a host at the far end "
-                         "of a cable does (more bulk throughput, a thread wake-up more per round trip)")
+                         "of a cable does (on a small machine they share its CPUs: more throughput for several "
+                         "streams, less for one, and a thread wake-up more per round trip)")
     up.add_argument("--host-napi", choices=HOST_NAPI_MODES, default="auto",
                     help="where the host receives what the device delivers: affine, in the tap's NAPI threads "
                          "with GRO, each bound to its queue's worker CPU as a NIC's queue interrupt is and "
