@@ -49,6 +49,21 @@ def _ratio(row: dict) -> str:
     return _num(ratio)
 
 
+def _rounds(row: dict) -> str:
+    """The lowest and highest ratio of the rounds, so a reader sees how far the median is from a floor."""
+    ratios = row.get("round_ratios") or []
+    if len(ratios) < 2:
+        return "-"
+    return f"{min(ratios):.2f}-{max(ratios):.2f}"
+
+
+def _rounds_met(row: dict) -> str:
+    """For a failed ratio: in how many rounds it met its floor, when any did (an edge, not a clear miss)."""
+    ratios, floor = row.get("round_ratios") or [], row.get("floor")
+    met = sum(1 for x in ratios if floor is not None and x >= floor)
+    return f" (met in {met} of {len(ratios)} rounds)" if met and row.get("kind") == "ratio>=" else ""
+
+
 def _name(row: dict) -> str:
     base = f" vs {row['baseline']}" if row.get("baseline") and row["kind"] == "ratio>=" else ""
     return f"{row['case']} {row['test']}{base}"
@@ -128,10 +143,11 @@ def print_report(result: dict, use_rich: bool) -> None:
         verdict_s = r["verdict"] + (f" ({r['fail_reason']})" if r.get("fail_reason") else "")
         body.append((r["item"], r["case"], r["test"], _value(r["value"], r["unit"]), r["baseline"] or "-",
                      _value(r.get("baseline_value"), r["unit"]) if r.get("baseline") else "-",
-                     _ratio(r) if r["kind"] == "ratio>=" else "-", floor, verdict_s))
-    table("Every case against its baseline (same run) and its floor (issue 10 item)",
-          ("#", "case", "test", "value", "baseline", "baseline value", "ratio", "floor", "verdict"),
-          body, {3, 5, 6}, use_rich)
+                     _ratio(r) if r["kind"] == "ratio>=" else "-", _rounds(r), floor, verdict_s))
+    table("Every case against its baseline (same run) and its floor (issue 10 item); ratio: the median "
+          "of the rounds' ratios, rounds: their range",
+          ("#", "case", "test", "value", "baseline", "baseline value", "ratio", "rounds", "floor", "verdict"),
+          body, {3, 5, 6, 7}, use_rich)
 
     tp = result.get("throughput", [])
     if tp:
@@ -216,7 +232,8 @@ def print_report(result: dict, use_rich: bool) -> None:
     judged = [r for r in rows if r.get("floor") is not None]
     failed = [r for r in judged if r["verdict"] != "PASS"]
     print(f"Floors: {len(judged) - len(failed)}/{len(judged)} PASS"
-          + (f"; not passed: {'; '.join(_name(r) + ' ' + r['verdict'] for r in failed)}" if failed else ""))
+          + (f"; not passed: {'; '.join(_name(r) + ' ' + r['verdict'] + _rounds_met(r) for r in failed)}"
+             if failed else ""))
     collapsed = [r for r in judged if r["collapse"]]
     if collapsed:
         print(f"COLLAPSE (below half a floor): {'; '.join(_name(r) for r in collapsed)}")
