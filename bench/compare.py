@@ -69,7 +69,7 @@ def host_tcp() -> dict[str, str]:
     They decide the baselines as much as the device does: with BBR, TCP paces
     itself with an hrtimer whenever it runs ahead of its rate, and on a KVM
     guest each timer armed costs a VM exit; veth carries about a third of
-    what it does under cubic (README, Performance).
+    what it does under cubic (docs/performance.md).
     """
     found = {}
     for key, path in (("tcp_congestion_control", "/proc/sys/net/ipv4/tcp_congestion_control"),
