@@ -7,6 +7,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import types
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -15,15 +16,19 @@ def read_sysctl(path: str) -> str:
     return pathlib.Path(path).read_text().strip()
 
 
-def report(tmp_path: pathlib.Path, config: dict, rows: list[dict] | None = None) -> str:
-    """bench/compare.py --report on a saved result with CONFIG and ROWS (judged, as the bench saves them)."""
+def bench_module(name: str) -> types.ModuleType:
+    """Import bench/NAME.py as the bench itself runs it (its folder first on sys.path)."""
     sys.path.insert(0, str(ROOT / "bench"))
     try:
-        import report as bench_report
+        return __import__(name)
     finally:
         sys.path.remove(str(ROOT / "bench"))
+
+
+def report(tmp_path: pathlib.Path, config: dict, rows: list[dict] | None = None) -> str:
+    """bench/compare.py --report on a saved result with CONFIG and ROWS (judged, as the bench saves them)."""
     rows = rows or []
-    bench_report.judge(rows)
+    bench_module("report").judge(rows)
     saved = tmp_path / "result.json"
     saved.write_text(json.dumps({"config": config, "complete": True, "rows": rows}))
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "compare.py"), "--report", str(saved)],
@@ -38,12 +43,7 @@ BASE = {"smoke": True, "date": "2026-12-01 00:00 UTC", "cpu_model": "x", "cpus":
 
 def test_host_tcp_reads_this_machines_settings() -> None:
     """host_tcp() is what /proc/sys says, not a guess: the bench records the algorithm in force."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import compare
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    assert compare.host_tcp() == {
+    assert bench_module("compare").host_tcp() == {
         "tcp_congestion_control": read_sysctl("/proc/sys/net/ipv4/tcp_congestion_control"),
         "default_qdisc": read_sysctl("/proc/sys/net/core/default_qdisc")}
 
