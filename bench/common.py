@@ -9,6 +9,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -27,6 +28,13 @@ ALLOWED_NETS = (ipaddress.ip_network("198.18.0.0/15"), ipaddress.ip_network("200
 
 class BenchError(Exception):
     """A step failed; the message says which and why."""
+
+
+# The iperf3 every throughput run uses; use_iperf3() picks another.
+_IPERF3 = "iperf3"
+# From 3.16, iperf3 runs each -P stream in a thread of its own; before, one
+# thread served every stream of a client or a server.
+IPERF3_THREADED_FROM = (3, 16)
 
 
 class Interrupted(BaseException):
@@ -206,6 +214,38 @@ def pinned(cpu: int | None, argv: Sequence[str]) -> list[str]:
     return list(argv) if cpu is None else ["taskset", "-c", str(cpu), *argv]
 
 
+def use_iperf3(path: str) -> dict[str, Any]:
+    """Make PATH the iperf3 of every later iperf3() run; returns its path,
+    version and whether its -P streams run in threads of their own.
+
+    A path not found, not runnable or not an iperf3 is an error, before
+    anything is created.
+    """
+    global _IPERF3
+    found = shutil.which(path)
+    if found is None:
+        raise BenchError(f"iperf3 not found: {path}")
+    try:
+        out = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=10,
+                             stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BenchError(f"{found} --version failed: {exc}") from None
+    version = parse_iperf3_version(out)
+    if version is None:
+        raise BenchError(f"{found} is not an iperf3: --version printed {out.strip()[:80]!r}")
+    _IPERF3 = found
+    return {"path": found, "version": ".".join(map(str, version)),
+            "threads_per_stream": version >= IPERF3_THREADED_FROM}
+
+
+def parse_iperf3_version(text: str) -> tuple[int, ...] | None:
+    """(3, 12) from iperf3's `--version` line "iperf 3.12 (cJSON 1.7.15)", or None."""
+    match = re.match(r"\s*iperf (\d+)\.(\d+)(?:\.(\d+))?", text)
+    if match is None:
+        return None
+    return tuple(int(part) for part in match.groups() if part is not None)
+
+
 def iperf3(client_ns: str | None, server_ns: str | None, server_addr: str, port: int, seconds: int,
            streams: int = 1, reverse: bool = False, omit: int = 0, target: str | None = None,
            client_cpu: int | None = None, processes: int = 1) -> float:
@@ -217,6 +257,7 @@ def iperf3(client_ns: str | None, server_ns: str | None, server_addr: str, port:
     server and client pairs run at once on ports PORT.., and their sums add up:
     iperf3 3.12 serves all of one client's -P streams in one thread, where a
     multi-threaded receiver (or iperf3 3.16 and later) reads on every CPU.
+    The binary is the one use_iperf3() chose (default: iperf3 on PATH).
     """
     target = target or server_addr
     check_address(server_addr)
@@ -224,11 +265,11 @@ def iperf3(client_ns: str | None, server_ns: str | None, server_addr: str, port:
     ports = [port + i for i in range(processes)]
     with contextlib.ExitStack() as stack:
         for p in ports:
-            server = in_ns(server_ns, ["iperf3", "-s", "-1", "-B", server_addr, "-p", str(p)])
+            server = in_ns(server_ns, [_IPERF3, "-s", "-1", "-B", server_addr, "-p", str(p)])
             stack.enter_context(Server(server, ready=listening(server_ns, p), name="iperf3 -s"))
         clients = []
         for p in ports:
-            argv = in_ns(client_ns, pinned(client_cpu, ["iperf3", "-c", target, "-p", str(p), "-J",
+            argv = in_ns(client_ns, pinned(client_cpu, [_IPERF3, "-c", target, "-p", str(p), "-J",
                                                         "-t", str(seconds), "-P", str(streams),
                                                         "--connect-timeout", "3000"]))
             argv += ["-O", str(omit)] if omit else []

@@ -44,7 +44,7 @@ import latency  # noqa: E402
 import placement  # noqa: E402
 import smallframes  # noqa: E402
 import throughput  # noqa: E402
-from common import BenchError, Interrupted, log  # noqa: E402
+from common import BenchError, Interrupted, log, use_iperf3  # noqa: E402
 from report import MIB, judge, print_report  # noqa: E402
 from topology import Lab  # noqa: E402
 
@@ -106,6 +106,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--port", type=int, default=5201, help="iperf3 port inside the namespaces (default 5201)")
     ap.add_argument("--pause", type=float, default=0.5, help="seconds of quiet between runs (default 0.5)")
     ap.add_argument("--retries", type=int, default=1, help="further attempts of a failed run (default 1)")
+    ap.add_argument("--iperf3", metavar="PATH", default="iperf3",
+                    help="the iperf3 of every throughput run (default: iperf3 on PATH); from 3.16 each -P "
+                         "stream runs in a thread of its own, where Debian 12's 3.12 serves them all in one")
     ap.add_argument("--softena", metavar="CMD",
                     help="the softena command (default: this checkout's, python3 -m softena)")
     ap.add_argument("--json", nargs="?", const="-", metavar="FILE",
@@ -137,6 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print_report(json.load(f), use_rich=args.rich and sys.stdout.isatty())
         return 0
     started = time.monotonic()
+    try:
+        iperf3_tool = use_iperf3(args.iperf3)
+    except BenchError as exc:
+        log(f"error: {exc}")
+        return 2
     lab = Lab(softena_cmd=args.softena, queues=args.queues)
     notes: list[str] = []
     tools = []
@@ -250,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "omit": args.omit, "queues": args.queues, "busy_poll": args.busy_poll,
                    "ping_count": args.ping_count, "rr_count": args.rr_count, "pps_time": args.pps_time,
                    "cpus": os.cpu_count(), "cpu_model": cpu_model(), "kernel": os.uname().release,
-                   **host_tcp(),
+                   **host_tcp(), "iperf3": iperf3_tool,
                    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                    "elapsed_s": round(time.monotonic() - started, 1)},
         "paths": {p.name: p.description + (f" [{runner.device_info[p.name]['mode']}]"

@@ -128,6 +128,10 @@ def print_report(result: dict, use_rich: bool) -> None:
     if "tcp_congestion_control" in cfg:  # results saved before it was recorded lack it
         print(f"  host TCP: congestion control {cfg['tcp_congestion_control']}, "
               f"default qdisc {cfg['default_qdisc']}")
+    if "iperf3" in cfg:  # likewise
+        tool = cfg["iperf3"]
+        streams = "a thread per -P stream" if tool["threads_per_stream"] else "every -P stream in one thread"
+        print(f"  iperf3 {tool['version']} ({tool['path']}): {streams}")
     for name, desc in result.get("paths", {}).items():
         print(f"  {name:<20} {desc}")
     for line in result.get("notes", []):

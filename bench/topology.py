@@ -107,7 +107,7 @@ class Lab:
         """Refuse to start on a machine that is not clean, before creating anything."""
         if os.geteuid() != 0:
             raise BenchError("must be run as root")
-        for tool in ("ip", "ss", "iperf3", "ping", "clang", "gcc"):
+        for tool in ("ip", "ss", "ping", "clang", "gcc"):  # iperf3: common.use_iperf3()
             if shutil.which(tool) is None:
                 raise BenchError(f"required command not found: {tool}")
         mine_ns = {NS_A, NS_B, DEV_NS} | {u["ns"] for u in USERNET.values()}

@@ -1,13 +1,17 @@
-"""The bench's report: the host TCP settings every iperf3 run inherits, and how far each round
-was from its floor."""
+"""The bench's report: the host TCP settings and the iperf3 every run uses, and how far each
+round was from its floor."""
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import types
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -57,6 +61,55 @@ def test_a_result_saved_before_the_line_still_prints(tmp_path: pathlib.Path) -> 
     out = report(tmp_path, BASE)
     assert "host TCP" not in out
     assert out.startswith("softena bench (smoke), 2026-12-01 00:00 UTC")
+
+
+def test_use_iperf3_reads_the_version_of_the_binary_it_picks() -> None:
+    """The version is what the installed iperf3 prints, and 3.16 is where its -P streams get threads."""
+    common = bench_module("common")
+    path = shutil.which("iperf3")
+    assert path, "the tests install iperf3"
+    printed = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+    tool = common.use_iperf3("iperf3")
+    assert tool["path"] == path
+    assert printed.startswith(f"iperf {tool['version']}")
+    major_minor = tuple(int(p) for p in tool["version"].split(".")[:2])
+    assert tool["threads_per_stream"] == (major_minor >= (3, 16))
+
+
+@pytest.mark.parametrize("text, version", [("iperf 3.12 (cJSON 1.7.15)\nLinux vm 6.18", (3, 12)),
+                                           ("iperf 3.21 (cJSON 1.7.15)", (3, 21)),
+                                           ("iperf 3.19.1 (cJSON 1.7.15)", (3, 19, 1)),
+                                           ("iperf version 2.1.8 (14 March 2022) pthreads", None),
+                                           ("", None)])
+def test_iperf3_version_line(text: str, version: tuple[int, ...] | None) -> None:
+    """iperf 2 (a different tool, `iperf`) and empty output are not taken for an iperf3."""
+    assert bench_module("common").parse_iperf3_version(text) == version
+
+
+def test_a_bad_iperf3_is_refused_before_anything_is_created(tmp_path: pathlib.Path) -> None:
+    """--iperf3 with a missing path or a program that is not iperf3: a clear error, exit 2, and
+    (being refused before the lab) no namespace made."""
+    fake = tmp_path / "iperf3"
+    fake.write_text("#!/bin/sh\necho 'not a network tool'\n")
+    fake.chmod(0o755)
+    for arg, says in ((str(tmp_path / "missing"), "iperf3 not found"), (str(fake), "is not an iperf3")):
+        before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+        proc = subprocess.run([sys.executable, str(ROOT / "bench" / "compare.py"), "--smoke", "--iperf3", arg],
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 2
+        assert says in proc.stderr
+        after = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+        assert after == before
+
+
+def test_report_names_the_iperf3(tmp_path: pathlib.Path) -> None:
+    old = report(tmp_path, {**BASE, "iperf3": {"path": "/usr/bin/iperf3", "version": "3.12",
+                                                "threads_per_stream": False}})
+    assert "  iperf3 3.12 (/usr/bin/iperf3): every -P stream in one thread\n" in old
+    new = report(tmp_path, {**BASE, "iperf3": {"path": "/opt/iperf3", "version": "3.21",
+                                                "threads_per_stream": True}})
+    assert "  iperf3 3.21 (/opt/iperf3): a thread per -P stream\n" in new
+    assert "-P stream" not in report(tmp_path, BASE)  # saved before it was recorded
 
 
 def ratio_row(test: str, round_ratios: list[float], floor: float | None = 1.0) -> dict:
