@@ -200,7 +200,8 @@ class MetricsServer:
         try:
             self.httpd = make_server(host, port, app, _WSGIServer6 if ":" in host else WSGIServer, _QuietHandler)
         except OSError as exc:
-            raise SoftenaError(f"{device.name}: metrics port {host}:{port}: {exc.strerror.lower()}; "
+            reason = (exc.strerror or str(exc)).lower()  # an OSError raised with a message has no strerror
+            raise SoftenaError(f"{device.name}: metrics port {host}:{port}: {reason}; "
                                "choose another with --metrics-port N, or --no-metrics") from exc
         self.address = f"[{host}]:{self.httpd.server_port}" if ":" in host else f"{host}:{self.httpd.server_port}"
         self.thread_name = f"softena/{device.name}-metrics"
