@@ -2,7 +2,7 @@
 """softena against the kernel's own paths and the user-mode stacks: issue 10's measurements.
 
     python3 bench/compare.py            full run (about 8 minutes on 2 cores; --repeat 3 about 16)
-    python3 bench/compare.py --smoke    CI smoke (under 2 minutes): fails only on a collapse
+    python3 bench/compare.py --smoke    CI smoke (under 2 minutes): fails only on a collapse seen twice
 
 One run measures, each against a baseline from the same run:
 
@@ -21,7 +21,8 @@ One run measures, each against a baseline from the same run:
 
 topology.py creates and removes everything; report.py prints the table.
 Exit status: 0; 1 with --check when a floor fails, or with --smoke when a
-case collapses (below half its floor); 2 when the bench itself could not
+case collapses (below half its floor) in two smoke runs in a row (a first
+collapse runs the smoke once more); 2 when the bench itself could not
 run or clean up; 130 on Ctrl-C.  Stdlib only; must run as root.
 """
 
@@ -45,7 +46,7 @@ import placement  # noqa: E402
 import smallframes  # noqa: E402
 import throughput  # noqa: E402
 from common import BenchError, Interrupted, log, use_iperf3  # noqa: E402
-from report import MIB, judge, print_report  # noqa: E402
+from report import MIB, collapsed_cases, judge, print_report  # noqa: E402
 from topology import Lab  # noqa: E402
 
 SECTIONS = ("throughput", "peers", "latency", "placement", "pps", "cost")
@@ -139,12 +140,70 @@ def main(argv: Sequence[str] | None = None) -> int:
         with open(args.report) as f:
             print_report(json.load(f), use_rich=args.rich and sys.stdout.isatty())
         return 0
-    started = time.monotonic()
     try:
         iperf3_tool = use_iperf3(args.iperf3)
     except BenchError as exc:
         log(f"error: {exc}")
         return 2
+    status, result = run_once(args, iperf3_tool)
+    if status:
+        emit(args, result)
+        return status
+    if args.smoke and result["collapse"]:
+        return confirm_collapse(args, iperf3_tool, result)
+    emit(args, result)
+    if args.check and not result["floors_pass"]:
+        return 1
+    return 0
+
+
+def confirm_collapse(args: argparse.Namespace, iperf3_tool: dict, first: dict) -> int:
+    """A smoke's collapse counts only when a second smoke, run at once, finds the
+    same case collapsed again: 1 then, else 0.
+
+    On two vCPUs one run can lose a case to where the scheduler put its
+    threads (a round trip that pays two cross-CPU wake-ups, a stream whose
+    sender shares the worker's CPU), and CI fails only on what reproduces.
+    Both runs' tables are printed; --json gets the second, whose
+    "confirming" lists what the first found collapsed.
+    """
+    suspects = collapsed_cases(first)
+    if args.json != "-":
+        emit(args, first)
+    log(f"collapse: {'; '.join(sorted(suspects))}; running the smoke once more to tell it from one bad run")
+    status, second = run_once(args, iperf3_tool)
+    second["confirming"] = sorted(suspects)
+    emit(args, second)
+    if status:
+        return status
+    confirmed = suspects & collapsed_cases(second)
+    if confirmed:
+        log(f"collapse confirmed: {'; '.join(sorted(confirmed))}")
+        return 1
+    log("collapse not confirmed: the second run kept every case above half its floor"
+        if not second["collapse"] else
+        f"collapse not confirmed: the second run collapsed other cases ({'; '.join(sorted(collapsed_cases(second)))})")
+    return 0
+
+
+def emit(args: argparse.Namespace, result: dict) -> None:
+    """The report's tables, or --json's document, and --json FILE's copy."""
+    if args.json == "-":
+        print(json.dumps(result, indent=2, default=str))
+        return
+    print_report(result, use_rich=args.rich and sys.stdout.isatty())
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2, default=str)
+
+
+def run_once(args: argparse.Namespace, iperf3_tool: dict) -> tuple[int, dict]:
+    """Measure every section asked for, clean up, and judge: (status, result).
+
+    Status is 0, 2 when the bench could not run or clean up, 130 when
+    interrupted; the verdicts are in the result.
+    """
+    started = time.monotonic()
     lab = Lab(softena_cmd=args.softena, queues=args.queues)
     notes: list[str] = []
     tools = []
@@ -169,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     idle: dict | None = None
     errors: list[str] = []
     old = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGHUP)}
-    status, interrupted = 0, False
+    status = 0
     try:
         lab.preflight()
         lab.build()
@@ -214,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = 2
     except (KeyboardInterrupt, Interrupted):
         log("interrupted")
-        interrupted, status = True, 130
+        status = 130
     finally:
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # cleanup must finish
             signal.signal(s, signal.SIG_IGN)
@@ -276,20 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "floors_pass": all(r["verdict"] == "PASS" for r in rows if r.get("floor") is not None),
         "collapse": any(r["collapse"] for r in rows),
     }
-    if args.json == "-":
-        print(json.dumps(result, indent=2, default=str))
-    else:
-        print_report(result, use_rich=args.rich and sys.stdout.isatty())
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(result, f, indent=2, default=str)
-    if interrupted or status:
-        return status
-    if args.smoke and result["collapse"]:
-        return 1
-    if args.check and not result["floors_pass"]:
-        return 1
-    return 0
+    return status, result
 
 
 if __name__ == "__main__":

@@ -69,6 +69,11 @@ def _name(row: dict) -> str:
     return f"{row['case']} {row['test']}{base}"
 
 
+def collapsed_cases(result: dict) -> set[str]:
+    """The names of the cases a result found collapsed (below half a floor)."""
+    return {_name(r) for r in result["rows"] if r.get("collapse")}
+
+
 def _num(v: Any, spec: str = ".2f") -> str:
     return "n/a" if v is None else format(v, spec)
 

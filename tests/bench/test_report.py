@@ -140,3 +140,55 @@ def test_a_failed_floor_says_in_how_many_rounds_it_was_met(tmp_path: pathlib.Pat
     assert floors == ("Floors: 0/2 PASS; not passed: "
                       "softena-xdp@1500 1 stream tx vs veth+xdp@1500 FAIL (met in 1 of 3 rounds); "
                       "softena-xdp@1500 1 stream rx vs veth+xdp@1500 FAIL")
+
+
+def smoke_result(collapsed: dict[str, list[float]]) -> dict:
+    """A judged smoke result whose 1-stream cases have these rounds' ratios (floor 1.0)."""
+    rows = [ratio_row(test, rounds) for test, rounds in collapsed.items()]
+    bench_module("report").judge(rows)
+    return {"rows": rows, "collapse": any(r["collapse"] for r in rows)}
+
+
+@pytest.mark.parametrize("second, status, confirmed", [
+    ({"1 stream tx": [0.40, 0.45], "1 stream rx": [0.90, 0.95]}, 1, True),   # the same case again
+    ({"1 stream tx": [0.40, 0.70], "1 stream rx": [0.90, 0.95]}, 0, False),  # one round above half
+    ({"1 stream tx": [0.90, 0.95], "1 stream rx": [0.30, 0.35]}, 0, False),  # another case: not the same
+])
+def test_a_smoke_collapse_fails_only_when_a_second_run_repeats_it(
+        monkeypatch: pytest.MonkeyPatch, second: dict, status: int, confirmed: bool) -> None:
+    """CI gates on the smoke: a case below half its floor in every round of two
+    smoke runs in a row, never one bad run (compare.py --smoke's exit status)."""
+    compare = bench_module("compare")
+    first = smoke_result({"1 stream tx": [0.30, 0.41], "1 stream rx": [0.90, 0.95]})
+    runs = iter([(0, first), (0, smoke_result(second))])
+    emitted: list[dict] = []
+    monkeypatch.setattr(compare, "use_iperf3", lambda path: {"path": path})
+    monkeypatch.setattr(compare, "run_once", lambda args, tool: next(runs))
+    monkeypatch.setattr(compare, "emit", lambda args, result: emitted.append(result))
+    assert compare.main(["--smoke"]) == status
+    assert [len(r["rows"]) for r in emitted] == [2, 2]  # both runs' tables are printed
+    assert emitted[1]["confirming"] == ["softena-xdp@1500 1 stream tx vs veth+xdp@1500"]
+
+
+def test_a_smoke_without_a_collapse_runs_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    compare = bench_module("compare")
+    calls: list[int] = []
+
+    def run_once(args: object, tool: object) -> tuple[int, dict]:
+        calls.append(1)
+        return 0, smoke_result({"1 stream tx": [0.45, 0.55]})  # FAIL, one round above half: no collapse
+
+    monkeypatch.setattr(compare, "use_iperf3", lambda path: {"path": path})
+    monkeypatch.setattr(compare, "run_once", run_once)
+    monkeypatch.setattr(compare, "emit", lambda args, result: None)
+    assert compare.main(["--smoke"]) == 0
+    assert calls == [1]
+
+
+def test_a_smoke_that_could_not_run_says_so_without_a_second_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    compare = bench_module("compare")
+    runs = iter([(2, {"rows": [], "collapse": True})])
+    monkeypatch.setattr(compare, "use_iperf3", lambda path: {"path": path})
+    monkeypatch.setattr(compare, "run_once", lambda args, tool: next(runs))
+    monkeypatch.setattr(compare, "emit", lambda args, result: None)
+    assert compare.main(["--smoke"]) == 2
