@@ -63,8 +63,9 @@ mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing 
 # on every address, so it stays off. The top test drives the live view in a tmux.
 # bench/compare.py (CI's smoke too) runs pasta and slirp4netns as the user-mode peers.
 # The service test checks the unit with systemd-analyze verify (package systemd).
+# bench/instructions.py (and its test) counts the datapath's instructions with valgrind.
 if [ -n "$extras" ]; then
-    apt-get install -y -qq --no-install-recommends prometheus tmux passt slirp4netns systemd >/dev/null
+    apt-get install -y -qq --no-install-recommends prometheus tmux passt slirp4netns systemd valgrind >/dev/null
     # tests/fuzz builds fuzz/ with clang's libFuzzer and sanitizers, whose
     # runtimes Debian ships apart from clang (libclang-rt-N-dev, N clang's).
     rt="libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"
