@@ -81,7 +81,7 @@ def named(thread: threading.Thread) -> threading.Thread:
         name_this_thread(thread.name)
         run()
 
-    thread.run = run_named
+    thread.run = run_named  # type: ignore[method-assign]  # this one thread's, before start()
     return thread
 
 

@@ -59,10 +59,10 @@ def script(parser: argparse.ArgumentParser | None = None) -> str:
     for full, _, sub in commands(parser):
         for action in sub._actions:
             if _takes_device(sub, action):
-                action.complete = {"bash": DEVICES}
+                action.complete = {"bash": DEVICES}  # type: ignore[attr-defined]  # shtab's way
         if full == "ynl":
             _ynl_choices(sub)
-    return shtab.complete(parser, "bash", preamble={"bash": PREAMBLE})
+    return shtab.complete(parser, "bash", preamble=PREAMBLE)
 
 
 if __name__ == "__main__":

@@ -67,13 +67,18 @@ def _rxh(word: str, what: str, dev: str) -> int:
     return sum(letters[c] for c in set(word))
 
 
+def _present(word: str, what: str, dev: str) -> bool:
+    """A flag's value: it was given (a flag takes no word, so this is never called)."""
+    return True
+
+
 @dataclass(frozen=True)
 class Type:
     """How a value is written (for usage lines) and parsed. COUNT: words it
     takes, 1; 0 for a flag; -1 for all the numbers that follow."""
 
     placeholder: str
-    parse: Callable[[str, str, str], Any] | None = None
+    parse: Callable[[str, str, str], Any] = _present
     count: int = 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -45,7 +46,7 @@ def cpu_list(cpus: list[int]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in list_devices():
         state = DeviceState.load(name)
         if state is None:

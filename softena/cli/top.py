@@ -238,7 +238,7 @@ class Keys:
 
     def __init__(self) -> None:
         self.fd = sys.stdin.fileno() if sys.stdin and sys.stdin.isatty() else None
-        self.saved = None
+        self.saved: list | None = None
 
     def __enter__(self) -> Keys:
         if self.fd is not None:
@@ -247,7 +247,7 @@ class Keys:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.saved is not None:
+        if self.fd is not None and self.saved is not None:
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
     def wait(self, timeout: float) -> str:

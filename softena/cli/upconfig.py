@@ -14,14 +14,15 @@ import difflib
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from softena.errors import SoftenaError
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10: the same parser, before it joined the standard library
+else:  # Python 3.10: the same parser, before it joined the standard library
     import tomli as tomllib
 
 # Options that say how to run this command, not what device to make.

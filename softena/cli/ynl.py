@@ -137,6 +137,8 @@ def run(argv: list[str]) -> int:
             for op in NETDEV.ops:
                 if args.list_msgs or op.group is None:
                     print(op.name, " [", _modes(op), "]")
+        if netdev is None:  # listing only
+            return 0
         if args.ntf:
             netdev.subscribe(args.ntf)
         if args.do:

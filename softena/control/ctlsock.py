@@ -206,7 +206,7 @@ class ControlServer:
             request = self._read_request(conn)
             cmd = request.get("cmd")
             command = self._checked(request)
-            access.check_command(self.dev, peer, cmd, command.reads(request))
+            access.check_command(self.dev, peer, str(cmd), command.reads(request))  # _checked: a str
             if self._closing:
                 raise SoftenaError(f"{self.dev}: going down")
             return json.dumps({"result": self._run(command, request)}).encode()
@@ -219,7 +219,8 @@ class ControlServer:
 
     def _read_request(self, conn: socket.socket) -> dict:
         deadline = time.monotonic() + RECV_TIMEOUT
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         while True:
             remaining = deadline - time.monotonic()
             try:
@@ -327,7 +328,8 @@ def _shown(value: Any, limit: int = 40) -> str:
 
 
 def _recv_all(conn: socket.socket) -> bytes:
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         chunk = conn.recv(65536)
         if not chunk:

@@ -88,7 +88,7 @@ def commands(device: Device, done: threading.Event, retitle, metrics: MetricsSer
         "stats": Command(lambda req: device.stats(), read_only=True),
         "fault-list": Command(lambda req: device.faults.listing(), read_only=True),
         # The device's own count of what it moved, asked the way the ENA driver asks: an admin command.
-        "device-stats": Command(lambda req: device.admin.submit(Opcode.GET_STATS, type="basic"), read_only=True),
+        "device-stats": Command(lambda req: device.admin_queue.submit(Opcode.GET_STATS, type="basic"), read_only=True),
         "ethtool": Command(ethtool_op, {"op": Field(text, required=True), "args": Field(json_object)},
                            read_only=ethtool_reads),
         "reset": Command(lambda req: device.reset(ResetReason[req.get("reason", "USER_TRIGGER")]),

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from functools import partial
-from typing import Callable
+from typing import Callable, TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -70,6 +70,16 @@ def link_exists(name: str) -> bool:
         return bool(ipr.link_lookup(ifname=name))
 
 
+_T = TypeVar("_T")
+
+
+def _set_up(part: _T | None, what: str) -> _T:
+    """PART of a device, which start() sets up before any code that uses it runs."""
+    if part is None:
+        raise SoftenaError(f"{what} is not set up (the device is not started)")
+    return part
+
+
 class Device:
     """A running softena device and everything it owns."""
 
@@ -122,6 +132,28 @@ class Device:
         self.xdp_mode = "-"
         self.started_at = 0.0
 
+    # What start() sets up, for the code that runs only once it has.
+
+    @property
+    def admin_queue(self) -> AdminQueue:
+        """The admin queue, from _probe() on."""
+        return _set_up(self.admin, f"{self.name}: admin queue")
+
+    @property
+    def events(self) -> Aenq:
+        """The async event queue (AENQ), from _start_events() on."""
+        return _set_up(self.aenq, f"{self.name}: event queue")
+
+    @property
+    def wire_name(self) -> str:
+        """The wire's interface name, from _create_wire() on."""
+        return _set_up(self.wire_ifname, f"{self.name}: wire")
+
+    @property
+    def xdp_attachment(self) -> xsk.XdpAttachment:
+        """An AF_XDP wire's XDP program and XSKMAP, from _create_wire() on."""
+        return _set_up(self.xdp, f"{self.name}: XDP attachment")
+
     # ---- bring-up ---------------------------------------------------------
 
     def start(self) -> None:
@@ -139,9 +171,10 @@ class Device:
             raise SoftenaError(f"{self.name}: wire interface {cfg.wire.iface} does not exist")
         if cfg.wire.kind == "tap" and cfg.wire.iface and link_exists(cfg.wire.iface):
             raise SoftenaError(f"{self.name}: wire tap name {cfg.wire.iface} already taken")
-        self.slot = self.state.slot = free_index(self.name, "slot", MAX_DEVICES)
-        if self.slot is None:
+        slot = free_index(self.name, "slot", MAX_DEVICES)
+        if slot is None:
             raise SoftenaError(f"{self.name}: {MAX_DEVICES} softena devices are running already")
+        self.slot = self.state.slot = slot
         self.state.save()
         try:
             self._probe()
@@ -154,7 +187,7 @@ class Device:
             if cfg.wire.kind == "tap":
                 tap.set_carrier(self.wire_fds[0], True)
             else:
-                tap.set_link(self.wire_ifname, state="up")
+                tap.set_link(self.wire_name, state="up")
             tap.set_carrier(self.host_fds[0], True)
             if cfg.wire.lab:
                 lab.wait_reachable(self.lab_names)
@@ -209,7 +242,7 @@ class Device:
             if rxq < cfg.queues:
                 raise SoftenaError(f"{self.name}: wire {self.wire_ifname} has {rxq} rx queue(s); "
                                    f"{cfg.queues} queue pairs need as many")
-            self.xdp = xsk.attach(self.wire_ifname, index)
+            self.xdp = xsk.attach(self.wire_name, index)
             self.xdp_mode = self.xdp.mode
             return
         # A tap wire: our fds, the netdev in the peer namespace or on the host.
@@ -219,7 +252,7 @@ class Device:
         self.wire_fds = tap.open_queues(self.wire_ifname, cfg.queues,
                                         tap.offload_flags(tx_csum=True, tso=True), napi=self._wire_tap_napi)
         self.xdp_mode = "tap, vnet headers"
-        self._attach_steering(lambda: steer.attach_tap(self.wire_fds[0], self.wire_ifname, self._rfs_table()))
+        self._attach_steering(lambda: steer.attach_tap(self.wire_fds[0], self.wire_name, self._rfs_table()))
         tap.set_link(self.wire_ifname, mtu=cfg.mtu)
         if cfg.wire.lab:
             lab.move_to_peer(names, self.wire_ifname)
@@ -322,12 +355,13 @@ class Device:
             Group.FATAL_ERROR: note("err"),
         })
         wire = self.config.wire
+        read: Callable[[], bool]
         if wire.kind == "tap" and wire.lab:  # our tap, as eth0 over there
             read = NetnsLinkReader(self.lab_names.netns, lab.PEER_IFNAME)
         else:
-            read = partial(host_link_up, self.wire_ifname)
+            read = partial(host_link_up, self.wire_name)
         self.link = LinkMonitor(self.name, read,
-                                on_change=lambda up: self.aenq.post(Group.LINK_CHANGE, up=up),
+                                on_change=lambda up: self.events.post(Group.LINK_CHANGE, up=up),
                                 on_tick=self._keep_alive,
                                 on_poll=self._sync_rx_mode)
         self.link.start()
@@ -340,7 +374,7 @@ class Device:
 
     def _keep_alive(self) -> None:
         if not self.faults.active("keep-alive-loss"):
-            self.aenq.post(Group.KEEP_ALIVE)
+            self.events.post(Group.KEEP_ALIVE)
 
     def _on_link_change(self, event: Event) -> None:
         up = event.data["up"]
@@ -387,7 +421,7 @@ class Device:
 
     def _change_mtu(self, mtu: int) -> None:
         try:
-            self.admin.submit(Opcode.SET_FEATURE, Feature.MTU, mtu=mtu)
+            self.admin_queue.submit(Opcode.SET_FEATURE, Feature.MTU, mtu=mtu)
         except AdminError as exc:
             log(self.name, "err", str(exc))
             tap.set_link(self.name, mtu=self.settings.mtu)  # as an ndo_change_mtu refusal leaves it
@@ -418,9 +452,9 @@ class Device:
         """Create the IO queues, the datapath over them, and one worker each."""
         st, cfg = self.settings, self.config
         for qid in range(st.queues):
-            self.admin.submit(Opcode.CREATE_CQ, qid=qid, depth=st.rx_ring)
-            self.admin.submit(Opcode.CREATE_SQ, qid=qid, direction="tx", depth=st.tx_ring)
-            self.admin.submit(Opcode.CREATE_SQ, qid=qid, direction="rx", depth=st.rx_ring)
+            self.admin_queue.submit(Opcode.CREATE_CQ, qid=qid, depth=st.rx_ring)
+            self.admin_queue.submit(Opcode.CREATE_SQ, qid=qid, direction="tx", depth=st.tx_ring)
+            self.admin_queue.submit(Opcode.CREATE_SQ, qid=qid, direction="rx", depth=st.rx_ring)
         self.datapath = self._attached_datapath()
         self.pool_generation += 1
         self.datapath.set_rss(st.rss)
@@ -429,9 +463,9 @@ class Device:
         self._sync_steering(st.rss, st.offloads)
         self._sync_rx_mode(force=True)
         if cfg.wire.kind == "xsk":
-            self.datapath.read_wire_rss(self.wire_ifname)
+            self.datapath.read_wire_rss(self.wire_name)
             copy = "zero-copy" if self.datapath.zerocopy(0) else "copy"
-            self.xdp_mode = f"{self.xdp.mode}, {copy}"
+            self.xdp_mode = f"{self.xdp_attachment.mode}, {copy}"
         for qid in range(st.queues):
             worker = QueueWorker(self.datapath, self.name, qid, self._cpu_of(qid), self.napi,
                                  self.napi_settings[qid])
@@ -456,7 +490,7 @@ class Device:
         try:
             for qid in range(st.queues):
                 if cfg.wire.kind == "xsk":
-                    dp.attach_xsk(qid, self.host_fds[qid], self.wire_ifname, self.xdp.xskmap_fd)
+                    dp.attach_xsk(qid, self.host_fds[qid], self.wire_name, self.xdp_attachment.xskmap_fd)
                 else:
                     dp.attach_tap(qid, self.host_fds[qid], self.wire_fds[qid])
         except SoftenaError as exc:
@@ -531,7 +565,7 @@ class Device:
         if self.config.wire.kind == "tap" and self.config.wire.lab:
             lab.set_peer_state(self.lab_names, state)
         else:
-            tap.set_link(self.wire_ifname, state=state)
+            tap.set_link(self.wire_name, state=state)
 
     @property
     def frame_size(self) -> int:
@@ -584,7 +618,7 @@ class Device:
 
     def wire_queue_count(self) -> int:
         """Rx queues the wire interface has in use (sysfs lists the real ones)."""
-        return queues_in_use(self.wire_ifname, "rx")
+        return queues_in_use(self.wire_name, "rx")
 
     def _resize_ports(self, queues: int) -> None:
         """Give the host tap and the wire QUEUES queues each."""
@@ -595,7 +629,7 @@ class Device:
         wire = self.config.wire
         if wire.kind == "tap":
             # A lab's tap wire is eth0 of the peer namespace by now.
-            name, netns = (lab.PEER_IFNAME, self.lab_names.netns) if wire.lab else (self.wire_ifname, None)
+            name, netns = (lab.PEER_IFNAME, self.lab_names.netns) if wire.lab else (self.wire_name, None)
             tap.resize_queues(name, self.wire_fds, queues, tap.offload_flags(tx_csum=True, tso=True), netns,
                               napi=self._wire_tap_napi)
         elif wire.lab:
@@ -643,7 +677,7 @@ class Device:
         elif wire.lab:  # our tap is the peer's eth0
             lab.set_mtu(self.lab_names, None, mtu)
         else:
-            tap.set_link(self.wire_ifname, mtu=mtu)
+            tap.set_link(self.wire_name, mtu=mtu)
         dp = self.datapath
         if dp is not None:
             dp.set_mtu(mtu)
@@ -740,7 +774,8 @@ class Device:
         try:
             with genl.NetdevGenl() as nl:
                 dev = nl.do("dev-get", {"ifindex": socket.if_nametoindex(self.wire_ifname)})
-            features = sorted(dev.get("xdp-rx-metadata-features", ()))
+            assert isinstance(dev, dict), "a do answers with one object"
+            features: list[str] | str = sorted(dev.get("xdp-rx-metadata-features", ()))
         except (OSError, NetlinkError) as exc:
             features = f"unknown: {exc}"
         dp = self.datapath

@@ -82,7 +82,8 @@ class EthtoolOps:
         }
 
     def handle(self, request: dict) -> Any:
-        op = self._ops.get(request.get("op"))
+        name = request.get("op")
+        op = self._ops.get(name) if isinstance(name, str) else None
         if op is None:
             raise SoftenaError(f"unknown ethtool operation {request.get('op')!r}")
         args = {k.replace("-", "_"): v for k, v in request.get("args", {}).items()}
@@ -294,7 +295,8 @@ def _table_from_weights(dev: str, weights: list[int], rings: int) -> list[int]:
     """ethtool's weight spreading: entries proportional to each ring's weight."""
     if len(weights) > rings or not any(weights) or min(weights) < 0:
         raise SoftenaError(f"{dev}: weights must be {rings} or fewer non-negative numbers, not all zero")
-    total, table, acc = sum(weights), [], 0
+    total, acc = sum(weights), 0
+    table: list[int] = []
     for ring, w in enumerate(weights):
         acc += w
         while len(table) < acc * INDIR_SIZE // total:

@@ -98,6 +98,12 @@ def _by_scope(scope: str) -> list[EnaStat]:
     return [s for s in ENA_STATS if s.scope == scope]
 
 
+def _section_key(stat: EnaStat) -> tuple[str, str]:
+    """A device-wide statistic's source: its section of Device.stats() and its key there."""
+    assert isinstance(stat.source, tuple), f"{stat.name}: a per-queue source has no section"
+    return stat.source
+
+
 def ena_stats(stats: dict) -> dict[str, int]:
     """ethtool -S names and values, in the driver's order, from Device.stats().
 
@@ -105,7 +111,7 @@ def ena_stats(stats: dict) -> dict[str, int]:
     """
     out: dict[str, int] = {}
     for s in _by_scope("global"):
-        section, key = s.source
+        section, key = _section_key(s)
         if key in stats.get(section, {}):
             out[s.name] = stats[section][key]
     for q in stats.get("queues", []):
@@ -114,7 +120,7 @@ def ena_stats(stats: dict) -> dict[str, int]:
                 if s.source in q:
                     out[f"queue_{q['queue-id']}_{direction}_{s.name}"] = q[s.source]
     for s in _by_scope("admin"):
-        section, key = s.source
+        section, key = _section_key(s)
         if key in stats.get(section, {}):
             out[f"ena_admin_q_{s.name}"] = stats[section][key]
     return out

@@ -110,7 +110,9 @@ def free_index(except_dev: str, field_name: str, limit: int) -> int | None:
     used = set()
     for name in list_devices():
         state = DeviceState.load(name)
-        value = getattr(state, field_name, None) if state else None
-        if name != except_dev and value is not None and pid_alive(state.pid):
+        if state is None or name == except_dev:
+            continue
+        value = getattr(state, field_name, None)
+        if value is not None and pid_alive(state.pid):
             used.add(value)
     return min(set(range(limit)) - used, default=None)

@@ -30,10 +30,11 @@ def struct_fields(ctype: str) -> list[str]:
 def struct_to_dict(ptr, ctype: str, arrays: dict[str, tuple[str, ...]] | None = None) -> dict[str, int]:
     """Counters of a C struct, under the netdev family's dashed names; an
     array field is one counter per element, named by ARRAYS[field]."""
-    out = {}
+    out: dict[str, int] = {}
     for name, f in ffi.typeof(ctype).fields:
         value = getattr(ptr, name)
         if f.type.kind == "array":
+            assert arrays is not None, f"{ctype}.{name}: an array field needs its element names"
             out.update(zip(arrays[name], map(int, value), strict=True))
         else:
             out[name.replace("_", "-")] = int(value)

@@ -40,13 +40,12 @@ class Settings:
     tx_ring: int = 1024
     mtu: int = 1500
     offloads: dict[str, bool] = field(default_factory=lambda: {o: o not in OFF_BY_DEFAULT for o in OFFLOADS})
-    rss: RssConfig | None = None
+    rss: RssConfig = field(init=False)  # the default for QUEUES, set below
     coalesce: Coalesce = field(default_factory=Coalesce)
     llq_header: int = 96
 
     def __post_init__(self) -> None:
-        if self.rss is None:
-            self.rss = RssConfig(self.queues)
+        self.rss = RssConfig(self.queues)
 
 
 class Backend(Protocol):

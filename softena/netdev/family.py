@@ -74,7 +74,7 @@ def wire_qstats(c: dict[str, int]) -> dict[str, int]:
     }
     names = [a.name for a in ATTR_SETS["qstats"].of_kind("counter")]
     ordered = [n for n in names if n.startswith("rx-")] + [n for n in names if n.startswith("tx-")]
-    return {n: wire.get(n, c.get(n)) for n in ordered if n in wire or n in c}
+    return {n: wire[n] if n in wire else c[n] for n in ordered if n in wire or n in c}
 
 
 def split_by_direction(q: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:

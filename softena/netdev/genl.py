@@ -34,7 +34,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import AsyncGenericNetlinkSocket, GenericNetlinkSocket
 from pyroute2.netlink.marshal import Marshal
 
-from softena.netdev.spec import ATTR_SETS, NETDEV, AttrSet, Op
+from softena.netdev.spec import ATTR_SETS, NETDEV, AttrSet, Op, nested_set
 
 SOL_NETLINK = 270
 NETLINK_ADD_MEMBERSHIP = 1
@@ -86,11 +86,13 @@ def encode_value(attr, value: Any) -> Any:
     if attr.type == "nest":
         if not isinstance(value, dict):
             raise SpecError(f"Attribute '{attr.name}' is a nest: give a JSON object")
-        return {"attrs": encode_attrs(ATTR_SETS[attr.nested], value)}
+        return {"attrs": encode_attrs(nested_set(attr), value)}
     if isinstance(value, bool) or not isinstance(value, (int, str, list, set, tuple)):
         raise SpecError(f"Attribute '{attr.name}' takes a number, not {value!r}")
+    if isinstance(value, int):
+        return value
     try:
-        return int(value)
+        return int(value)  # type: ignore[arg-type]  # a list fails here too, as it should
     except (TypeError, ValueError):
         if attr.enum is None:
             raise SpecError(f"Attribute '{attr.name}' takes a number, not {value!r}") from None
@@ -109,7 +111,7 @@ def encode_value(attr, value: Any) -> Any:
 
 def encode_attrs(attr_set: AttrSet, values: dict) -> list[list]:
     """pyroute2's ['name', value] list for a request's attributes, in the order given."""
-    out = []
+    out: list[list] = []
     for name, value in values.items():
         try:
             attr = attr_set[name]
@@ -124,7 +126,7 @@ def encode_attrs(attr_set: AttrSet, values: dict) -> list[list]:
 
 def decode_value(attr, value: Any) -> Any:
     if attr.type == "nest":
-        return decode_attrs(ATTR_SETS[attr.nested], value)
+        return decode_attrs(nested_set(attr), value)
     if attr.enum is None:
         return value
     names = _definition(attr)
@@ -170,7 +172,7 @@ def _namespace(attr_set: AttrSet, prefix: str) -> dict:
     for attr in attr_set.attrs:
         if attr.type == "nest":
             class_name = f"{prefix}_{attr.nested}".replace("-", "_")
-            ns[class_name] = type(class_name, (nla,), _namespace(ATTR_SETS[attr.nested], prefix))
+            ns[class_name] = type(class_name, (nla,), _namespace(nested_set(attr), prefix))
             nla_map.append((attr.id, attr.name, class_name))
         else:
             nla_map.append((attr.id, attr.name, _NLA_TYPES[attr.type]))
@@ -282,7 +284,7 @@ def _extack_path(request: bytes, attr_set: AttrSet, offset: int, target: int) ->
             continue
         if attr.type != "nest":
             return None
-        sub = _extack_path(payload, ATTR_SETS[attr.nested], 0, target - pos - 4)
+        sub = _extack_path(payload, nested_set(attr), 0, target - pos - 4)
         return None if sub is None else "." + attr.name + sub
     return None
 
@@ -382,7 +384,7 @@ class NetdevMulticast:
 
     def read_ready(self) -> list[dict]:
         """The notifications queued now, as ynl gives them: {'name': op, 'msg': {...}}."""
-        out = []
+        out: list[dict] = []
         while True:
             try:
                 data = self.sock.recv(_RECV_SIZE)

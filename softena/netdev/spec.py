@@ -209,6 +209,14 @@ ATTR_SETS = {
     )),
 }
 
+
+def nested_set(attr: Attr) -> AttrSet:
+    """The attribute set inside nest ATTR."""
+    if attr.nested is None:
+        raise KeyError(f"attribute {attr.name} is no nest")
+    return ATTR_SETS[attr.nested]
+
+
 OPS = (
     Op("dev-get", 1, "dev", do=True, dump=True, request=("ifindex",)),
     Op("dev-add-ntf", 2, "dev", group="mgmt"),

@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import psutil
 
@@ -157,7 +157,7 @@ class Reading:
     error: str | None = None  # gone, not answering: the reason the rows are missing
 
 
-Request = Callable[..., object]
+Request = Callable[..., Any]  # ctlsock.request: the device's JSON answer
 
 
 def _netdev(request: Request, dev: str, op: str, attrs: dict) -> list[dict]:
@@ -214,7 +214,8 @@ def _read_latency(request: Request, reading: Reading) -> None:
     for q in stats.get("queues", []):
         if q["queue-id"] in reading.queues:
             reading.queues[q["queue-id"]].values["latency"] = {k: q.get(k, 0) for k in keys}
-    reading.device.values["latency"] = {k: stats.get("device", {}).get(k, 0) for k in keys}
+    if reading.device is not None:
+        reading.device.values["latency"] = {k: stats.get("device", {}).get(k, 0) for k in keys}
 
 
 def _read_cpu(reading: Reading) -> None:
@@ -227,8 +228,9 @@ def _read_cpu(reading: Reading) -> None:
         return
     for row in reading.queues.values():
         row.cpu_seconds = threads.get(row.get("napi", "pid"))
-    reading.device.values["napi"] = {"pid": reading.pid}
-    reading.device.cpu_seconds = times.user + times.system
+    if reading.device is not None:
+        reading.device.values["napi"] = {"pid": reading.pid}
+        reading.device.cpu_seconds = times.user + times.system
 
 
 # ---- frames: the difference of two reads ----------------------------------------------
@@ -282,14 +284,16 @@ def cell(col: Column, prev: Row | None, cur: Row, dt: float | None):
         return None
     if col.how == "rate":
         return (value - before) / dt  # per second of the counter's unit: SCALE is the view's
+    if col.per is None:  # a column "per frame" names its frames
+        return None
     frames = (cur.get(col.source, col.per) or 0) - (prev.get(col.source, col.per) or 0)
     return (value - before) / frames if frames > 0 else None
 
 
 def _frame_row(label: str, prev: Row | None, cur: Row, dt: float | None, columns: tuple[Column, ...]) -> FrameRow:
-    restarted = prev is not None and _went_back(prev, cur)
-    if restarted:
-        prev = _keep_thread(prev)
+    restarted = False
+    if prev is not None and _went_back(prev, cur):
+        prev, restarted = _keep_thread(prev), True
     cells = [label if col.how == "id" and col.attr == "queue-id" else cell(col, prev, cur, dt) for col in columns]
     return FrameRow(label, cells, restarted)
 
@@ -324,14 +328,15 @@ def frame(prev: Reading | None, cur: Reading, columns: tuple[Column, ...] = COLU
     a read half-way through a rebuild has no pools to compare)."""
     if cur.error:
         return Frame(cur.dev, cur.error, None, [], None)
-    usable = prev is not None and prev.error is None and prev.pid == cur.pid
-    dt = cur.at - prev.at if usable else None
+    usable = prev if prev is not None and prev.error is None and prev.pid == cur.pid else None
+    dt = cur.at - usable.at if usable is not None else None
     event = change(since or prev, cur)
     rows = []
     for qid in sorted(cur.queues):
-        before = prev.queues.get(qid) if usable else None
+        before = usable.queues.get(qid) if usable is not None else None
         rows.append(_frame_row(str(qid), before, cur.queues[qid], dt, columns))
-    total = _frame_row("device", prev.device if usable else None, cur.device, dt, columns) if cur.device else None
+    total = (_frame_row("device", usable.device if usable is not None else None, cur.device, dt, columns)
+             if cur.device else None)
     return Frame(cur.dev, "up", dt, rows, total, event)
 
 

@@ -34,7 +34,7 @@ from softena.errors import SoftenaError
 from softena.netdev import genl, notify
 from softena.netdev.family import PAGE_POOL_ID_BASE, napi_slot
 from softena.netdev.printer import synthetic_error_header
-from softena.netdev.spec import ATTR_SETS, NETDEV, AttrSet, Op
+from softena.netdev.spec import ATTR_SETS, NETDEV, AttrSet, Op, nested_set
 
 NlError = genl.NlError
 SpecError = genl.SpecError
@@ -115,7 +115,7 @@ def from_device(attr_set: AttrSet, obj: dict) -> dict:
             out[name] = value
             continue
         if attr.type == "nest" and isinstance(value, dict):
-            out[name] = from_device(ATTR_SETS[attr.nested], value)
+            out[name] = from_device(nested_set(attr), value)
         elif attr.kind == "flags" and isinstance(value, list):
             out[name] = set(value)
         else:
@@ -275,7 +275,9 @@ class Netdev:
             if softena in ready:
                 for ntf in softena.read_ready():
                     msg = from_device(ATTR_SETS[NETDEV.op(ntf["name"]).attr_set], ntf["msg"])
-                    ours.add(ifindex_of(msg))
+                    index = ifindex_of(msg)
+                    if index is not None:  # a message of no device hides none of the kernel's
+                        ours.add(index)
                     yield {"name": ntf["name"], "msg": msg}
             if kernel in ready:
                 # the kernel's word on a softena tap is replaced by the device's, as in dumps

@@ -60,7 +60,7 @@ def placed(ifname: str, cpus: list[int]) -> bool:
     """Whether IFNAME's NAPI threads are one per CPU of CPUS (a CPU listed twice: two
     threads there), each bound to that CPU alone with SCHED_BATCH, as place() left them.
     An admin who writes /sys/class/net/DEV/threaded off and on gets new, unbound threads."""
-    found = []
+    found: list[int] = []
     for pid in napi_threads(ifname):
         try:
             affinity, policy = os.sched_getaffinity(pid), os.sched_getscheduler(pid)

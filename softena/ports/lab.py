@@ -99,6 +99,8 @@ def create_veth(names: LabNames, queues: int, max_queues: int, mtu: int) -> int:
         except NetlinkError as exc:
             raise SoftenaError(f"{names.dev}: cannot create wire {names.wire}: {os.strerror(exc.code)}") from exc
         index = link_index(ipr, names.wire)
+    if index is None:
+        raise SoftenaError(f"{names.dev}: wire {names.wire} was created but is not there")
     set_veth_queues(names, queues)
     # The wire is a cable: the host must not talk on it by itself.
     _sysctl(f"net/ipv6/conf/{names.wire}/disable_ipv6", "1")

@@ -39,6 +39,8 @@ def import_bcc(search: tuple[str, ...] | None = None) -> ModuleType:
             continue
         spec = importlib.util.spec_from_file_location("bcc", init,
                                                       submodule_search_locations=[os.path.dirname(init)])
+        if spec is None or spec.loader is None:
+            continue
         module = importlib.util.module_from_spec(spec)
         sys.modules["bcc"] = module  # its submodules import "bcc.libbcc" by that name
         try:
