@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -112,21 +113,19 @@ def measure(against: str, frames: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="softena-icount-") as tmp:
         tree = os.path.join(tmp, "tree")
         build(os.path.join(REPO_DIR, NATIVE), os.path.join(REPO_DIR, "fuzz"), tree)
-        base: str | None = os.path.join(tmp, "base")
+        base: str | None = None
         if against:
             need("git", "git")
             src = os.path.join(tmp, "src")
             os.mkdir(src)
             checkout(against, src)
             try:
-                build(os.path.join(src, NATIVE), os.path.join(src, "fuzz"), base)
+                build(os.path.join(src, NATIVE), os.path.join(src, "fuzz"), os.path.join(tmp, "base"))
+                base = os.path.join(tmp, "base")
             except BenchError as exc:
                 result["note"] = f"{against}'s datapath does not build with this harness; {exc}"
-                base = None
-        else:
-            base = None
         for case, what in CASES:
-            row = {"case": case, "what": what, "tree": per_frame(tree, case, frames, tmp)}
+            row: dict[str, Any] = {"case": case, "what": what, "tree": per_frame(tree, case, frames, tmp)}
             row["base"] = per_frame(base, case, frames, tmp) if base else None
             result["cases"].append(row)
     return result

@@ -144,7 +144,7 @@ def print_report(result: dict, use_rich: bool) -> None:
     print()
 
     rows = result["rows"]
-    body = []
+    body: list[Sequence[str]] = []  # each table's rows, one after another
     for r in rows:
         floor = "-"
         if r.get("floor") is not None:

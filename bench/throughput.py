@@ -117,6 +117,7 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str], busy_pol
     peers1500 = tuple(f"{tool}@1500" for tool in usernet_tools)
     peers_best = tuple(f"{tool}@65520" for tool in usernet_tools)
     cmp: list[Comparison] = []
+    blocks: list[tuple[str, str | None, list[str]]]  # (softena path, its baseline or None, tests)
     if smoke:
         blocks = [("softena-xdp@1500", "veth+xdp@1500", ["1 stream tx"]),
                   ("softena-tap@1500", "veth@1500", ["1 stream tx"])]
@@ -303,9 +304,12 @@ def summarize(plan: Plan, samples: list[Sample]) -> tuple[list[dict], list[dict]
         row: dict = {"path": pname, "test": tname, "gbps": med(pname, tname),
                      "samples_gbps": [mine[r].gbps for r in sorted(mine)],
                      "errors": [mine[r].error for r in sorted(mine) if mine[r].error]}
-        cpus = [mine[r].cpu for r in sorted(mine) if mine[r].cpu is not None and mine[r].gbps]
+        # Each round's CPU with that round's throughput (a round without either is left out).
+        used = [(s.cpu, s.gbps) for s in (mine[r] for r in sorted(mine))]
+        measured = [(cpu, gbps) for cpu, gbps in used if cpu is not None and gbps]
+        cpus = [cpu for cpu, _ in measured]
         if cpus:
-            per = [c.per_gbit(mine[r].gbps) for r, c in zip(sorted(mine), cpus)]
+            per = [cpu.per_gbit(gbps) for cpu, gbps in measured]
             keys = sorted({k for d in per for k in d})
             row["cpu_s_per_gbit"] = {k: _med([d.get(k) for d in per]) for k in keys}
             row["device_cpu_pct"] = _med([c.process_pct for c in cpus])
@@ -322,8 +326,8 @@ def summarize(plan: Plan, samples: list[Sample]) -> tuple[list[dict], list[dict]
         ratio, ratios = None, []
         if len(c.baselines) == 1 and have:
             base = by.get((c.baselines[0], c.test), {})
-            ratios = [mine[r].gbps / base[r].gbps for r in sorted(mine)
-                      if r in base and mine[r].gbps is not None and base[r].gbps]
+            pairs = [(mine[r].gbps, base[r].gbps) for r in sorted(mine) if r in base]
+            ratios = [m / b for m, b in pairs if m is not None and b]
             ratio = statistics.median(ratios) if ratios else None
         elif value is not None and best[1]:
             ratio = value / best[1]

@@ -192,3 +192,18 @@ def test_a_smoke_that_could_not_run_says_so_without_a_second_run(monkeypatch: py
     monkeypatch.setattr(compare, "run_once", lambda args, tool: next(runs))
     monkeypatch.setattr(compare, "emit", lambda args, result: None)
     assert compare.main(["--smoke"]) == 2
+
+
+def test_cost_pairs_each_rounds_cpu_with_that_rounds_throughput() -> None:
+    """A round that carried nothing leaves the cost to the rounds that did, each CPU over its own Gbit/s."""
+    throughput, cost = bench_module("throughput"), bench_module("cost")
+    plan = throughput.make_plan(4, True, [])
+    second = cost.CpuUse(wall=3.0, process=1.5, workers={"q0": 1.2})
+    third = cost.CpuUse(wall=3.0, process=3.0, workers={"q0": 2.4})
+    samples = [throughput.Sample("softena-xdp@1500", "1 stream tx", 0, None, error="iperf3 failed"),
+               throughput.Sample("softena-xdp@1500", "1 stream tx", 1, 5.0, cpu=second),
+               throughput.Sample("softena-xdp@1500", "1 stream tx", 2, 10.0, cpu=third)]
+    rows, _ = throughput.summarize(plan, samples)
+    row = next(r for r in rows if r["path"] == "softena-xdp@1500")
+    assert row["cpu_s_per_gbit"] == {"process": 0.1, "q0": 0.08}  # 1.5/(5*3) and 3.0/(10*3); 1.2/15, 2.4/30
+    assert row["device_cpu_pct"] == 75.0  # the median of 50% and 100%
