@@ -237,28 +237,28 @@ class Device:
             else:
                 self.wire_ifname = cfg.wire.iface
                 with IPRoute() as ipr:
-                    index = ipr.link_lookup(ifname=self.wire_ifname)[0]
+                    index = ipr.link_lookup(ifname=self.wire_name)[0]
             rxq = self.wire_queue_count()
             if rxq < cfg.queues:
-                raise SoftenaError(f"{self.name}: wire {self.wire_ifname} has {rxq} rx queue(s); "
+                raise SoftenaError(f"{self.name}: wire {self.wire_name} has {rxq} rx queue(s); "
                                    f"{cfg.queues} queue pairs need as many")
             self.xdp = xsk.attach(self.wire_name, index)
             self.xdp_mode = self.xdp.mode
             return
         # A tap wire: our fds, the netdev in the peer namespace or on the host.
         self.wire_ifname = cfg.wire.iface or names.wire
-        self.state.links.append(self.wire_ifname)
+        self.state.links.append(self.wire_name)
         self.state.save()
-        self.wire_fds = tap.open_queues(self.wire_ifname, cfg.queues,
+        self.wire_fds = tap.open_queues(self.wire_name, cfg.queues,
                                         tap.offload_flags(tx_csum=True, tso=True), napi=self._wire_tap_napi)
         self.xdp_mode = "tap, vnet headers"
         self._attach_steering(lambda: steer.attach_tap(self.wire_fds[0], self.wire_name, self._rfs_table()))
-        tap.set_link(self.wire_ifname, mtu=cfg.mtu)
+        tap.set_link(self.wire_name, mtu=cfg.mtu)
         if cfg.wire.lab:
-            lab.move_to_peer(names, self.wire_ifname)
+            lab.move_to_peer(names, self.wire_name)
             lab.configure_peer(names, checksum_offload=True, napi_threads=cfg.peer_napi == "threaded")
         else:
-            tap.set_link(self.wire_ifname, state="up")
+            tap.set_link(self.wire_name, state="up")
 
     @property
     def _wire_tap_napi(self) -> bool:
@@ -673,7 +673,7 @@ class Device:
         """The wire follows the device's MTU; the datapath's TSO target too."""
         wire = self.config.wire
         if wire.lab and wire.kind == "xsk":
-            lab.set_mtu(self.lab_names, self.wire_ifname, mtu)
+            lab.set_mtu(self.lab_names, self.wire_name, mtu)
         elif wire.lab:  # our tap is the peer's eth0
             lab.set_mtu(self.lab_names, None, mtu)
         else:
