@@ -176,13 +176,13 @@ def confirm_collapse(args: argparse.Namespace, iperf3_tool: dict, first: dict) -
     emit(args, second)
     if status:
         return status
-    confirmed = suspects & collapsed_cases(second)
+    again = collapsed_cases(second)
+    confirmed = suspects & again
     if confirmed:
         log(f"collapse confirmed: {'; '.join(sorted(confirmed))}")
         return 1
-    log("collapse not confirmed: the second run kept every case above half its floor"
-        if not second["collapse"] else
-        f"collapse not confirmed: the second run collapsed other cases ({'; '.join(sorted(collapsed_cases(second)))})")
+    log(f"collapse not confirmed: the second run collapsed other cases ({'; '.join(sorted(again))})" if again
+        else "collapse not confirmed: the second run kept every case above half its floor")
     return 0
 
 

@@ -41,10 +41,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import BENCH_DIR, REPO_DIR, BenchError, run  # noqa: E402
 from report import table  # noqa: E402
 
+sys.path.insert(0, REPO_DIR)
+from softena.datapath.build_native import CFLAGS as DATAPATH_CFLAGS  # noqa: E402
+
 NATIVE = "softena/datapath/native"
 HARNESS = os.path.join(BENCH_DIR, "c", "datapath", "icount.c")
 SOURCES = ("sn_pkt.c", "sn_csum.c", "sn_hw_gro.c")
-CFLAGS = ["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function", "-Wl,-z,now"]  # the datapath's, bound at load
+CFLAGS = [*DATAPATH_CFLAGS, "-Wl,-z,now"]  # the datapath's own, and symbols bound at load, not at first call
 
 # (case, what one frame of it is)
 CASES = (

@@ -305,8 +305,7 @@ def summarize(plan: Plan, samples: list[Sample]) -> tuple[list[dict], list[dict]
                      "samples_gbps": [mine[r].gbps for r in sorted(mine)],
                      "errors": [mine[r].error for r in sorted(mine) if mine[r].error]}
         # Each round's CPU with that round's throughput (a round without either is left out).
-        used = [(s.cpu, s.gbps) for s in (mine[r] for r in sorted(mine))]
-        measured = [(cpu, gbps) for cpu, gbps in used if cpu is not None and gbps]
+        measured = [(s.cpu, s.gbps) for s in (mine[r] for r in sorted(mine)) if s.cpu is not None and s.gbps]
         cpus = [cpu for cpu, _ in measured]
         if cpus:
             per = [cpu.per_gbit(gbps) for cpu, gbps in measured]
