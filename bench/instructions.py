@@ -11,7 +11,8 @@ device-level bench (compare.py) says what it buys.
     python3 bench/instructions.py --against REV   against another commit
     python3 bench/instructions.py --json          the counts as JSON
 
-bench/c/datapath/icount.c, built with the datapath's own flags (-O2), runs
+bench/c/datapath/icount.c, built with the datapath's own flags
+(softena/datapath/build_native.py's CFLAGS), runs
 each case; callgrind collects only the case's function
 (--toggle-collect). A case is counted at N and 2N frames and the
 difference divided by N, which leaves out set-up and first-call costs.
@@ -19,7 +20,8 @@ The harness checks every frame it produced with the fuzzers' reference
 parser (fuzz/ref.h), so no count is that of an error path. The baseline is
 built from REV's datapath with this tree's harness; a REV whose datapath
 the harness cannot build (an older API) is said so, and the tree is
-counted alone. Needs gcc, git and valgrind; no root, no device.
+counted alone. Needs gcc, git, valgrind and this checkout's softena
+importable (cffi); no root, no device.
 
 Exit status: 0; 2 when a tool is missing, a build or a count fails, or REV
 is not a commit.
