@@ -36,7 +36,7 @@ class DeviceFaults:
         return self.registry.listing()
 
     def inject(self, kind: str, queue: int | None, seconds: float | None) -> dict:
-        """softena fault inject: datapath faults apply at once, and lift within a quarter second of expiry."""
+        """softena fault inject: each fault applies at once and lifts when its time is up."""
         dev = self.device
         if queue is not None and not 0 <= queue < dev.settings.queues:
             raise SoftenaError(f"{dev.name}: no queue {queue}")
@@ -53,6 +53,8 @@ class DeviceFaults:
                 self._later(seconds, lambda: self.clear("wire-down"))
         elif kind in FAULT_BITS:
             self.sync_datapath()
+            if seconds:  # lifted on time; the watchdog's once-a-second sync is only the net
+                self._later(seconds, self.sync_datapath)
         log(dev.name, "warning", f"fault injected: {kind}" + (f" on queue {queue}" if queue is not None else "")
             + (f" for {seconds} s" if seconds else ""))
         return {"kind": fault.kind, "queue": fault.queue, "for": seconds}

@@ -4,8 +4,13 @@ Once a second it looks at what the device reports: the age of the last
 KEEP_ALIVE, every queue's oldest Tx descriptor in flight and whether each
 worker still polls. What it finds, and resets other parts ask for (an admin
 command that timed out, the user), end in one device reset at a time,
-carried out by this thread. Its tick also lifts the datapath's injected
-faults when their time is up (softena.control.faults).
+carried out by this thread. Its tick also syncs the datapath's injected
+faults (softena.control.faults), a net under each fault's own timer.
+
+Once a second is ENA's timer service period (ena_timer_service()). A reset
+asked for by another part wakes the thread at once; the watchdogs' own
+timeouts are seconds long, so finer looks would only cost an idle device
+CPU.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from dataclasses import dataclass
 from softena.datapath.datapath import QueueReading
 from softena.device.health import HealthStats, RateLimitedLog, ResetReason
 from softena.threads import NamedThread
+
+CHECK_PERIOD_S = 1.0
 
 
 @dataclass
@@ -53,7 +60,7 @@ class HealthMonitor(NamedThread):
 
     def run(self) -> None:
         while not self._stopping.is_set():
-            self._wake.wait(0.25)
+            self._wake.wait(CHECK_PERIOD_S)
             self._wake.clear()
             if self._stopping.is_set():
                 break
@@ -81,7 +88,8 @@ class HealthMonitor(NamedThread):
             return None
         # Read once: a concurrent `ip link set down` may free the datapath
         # meanwhile, and then this reading is simply empty.
-        queues = self.device.read_counters().queues
+        dp = self.device.datapath
+        queues = dp.read_health() if dp is not None else []
         for check in (self.check_for_bad_req_ids, self.check_for_rx_trouble,
                       self.check_for_missing_completions, self.check_for_missed_polls):
             reason = check(queues, now)
