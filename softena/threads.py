@@ -1,8 +1,8 @@
 """The device process's threads: names the kernel shows, and what happens when one dies.
 
 Every long-lived thread is called softena/<dev>-<role> (ctl, link, ipwatch,
-aenq, admin, wd, and the queue number for the workers), and the kernel gets
-the same name, so `top -H`, `ps -L` and /proc/PID/task/*/comm tell them apart.
+timer, aenq, admin, wd, and the queue number for the workers), and the
+kernel gets the same name, so `top -H`, `ps -L` and /proc/PID/task/*/comm tell them apart.
 
 A thread that dies of an exception must not leave the device half-alive.
 LastResort, installed once per device process, logs the traceback to the
@@ -15,10 +15,11 @@ device log and then applies the thread's policy:
   and the device goes down.
 - down (every other thread): the daemon's done event is set, so the main
   thread tears the device down in order and the process exits non-zero. The
-  link monitor (carrier, keep-alive), the rtnetlink watcher, the AENQ, the
-  admin queue, the watchdog, the queue workers and the fault timers each hold
-  state that only a bring-up creates consistently; without one of them the
-  device would answer but no longer work.
+  wire's carrier watcher, the rtnetlink watcher, the device timer
+  (keep-alive), the AENQ, the admin queue, the watchdog, the queue workers
+  and the fault timers each hold state that only a bring-up creates
+  consistently; without one of them the device would answer but no longer
+  work.
 
 The control server's request threads never reach the hook: each catches
 everything around its one request and answers with an error.

@@ -13,7 +13,6 @@ import os
 import socket
 import threading
 import time
-from functools import partial
 from typing import Callable, TypeVar
 
 from pyroute2 import IPRoute
@@ -23,9 +22,10 @@ from softena.control.cleanup import clear_leftovers, remove_kernel_objects
 from softena.control.config import XSK_MAX_MTU, DeviceConfig, check_environment
 from softena.control.faults import DeviceFaults
 from softena.control.health import HealthMonitor
-from softena.control.hostwatch import HostLinkState, HostLinkWatcher, joined_groups
+from softena.control.hostwatch import HostLinkState, HostLinkWatcher, joined_groups, read_dev_mcast
 from softena.control.qstats import DeviceReading, StatsBase
 from softena.control.state import DeviceState, free_index, remove_files
+from softena.control.timer import DeviceTimer
 from softena.datapath import latency
 from softena.datapath.datapath import (
     TAP_FRAME_SIZE,
@@ -48,7 +48,7 @@ from softena.log import log
 from softena.netdev import genl, notify
 from softena.netdev.family import NapiSettings, NetdevFamily
 from softena.ports import hostnapi, lab, rfs, steer, tap, xsk
-from softena.ports.link import LinkMonitor, NetnsLinkReader, host_link_up, queues_in_use
+from softena.ports.link import WireLink, queues_in_use
 
 # Devices one machine runs at once: each takes a slot of NAPI ids below the kernel's MIN_NAPI_ID.
 MAX_DEVICES = 32
@@ -98,7 +98,8 @@ class Device:
         self.model = EnaDevice(self.name, self.attrs, self.settings, backend=self)
         self.admin: AdminQueue | None = None
         self.aenq: Aenq | None = None
-        self.link: LinkMonitor | None = None
+        self.link: WireLink | None = None
+        self.timer: DeviceTimer | None = None
         self.last_keep_alive = 0.0
         self.hostwatch: HostLinkWatcher | None = None
         self.faults = DeviceFaults(self)
@@ -106,6 +107,7 @@ class Device:
         self.health_stats = HealthStats()  # the device's, so no event before the watchdog starts is lost
         self.promisc = self.allmulti = False
         self._mc_groups: list[bytes] = []
+        self._dev_mcast = b""  # /proc/net/dev_mcast at the last look
         self._rx_mode_lock = threading.Lock()
         # Serialises queue rebuilds (ethtool -L/-G, ip link up/down).
         self._io_lock = threading.RLock()
@@ -355,19 +357,20 @@ class Device:
             Group.FATAL_ERROR: note("err"),
         })
         wire = self.config.wire
-        read: Callable[[], bool]
+
+        def carrier(up: bool) -> None:
+            self.events.post(Group.LINK_CHANGE, up=up)
+
         if wire.kind == "tap" and wire.lab:  # our tap, as eth0 over there
-            read = NetnsLinkReader(self.lab_names.netns, lab.PEER_IFNAME)
+            self.link = WireLink(self.name, lab.PEER_IFNAME, carrier, netns=self.lab_names.netns)
         else:
-            read = partial(host_link_up, self.wire_name)
-        self.link = LinkMonitor(self.name, read,
-                                on_change=lambda up: self.events.post(Group.LINK_CHANGE, up=up),
-                                on_tick=self._keep_alive,
-                                on_poll=self._sync_rx_mode)
+            self.link = WireLink(self.name, self.wire_name, carrier)
         self.link.start()
-        self.hostwatch = HostLinkWatcher(self.name, self.ifindex,
-                                         HostLinkState(self.settings.mtu, True, False, False), self._on_host_change)
+        self.hostwatch = HostLinkWatcher(self.name, HostLinkState(self.settings.mtu, True, False, False),
+                                         self._on_host_change, on_multicast=self._sync_rx_mode)
         self.hostwatch.start()
+        self.timer = DeviceTimer(self.name, [self._keep_alive, self._sync_rx_mode])
+        self.timer.start()
         self.last_keep_alive = time.monotonic()  # the watchdog is armed from the start
         self.health = HealthMonitor(self, self.config.thresholds, self.health_stats)
         self.health.start()
@@ -388,6 +391,9 @@ class Device:
         if self.health is not None:
             self.health.stop()
             self.health = None
+        if self.timer is not None:
+            self.timer.stop()
+            self.timer = None
         if self.hostwatch is not None:
             self.hostwatch.stop()
             self.hostwatch = None
@@ -431,14 +437,19 @@ class Device:
     def _sync_rx_mode(self, force: bool = False) -> None:
         """Give the datapath the host's filter: our MAC, joined groups, promisc, allmulti.
 
-        The link monitor (new groups) and the rtnetlink watcher (flags) both
-        call this: the lock keeps one from pushing a filter older than the other's.
+        The device timer (groups joined below IP), the rtnetlink watcher
+        (IP joins, and flags) both call this: the lock keeps one from pushing
+        a filter older than the other's.
         """
         with self._rx_mode_lock:
             self._push_rx_mode(force)
 
     def _push_rx_mode(self, force: bool) -> None:
-        groups = joined_groups(self.ifindex)
+        dev_mcast = read_dev_mcast()
+        if dev_mcast == self._dev_mcast and not force:
+            return  # nothing joined or left anywhere since the last look
+        self._dev_mcast = dev_mcast
+        groups = joined_groups(self.ifindex, dev_mcast)
         if groups != self._mc_groups or force:
             self._mc_groups = groups
             dp = self.datapath  # read once: a rebuild may swap it meanwhile

@@ -1,27 +1,24 @@
 """Watch the host interface with rtnetlink: what `ip link set ena0 ...` asks of the device.
 
 A kernel driver learns of `ip link set dev mtu/up/down/promisc` through its
-ndo callbacks; a TAP device's owner only sees RTM_NEWLINK notifications, so
-this thread listens for them and hands each change to the device. The
-subscription is a plain NETLINK_ROUTE socket (pyroute2 parses the
-messages): its synchronous API buffers notifications out of reach of a
-timed wait, and this thread must be able to stop.
+ndo callbacks, and of the multicast groups the host joins through
+ndo_set_rx_mode. A TAP device's owner sees only rtnetlink notifications:
+RTM_NEWLINK for the first (softena.ports.link.LinkWatch follows them), and
+RTM_NEWMULTICAST and RTM_DELMULTICAST for IP multicast joins (Linux 6.13
+on). A group joined below IP (`ip maddr add`, a packet socket) raises no
+notification; the device also reads the list once a second for those.
 """
 
 from __future__ import annotations
 
-import socket
-import struct
-import threading
+import os
 from dataclasses import dataclass
 from typing import Callable
 
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
-from softena.threads import NamedThread
+from softena.ports.link import LinkWatch
 
-RTMGRP_LINK = 0x1
-RTM_NEWLINK = 16
 IFF_UP, IFF_PROMISC, IFF_ALLMULTI = 0x1, 0x100, 0x200
 
 
@@ -41,62 +38,55 @@ class HostLinkState:
                    bool(flags & IFF_ALLMULTI))
 
 
-class HostLinkWatcher(NamedThread):
-    """Calls on_change(old, new) whenever the host changes the interface."""
+class HostLinkWatcher(LinkWatch):
+    """Calls on_change(old, new) whenever the host changes the interface DEV,
+    and on_multicast() when it joins or leaves an IP multicast group on it."""
 
-    def __init__(self, dev: str, ifindex: int, initial: HostLinkState,
-                 on_change: Callable[[HostLinkState, HostLinkState], None]) -> None:
-        super().__init__(name=f"softena/{dev}-ipwatch")
-        self.ifindex = ifindex
+    def __init__(self, dev: str, initial: HostLinkState, on_change: Callable[[HostLinkState, HostLinkState], None],
+                 on_multicast: Callable[[], None] | None = None) -> None:
         self.state = initial
         self.on_change = on_change
-        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
-        self._sock.bind((0, RTMGRP_LINK))
-        self._sock.settimeout(0.2)
-        self._stopping = threading.Event()
+        self.on_multicast = on_multicast
+        super().__init__(f"softena/{dev}-ipwatch", dev, multicast=on_multicast is not None)
 
-    def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                data = self._sock.recv(1 << 16)
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            for msg in self._links(data):
-                new = HostLinkState.from_msg(msg)
-                if new != self.state:
-                    old, self.state = self.state, new
-                    self.on_change(old, new)
+    def link_changed(self, msg: ifinfmsg | None) -> None:
+        if msg is None:  # the interface is gone: the device is going down anyway
+            return
+        new = HostLinkState.from_msg(msg)
+        if new != self.state:
+            old, self.state = self.state, new
+            self.on_change(old, new)
 
-    def _links(self, data: bytes):
-        off = 0
-        while off + 16 <= len(data):
-            length, kind = struct.unpack_from("=IH", data, off)
-            if length < 16:
-                return
-            if kind == RTM_NEWLINK:
-                msg = ifinfmsg(data[off:off + length])
-                msg.decode()
-                if msg["index"] == self.ifindex:
-                    yield msg
-            off += (length + 3) & ~3
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self.join(timeout=5)
-        self._sock.close()
+    def multicast_changed(self) -> None:
+        if self.on_multicast is not None:
+            self.on_multicast()
 
 
-def joined_groups(ifindex: int) -> list[bytes]:
-    """Multicast MACs the host joined on IFINDEX, as /proc/net/dev_mcast lists them."""
-    groups = []
+def read_dev_mcast() -> bytes:
+    """/proc/net/dev_mcast as it is now: every interface's joined multicast MACs.
+    Read as bytes with os calls: the device reads it once a second, and a
+    text-mode open() costs an idle device more than the read itself."""
     try:
-        with open("/proc/net/dev_mcast") as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) == 5 and fields[0] == str(ifindex):
-                    groups.append(bytes.fromhex(fields[4]))
+        fd = os.open("/proc/net/dev_mcast", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        pass
+        return b""
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def joined_groups(ifindex: int, dev_mcast: bytes | None = None) -> list[bytes]:
+    """Multicast MACs the host joined on IFINDEX, as /proc/net/dev_mcast
+    (or DEV_MCAST, a reading of it) lists them."""
+    text = read_dev_mcast() if dev_mcast is None else dev_mcast
+    index = str(ifindex).encode()
+    groups = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 5 and fields[0] == index:
+            groups.append(bytes.fromhex(fields[4].decode()))
     return sorted(groups)

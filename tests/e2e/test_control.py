@@ -155,8 +155,8 @@ def test_threads_carry_their_names_in_the_kernel(softena_up) -> None:
         with open(f"/proc/{dev.pid}/task/{tid}/comm") as f:
             names.add(f.read().strip())
     # 15 bytes: a name too long for the kernel drops softena/, never its role.
-    assert {"softena/sft0", "sft0-ctl", "sft0-link", "sft0-ipwatch", "sft0-aenq", "sft0-admin",
-            "softena/sft0-0", "softena/sft0-1"} <= names, names
+    assert {"softena/sft0", "sft0-ctl", "sft0-link", "sft0-ipwatch", "sft0-timer", "sft0-aenq",
+            "sft0-admin", "softena/sft0-0", "softena/sft0-1"} <= names, names
 
 
 def cmdline(pid: int) -> str:

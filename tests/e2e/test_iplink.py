@@ -129,6 +129,29 @@ def test_rx_mode_flags_decide_which_frames_reach_the_host(softena_up, flag: str,
     assert after["rx-packets"] - mid["rx-packets"] >= 50
 
 
+def test_a_multicast_group_the_host_joins_passes_the_filter_within_a_second(softena_up) -> None:
+    """`ip maddr add` joins below IP, with no notification: the device finds it in its once-a-second look."""
+    dev = softena_up("sft0", "--queues", "1")
+    group = "01:00:5e:7f:01:03"
+
+    def sent(count: int) -> dict:
+        before = dev.queue_totals()
+        send_from_peer(dev.netns, group, dev.host_v4, count)
+        time.sleep(0.3)
+        after = dev.queue_totals()
+        return {k: after[k] - before[k] for k in ("rx-filtered", "rx-packets")}
+
+    assert sent(50)["rx-filtered"] >= 50
+    run(["ip", "maddr", "add", group, "dev", "sft0"], check=True)
+    time.sleep(1.5)
+    passed = sent(50)
+    # A stray IPv6 multicast frame of the peer's may be filtered meanwhile; ours are not.
+    assert passed["rx-filtered"] < 10 and passed["rx-packets"] >= 50, passed
+    run(["ip", "maddr", "del", group, "dev", "sft0"], check=True)
+    time.sleep(1.5)
+    assert sent(50)["rx-filtered"] >= 50
+
+
 def test_vlan_tagged_frames_cross_the_device_both_ways(softena_up) -> None:
     """The kernel here has no 8021q module, so tagged frames are sent and caught with packet sockets."""
     dev = softena_up("sft0", "--queues", "1")
