@@ -197,7 +197,9 @@ def run(config: DeviceConfig, notify_fd: int | None = None) -> int:
     shown = status_line(device)
     sdnotify.notify("READY=1", f"STATUS={shown}")
     try:
-        while not done.wait(1.0):
+        # Only a service manager reads the status: without one this thread
+        # sleeps until the device goes down, and an idle device spends nothing here.
+        while not done.wait(1.0 if sdnotify.enabled() else None):
             # `ethtool -L` and resets change what the status says; a second late is soon enough.
             if (now := status_line(device)) != shown:
                 sdnotify.notify(f"STATUS={now}")

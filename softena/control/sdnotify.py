@@ -13,16 +13,29 @@ import os
 import socket
 
 
+def _address() -> str | None:
+    """The manager's socket address from $NOTIFY_SOCKET; None when there is none to notify."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if address.startswith("@"):
+        return "\0" + address[1:]
+    if not address.startswith("/"):  # unset, or a vsock: address meant for a VM's host
+        return None
+    return address
+
+
+def enabled() -> bool:
+    """Whether a service manager is listening for notifications."""
+    return _address() is not None
+
+
 def notify(*assignments: str) -> bool:
     """Send ASSIGNMENTS ("READY=1", "STATUS=...") to the service manager; whether it was sent.
 
     A manager that is not listening is no reason for the device to fail,
     so errors are swallowed, as sd_notify's callers usually do.
     """
-    address = os.environ.get("NOTIFY_SOCKET", "")
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    elif not address.startswith("/"):  # unset, or a vsock: address meant for a VM's host
+    address = _address()
+    if address is None:
         return False
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
