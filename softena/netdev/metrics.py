@@ -14,6 +14,8 @@ answers one scrape at a time.
 
 from __future__ import annotations
 
+import os
+import select
 import socket
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -203,19 +205,32 @@ class MetricsServer:
             reason = (exc.strerror or str(exc)).lower()  # an OSError raised with a message has no strerror
             raise SoftenaError(f"{device.name}: metrics port {host}:{port}: {reason}; "
                                "choose another with --metrics-port N, or --no-metrics") from exc
+        self.httpd.timeout = 1.0  # handle_request() never waits long for a connection that went away
         self.address = f"[{host}]:{self.httpd.server_port}" if ":" in host else f"{host}:{self.httpd.server_port}"
         self.thread_name = f"softena/{device.name}-metrics"
         self.thread: NamedThread | None = None
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
         self.start()
 
     def start(self) -> None:
         """Serve from a new thread: also how the last resort restarts a dead one (the socket survives it)."""
-        self.thread = NamedThread(name=self.thread_name, target=self.httpd.serve_forever)
+        self.thread = NamedThread(name=self.thread_name, target=self._serve)
         self.thread.start()
+
+    def _serve(self) -> None:
+        """serve_forever() without its polls twice a second: asleep in poll()
+        on the port and a wake pipe until a scrape comes or close() is called."""
+        poller = select.poll()
+        poller.register(self.httpd.fileno(), select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        while not any(fd == self._wake_r for fd, _ in poller.poll()):
+            self.httpd.handle_request()
 
     def close(self) -> None:
         """Stop serving, close the port and wait for the thread."""
+        os.write(self._wake_w, b"\0")
         if self.thread is not None and self.thread.is_alive():
-            self.httpd.shutdown()  # returns once serve_forever has; never call it without one running
             self.thread.join(timeout=5)
         self.httpd.server_close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)

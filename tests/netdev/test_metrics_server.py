@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import types
 
 import pytest
@@ -24,3 +25,20 @@ def test_a_port_that_cannot_be_served_is_a_clear_error(monkeypatch: pytest.Monke
         metrics.MetricsServer(types.SimpleNamespace(name="sft0"), "127.0.0.1", 9100)
     assert str(exc.value) == (f"sft0: metrics port 127.0.0.1:9100: {says}; "
                               "choose another with --metrics-port N, or --no-metrics")
+
+
+def test_an_idle_server_sleeps_until_closed_and_closes_at_once() -> None:
+    """No timed wake-ups while nobody scrapes (serve_forever polls twice a second)."""
+    server = metrics.MetricsServer(types.SimpleNamespace(name="sft0"), "127.0.0.1", 0)
+    try:
+        assert server.thread is not None
+        time.sleep(0.2)
+        with open(f"/proc/self/task/{server.thread.native_id}/schedstat") as f:
+            before = int(f.read().split()[2])
+        time.sleep(1.0)
+        with open(f"/proc/self/task/{server.thread.native_id}/schedstat") as f:
+            assert int(f.read().split()[2]) == before
+    finally:
+        start = time.monotonic()
+        server.close()
+    assert not server.thread.is_alive() and time.monotonic() - start < 0.5
