@@ -145,6 +145,10 @@ class LinkWatch(NamedThread):
             body = data[off:off + length]
             off += (length + 3) & ~3
             if kind in (RTM_NEWLINK, RTM_DELLINK):
+                # ifinfomsg's ifi_index, read before pyroute2 decodes the
+                # whole message: the host namespace's other links are many.
+                if self.index is not None and length >= 24 and struct.unpack_from("=i", body, 20)[0] != self.index:
+                    continue
                 msg = ifinfmsg(body)
                 msg.decode()
                 if not self._ours(msg):
