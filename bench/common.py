@@ -30,6 +30,17 @@ class BenchError(Exception):
     """A step failed; the message says which and why."""
 
 
+def datapath_cflags() -> list[str]:
+    """The C datapath's compiler flags (softena/datapath/build_native.py), so
+    that a harness built beside its sources is built as the datapath is.
+    This checkout's softena and cffi must import."""
+    if REPO_DIR not in sys.path:
+        sys.path.insert(0, REPO_DIR)
+    from softena.datapath.build_native import CFLAGS
+
+    return list(CFLAGS)
+
+
 # The iperf3 every throughput run uses; use_iperf3() picks another.
 _IPERF3 = "iperf3"
 # From 3.16, iperf3 runs each -P stream in a thread of its own; before, one

@@ -20,7 +20,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import BENCH_DIR, REPO_DIR, BenchError, run  # noqa: E402
+from common import BENCH_DIR, REPO_DIR, BenchError, datapath_cflags, run  # noqa: E402
 from report import table  # noqa: E402
 
 NATIVE = os.path.join(REPO_DIR, "softena", "datapath", "native")
@@ -31,7 +31,7 @@ def measure(seconds: float) -> list[dict]:
     """Build and run the microbenchmark; one dict of GB/s per run length."""
     with tempfile.TemporaryDirectory(prefix="softena-csum-") as tmp:
         exe = os.path.join(tmp, "csum")
-        run(["gcc", "-O2", "-std=gnu11", "-Wall", "-Wno-unused-function", f"-I{NATIVE}", "-o", exe,
+        run(["gcc", *datapath_cflags(), f"-I{NATIVE}", "-o", exe,
              SOURCE, os.path.join(NATIVE, "sn_csum.c")], timeout=60)
         out = run([exe, str(seconds)], timeout=60 + 40 * seconds).stdout
     rows = []

@@ -40,16 +40,13 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import BENCH_DIR, REPO_DIR, BenchError, run  # noqa: E402
+from common import BENCH_DIR, REPO_DIR, BenchError, datapath_cflags, run  # noqa: E402
 from report import table  # noqa: E402
-
-sys.path.insert(0, REPO_DIR)
-from softena.datapath.build_native import CFLAGS as DATAPATH_CFLAGS  # noqa: E402
 
 NATIVE = "softena/datapath/native"
 HARNESS = os.path.join(BENCH_DIR, "c", "datapath", "icount.c")
 SOURCES = ("sn_pkt.c", "sn_csum.c", "sn_hw_gro.c")
-CFLAGS = [*DATAPATH_CFLAGS, "-Wl,-z,now"]  # the datapath's own, and symbols bound at load, not at first call
+CFLAGS = [*datapath_cflags(), "-Wl,-z,now"]  # the datapath's own, and symbols bound at load, not at first call
 
 # (case, what one frame of it is)
 CASES = (
