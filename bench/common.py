@@ -30,6 +30,12 @@ class BenchError(Exception):
     """A step failed; the message says which and why."""
 
 
+def need(tool: str, package: str) -> None:
+    """Refuse to go on without the command TOOL, naming the Debian PACKAGE that has it."""
+    if shutil.which(tool) is None:
+        raise BenchError(f"{tool} not found (apt-get install {package})")
+
+
 def datapath_cflags() -> list[str]:
     """The C datapath's compiler flags (softena/datapath/build_native.py), so
     that a harness built beside its sources is built as the datapath is.
@@ -322,8 +328,7 @@ def _iperf3_gbps(returncode: int, stdout: str, stderr: str) -> float:
 
 def build_helpers(tmpdir: str) -> dict[str, str]:
     """Compile bench/c/*.c into TMPDIR; returns {name: path of the binary}."""
-    if shutil.which("gcc") is None:
-        raise BenchError("gcc not found (needed for the bench's C helpers)")
+    need("gcc", "gcc")
     out = {}
     src_dir = os.path.join(BENCH_DIR, "c")
     for name in sorted(os.listdir(src_dir)):

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import BENCH_DIR, REPO_DIR, BenchError, datapath_cflags, run  # noqa: E402
+from common import BENCH_DIR, REPO_DIR, BenchError, datapath_cflags, need, run  # noqa: E402
 from report import table  # noqa: E402
 
 NATIVE = "softena/datapath/native"
@@ -56,11 +55,6 @@ CASES = (
     ("rxcsum", "Rx checksum check and mark, one 1514-byte frame"),
     ("gro45", "Rx coalescing of 45 segments into one frame"),
 )
-
-
-def need(tool: str, package: str) -> None:
-    if shutil.which(tool) is None:
-        raise BenchError(f"{tool} not found (apt-get install {package})")
 
 
 def build(native_dir: str, fuzz_dir: str, exe: str) -> None:

@@ -25,7 +25,18 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from common import REPO_DIR, BenchError, build_helpers, check_address, link_exists, log, netns_list, run, wait_ping
+from common import (
+    REPO_DIR,
+    BenchError,
+    build_helpers,
+    check_address,
+    link_exists,
+    log,
+    need,
+    netns_list,
+    run,
+    wait_ping,
+)
 
 NS_A, NS_B = "sb-a", "sb-b"
 VETH_A, VETH_B = "sbv-a", "sbv-b"
@@ -107,9 +118,9 @@ class Lab:
         """Refuse to start on a machine that is not clean, before creating anything."""
         if os.geteuid() != 0:
             raise BenchError("must be run as root")
-        for tool in ("ip", "ss", "ping", "clang", "gcc"):  # iperf3: common.use_iperf3()
-            if shutil.which(tool) is None:
-                raise BenchError(f"required command not found: {tool}")
+        for tool, package in (("ip", "iproute2"), ("ss", "iproute2"), ("ping", "iputils-ping"),
+                              ("clang", "clang"), ("gcc", "gcc")):  # iperf3: common.use_iperf3()
+            need(tool, package)
         mine_ns = {NS_A, NS_B, DEV_NS} | {u["ns"] for u in USERNET.values()}
         clash = sorted(netns_list() & mine_ns)
         if clash:
