@@ -137,3 +137,17 @@ def test_a_namespace_that_does_not_exist_is_an_error_and_is_not_created() -> Non
     with pytest.raises(FileNotFoundError):
         WireLink("sftlw", END, lambda up: None, netns="sftlw-none")
     assert subprocess.run(["ip", "netns", "pids", "sftlw-none"], capture_output=True).returncode != 0
+
+
+def test_a_link_that_is_not_there_yet_has_no_carrier_until_it_comes(netns) -> None:
+    flips: list[bool] = []
+    run(["ip", "-n", NETNS, "link", "del", END], check=True)  # and PEER with it
+    wire = WireLink("sftlw", END, flips.append, netns=NETNS)
+    wire.start()
+    try:
+        wait_for(lambda: flips == [False], within=2, what="no carrier while there is no link")
+        run(["ip", "-n", NETNS, "link", "add", END, "up", "type", "veth", "peer", "name", PEER], check=True)
+        run(["ip", "-n", NETNS, "link", "set", PEER, "up"], check=True)
+        wait_for(lambda: flips == [False, True], within=2, what="carrier once the link is made")
+    finally:
+        wire.stop()
