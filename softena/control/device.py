@@ -369,7 +369,10 @@ class Device:
         self.hostwatch = HostLinkWatcher(self.name, HostLinkState(self.settings.mtu, True, False, False),
                                          self._on_host_change, on_multicast=self._sync_rx_mode)
         self.hostwatch.start()
-        self.timer = DeviceTimer(self.name, [self._keep_alive, self._sync_rx_mode])
+        duties = [self._keep_alive, self._sync_rx_mode]
+        if wire.kind == "tap" and wire.lab:
+            duties.append(self._look_for_peer_netns)
+        self.timer = DeviceTimer(self.name, duties)
         self.timer.start()
         self.last_keep_alive = time.monotonic()  # the watchdog is armed from the start
         self.health = HealthMonitor(self, self.config.thresholds, self.health_stats)
@@ -378,6 +381,13 @@ class Device:
     def _keep_alive(self) -> None:
         if not self.faults.active("keep-alive-loss"):
             self.events.post(Group.KEEP_ALIVE)
+
+    def _look_for_peer_netns(self) -> None:
+        """The tap wire's far end lives in the lab's namespace, which our own
+        sockets there keep alive: `ip netns del` takes only its name, and the
+        name is what says that the peer host is gone."""
+        if self.link is not None and not lab.ns_exists(self.lab_names.netns):
+            self.link.peer_gone()
 
     def _on_link_change(self, event: Event) -> None:
         up = event.data["up"]

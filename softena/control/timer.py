@@ -1,8 +1,9 @@
 """The device side's once-a-second duties, as a NIC's firmware timer.
 
 Each second the device sends the driver its KEEP_ALIVE (an AENQ event the
-watchdog waits for) and looks at the host's multicast list for groups
-joined below IP, which raise no notification (softena.control.hostwatch).
+watchdog waits for), looks at the host's multicast list for groups joined
+below IP, which raise no notification (softena.control.hostwatch), and on
+the lab's tap wire looks for the peer's namespace (Device._look_for_peer_netns).
 One thread wakes once a second for all of them: on this kind of guest a
 Python thread's every wake-up costs a few hundred microseconds of CPU,
 which is what an idle device spends.

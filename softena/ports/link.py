@@ -23,6 +23,7 @@ import os
 import select
 import socket
 import struct
+import threading
 from typing import Callable
 
 from pyroute2.netlink import NLM_F_REQUEST
@@ -178,10 +179,22 @@ class WireLink(LinkWatch):
     def __init__(self, dev: str, ifname: str, on_change: Callable[[bool], None], netns: str | None = None) -> None:
         self.up: bool | None = None
         self.on_change = on_change
+        self._peer_gone = False
+        self._lock = threading.Lock()  # the watch and peer_gone() report from two threads
         super().__init__(f"softena/{dev}-link", ifname, netns=netns)
 
     def link_changed(self, msg: ifinfmsg | None) -> None:
-        up = has_carrier(msg)
-        if up != self.up:
-            self.up = up
-            self.on_change(up)
+        with self._lock:
+            up = has_carrier(msg) and not self._peer_gone
+            if up != self.up:
+                self.up = up
+                self.on_change(up)
+
+    def peer_gone(self) -> None:
+        """The far end's namespace is gone: no cable, whatever the link last said.
+
+        The watch's own socket keeps that namespace alive, so no link
+        notification ever says so; the device looks for the namespace's name."""
+        if not self._peer_gone:
+            self._peer_gone = True
+            self.link_changed(None)

@@ -47,6 +47,15 @@ def test_peer_namespace_disappearing_leaves_no_carrier(softena_up) -> None:
     assert dev.stats()["link"] == "down"
 
 
+def test_tap_wire_peer_namespace_disappearing_leaves_no_carrier(softena_up) -> None:
+    """The device's own socket in that namespace keeps it alive: its name going is the sign."""
+    dev = softena_up("sft0", "--queues", "1", "--wire", "tap")
+    assert carrier("sft0")
+    run(["ip", "netns", "del", dev.netns], check=True)
+    wait_carrier("sft0", False, within=2.0)  # the device looks once a second
+    assert dev.stats()["link"] == "down"
+
+
 def test_tap_wire_follows_its_peer_end(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "1", "--wire", "tap")
     run(["ip", "netns", "exec", dev.netns, "ip", "link", "set", "eth0", "down"], check=True)
