@@ -28,6 +28,8 @@ everything around its one request and answers with an error.
 from __future__ import annotations
 
 import ctypes
+import os
+import select
 import sys
 import threading
 import time
@@ -93,6 +95,31 @@ class NamedThread(threading.Thread):
         kwargs.setdefault("daemon", True)
         super().__init__(*args, **kwargs)
         named(self)
+
+
+class Readable:
+    """Sleep in poll() until FD is readable or wake() is called: how a thread
+    waits for input with no timed wake-ups and still stops at once. Once
+    woken it stays woken."""
+
+    def __init__(self, fd: int) -> None:
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
+        self._poller = select.poll()
+        self._poller.register(fd, select.POLLIN)
+        self._poller.register(self._wake_r, select.POLLIN)
+
+    def wait(self) -> bool:
+        """Block until FD is readable (True) or wake() was called (False)."""
+        return not any(fd == self._wake_r for fd, _ in self._poller.poll())
+
+    def wake(self) -> None:
+        """From any thread: every wait() from now on returns False at once."""
+        os.write(self._wake_w, b"\0")
+
+    def close(self) -> None:
+        """Close the pipe; no thread may wait() any more."""
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
 
 def start_timer(name: str, seconds: float, action: Callable[[], None]) -> threading.Timer:

@@ -14,8 +14,6 @@ answers one scrape at a time.
 
 from __future__ import annotations
 
-import os
-import select
 import socket
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -28,7 +26,7 @@ from softena.datapath import latency
 from softena.errors import SoftenaError
 from softena.netdev.family import napi_slot
 from softena.netdev.spec import ATTR_SETS, Attr
-from softena.threads import NamedThread
+from softena.threads import NamedThread, Readable
 
 PREFIX = "softena"
 # Prometheus wants base units in the name; the spec gives ns and bytes: (unit, scale to it).
@@ -209,7 +207,7 @@ class MetricsServer:
         self.address = f"[{host}]:{self.httpd.server_port}" if ":" in host else f"{host}:{self.httpd.server_port}"
         self.thread_name = f"softena/{device.name}-metrics"
         self.thread: NamedThread | None = None
-        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
+        self._readable = Readable(self.httpd.fileno())
         self.start()
 
     def start(self) -> None:
@@ -220,17 +218,13 @@ class MetricsServer:
     def _serve(self) -> None:
         """serve_forever() without its polls twice a second: asleep in poll()
         on the port and a wake pipe until a scrape comes or close() is called."""
-        poller = select.poll()
-        poller.register(self.httpd.fileno(), select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
-        while not any(fd == self._wake_r for fd, _ in poller.poll()):
+        while self._readable.wait():
             self.httpd.handle_request()
 
     def close(self) -> None:
         """Stop serving, close the port and wait for the thread."""
-        os.write(self._wake_w, b"\0")
+        self._readable.wake()
         if self.thread is not None and self.thread.is_alive():
             self.thread.join(timeout=5)
         self.httpd.server_close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        self._readable.close()

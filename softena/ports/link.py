@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import errno
 import os
-import select
 import socket
 import struct
 import threading
@@ -30,7 +29,7 @@ from pyroute2.netlink import NLM_F_REQUEST
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netns import create_socket
 
-from softena.threads import NamedThread
+from softena.threads import NamedThread, Readable
 
 IFF_UP = 0x1
 RTMGRP_LINK = 0x1
@@ -77,7 +76,7 @@ class LinkWatch(NamedThread):
                     self._sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
                 except OSError:  # a kernel before 6.13: the device's once-a-second look finds joins
                     pass
-        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
+        self._readable = Readable(self._sock.fileno())
         self._ask()
 
     def link_changed(self, msg: ifinfmsg | None) -> None:
@@ -88,12 +87,7 @@ class LinkWatch(NamedThread):
         """An IP multicast group was joined or left on the link."""
 
     def run(self) -> None:
-        poller = select.poll()
-        poller.register(self._sock, select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
-        while True:
-            if any(fd == self._wake_r for fd, _ in poller.poll()):
-                return
+        while self._readable.wait():
             try:
                 data = self._sock.recv(1 << 16, socket.MSG_DONTWAIT)
             except BlockingIOError:
@@ -108,12 +102,11 @@ class LinkWatch(NamedThread):
 
     def stop(self) -> None:
         """Wake the thread, wait for it, and close the socket."""
-        os.write(self._wake_w, b"\0")
+        self._readable.wake()
         if self.is_alive():
             self.join(timeout=5)
         self._sock.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        self._readable.close()
 
     def _ask(self) -> None:
         """RTM_GETLINK for our link: the answer is an RTM_NEWLINK, or an error once it is gone."""
