@@ -361,17 +361,16 @@ class Device:
         def carrier(up: bool) -> None:
             self.events.post(Group.LINK_CHANGE, up=up)
 
+        duties = [self._keep_alive, self._sync_rx_mode]
         if wire.kind == "tap" and wire.lab:  # our tap, as eth0 over there
             self.link = WireLink(self.name, lab.PEER_IFNAME, carrier, netns=self.lab_names.netns)
+            duties.append(self._look_for_peer_netns)
         else:
             self.link = WireLink(self.name, self.wire_name, carrier)
         self.link.start()
         self.hostwatch = HostLinkWatcher(self.name, HostLinkState(self.settings.mtu, True, False, False),
                                          self._on_host_change, on_multicast=self._sync_rx_mode)
         self.hostwatch.start()
-        duties = [self._keep_alive, self._sync_rx_mode]
-        if wire.kind == "tap" and wire.lab:
-            duties.append(self._look_for_peer_netns)
         self.timer = DeviceTimer(self.name, duties)
         self.timer.start()
         self.last_keep_alive = time.monotonic()  # the watchdog is armed from the start

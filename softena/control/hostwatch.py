@@ -79,13 +79,11 @@ def read_dev_mcast() -> bytes:
         os.close(fd)
 
 
-def joined_groups(ifindex: int, dev_mcast: bytes | None = None) -> list[bytes]:
-    """Multicast MACs the host joined on IFINDEX, as /proc/net/dev_mcast
-    (or DEV_MCAST, a reading of it) lists them."""
-    text = read_dev_mcast() if dev_mcast is None else dev_mcast
+def joined_groups(ifindex: int, dev_mcast: bytes) -> list[bytes]:
+    """Multicast MACs the host joined on IFINDEX, as DEV_MCAST (a read_dev_mcast()) lists them."""
     index = str(ifindex).encode()
     groups = []
-    for line in text.splitlines():
+    for line in dev_mcast.splitlines():
         fields = line.split()
         if len(fields) == 5 and fields[0] == index:
             groups.append(bytes.fromhex(fields[4].decode()))
