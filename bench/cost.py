@@ -7,8 +7,8 @@ clock_getcpuclockid() would give, which counts threads that have exited too)
 and each thread's /proc/.../schedstat.  psutil and /proc/.../stat give the
 same times rounded to clock ticks (10 ms), which is a third of a percent
 over a 3-second idle reading; they are read only where the exact ones are
-missing (a kernel without CONFIG_SCHED_INFO).  Worker threads are the ones the kernel names
-`softena/<dev>-<queue>` (their comm, 15 bytes at most, always ends in the
+missing (a kernel without CONFIG_SCHED_INFO).  Worker threads are the ones
+the kernel names `softena/<dev>-<queue>` (their comm, 15 bytes at most, always ends in the
 queue number).  With `--host-napi threaded` the host's receive of the
 device's Rx runs in kernel threads `napi/<dev>-N` instead of in the
 workers: not the device process's CPU, so it is counted apart, as

@@ -115,9 +115,10 @@ def measure(against: str, frames: int) -> dict:
             src = os.path.join(tmp, "src")
             os.mkdir(src)
             checkout(against, src)
+            built = os.path.join(tmp, "base")
             try:
-                build(os.path.join(src, NATIVE), os.path.join(src, "fuzz"), os.path.join(tmp, "base"))
-                base = os.path.join(tmp, "base")
+                build(os.path.join(src, NATIVE), os.path.join(src, "fuzz"), built)
+                base = built
             except BenchError as exc:
                 result["note"] = f"{against}'s datapath does not build with this harness; {exc}"
         for case, what in CASES:
