@@ -12,6 +12,7 @@ which is what an idle device spends.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable
 
 from softena.threads import NamedThread
@@ -28,7 +29,12 @@ class DeviceTimer(NamedThread):
         self._stopping = threading.Event()
 
     def run(self) -> None:
-        while not self._stopping.wait(PERIOD_S):
+        # Half a period off the watchdog's looks, and on fixed deadlines so
+        # that it stays there: two Python threads waking together fight for
+        # the GIL, and each hand-over is another wake-up.
+        next_at = time.monotonic() + PERIOD_S / 2
+        while not self._stopping.wait(max(0.0, next_at - time.monotonic())):
+            next_at += PERIOD_S
             for duty in self.duties:
                 duty()
 
