@@ -41,6 +41,8 @@ class Path:
     wire: str = "lab"
     xdp: bool = False
     threaded: bool = False  # softena: --peer-napi threaded; veth: both ends in NAPI threads
+    peer_inline: bool = False  # softena: --peer-napi inline (the lab peer unmoderated, frame by frame)
+    coalesced: bool = False  # veth: both ends moderated as softena's lab peer is (--peer-napi coalesced)
     host_threaded: bool = False  # softena: --host-napi threaded (the host's end in the tap's NAPI threads)
     busy_poll: int = 0  # softena: --busy-poll USECS (workers poll before they sleep)
     tool: str = ""
@@ -98,7 +100,11 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str], busy_pol
          Path("veth@9000", "veth", 9000, description="(a) at MTU 9000"),
          Path("veth+xdp+threads@1500", "veth", 1500, xdp=True, threaded=True,
               description="(b) with both ends receiving in NAPI threads, with GRO"),
+         Path("veth+xdp+coalesced@1500", "veth", 1500, xdp=True, coalesced=True,
+              description="(b) with both ends' NAPI moderated as softena's lab peer is"),
          Path("softena-xdp@1500", "softena", 1500, description="softena up (lab veth wire, AF_XDP)"),
+         Path("softena-xdp+inline@1500", "softena", 1500, peer_inline=True,
+              description="softena up --peer-napi inline (the lab peer takes each frame alone, as veth does)"),
          Path("softena-xdp+threads@1500", "softena", 1500, threaded=True, host_threaded=True,
               description="softena up --peer-napi threaded --host-napi threaded (both ends receive in "
                           "NAPI threads)"),
@@ -136,6 +142,9 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str], busy_pol
               # the same model given to the baseline.
               ("softena-xdp+threads@1500", "veth+xdp+threads@1500", one),
               ("softena-xdp+hostthreads@1500", "veth+xdp@1500", one),
+              # Not a floor: the lab peer without interrupt moderation (the
+              # default before 2026-12-02), and (b) given the lab peer's moderation.
+              ("softena-xdp+inline@1500", "veth+xdp+coalesced@1500", one),
               # Not a floor: what the host's wake-ups of a sleeping worker cost
               # the tap wire's senders, against the CPU that polling burns.
               ("softena-tap+busy@1500", "veth@1500", one)]
@@ -158,6 +167,8 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str], busy_pol
         cmp += [Comparison("softena-xdp+threads@1500", test, ("veth+xdp@1500",), None, "1"),
                 Comparison("softena-xdp+threads@1500", test, ("veth+xdp+threads@1500",), None, "1"),
                 Comparison("softena-xdp+hostthreads@1500", test, ("veth+xdp@1500",), None, "1"),
+                Comparison("softena-xdp+inline@1500", test, ("veth+xdp@1500",), None, "1"),
+                Comparison("softena-xdp@1500", test, ("veth+xdp+coalesced@1500",), None, "1"),
                 Comparison("softena-tap+busy@1500", test, ("veth@1500",), None, "2")]
     if usernet_tools:
         for test in one:
@@ -200,7 +211,7 @@ class Runner:
 
     def _softena_for(self, path: Path) -> None:
         dev = self.lab.dev
-        peer_napi = "threaded" if path.threaded else "inline"
+        peer_napi = "threaded" if path.threaded else "inline" if path.peer_inline else "auto"
         host_napi = "threaded" if path.host_threaded else "auto"
         if dev is None or (dev.wire, dev.mtu, dev.busy_poll, dev.peer_napi, dev.host_napi) != \
                 (path.wire, path.mtu, path.busy_poll, peer_napi, host_napi):
@@ -237,7 +248,7 @@ class Runner:
 
     def once(self, path: Path, test: Test) -> tuple[float, cost.CpuUse | None]:
         if path.kind == "veth":
-            self.lab.set_veth(path.mtu, path.xdp, path.threaded)
+            self.lab.set_veth(path.mtu, path.xdp, path.threaded, path.coalesced)
             return iperf3(NS_A, NS_B, ADDR_B, self.port, self.seconds, test.streams, test.rx, self.omit,
                           processes=test.processes), None
         if path.kind == "usernet":

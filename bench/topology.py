@@ -42,6 +42,10 @@ NS_A, NS_B = "sb-a", "sb-b"
 VETH_A, VETH_B = "sbv-a", "sbv-b"
 ADDR_A, ADDR_B = "198.18.1.1", "198.18.1.2"
 
+# The lab peer's interrupt moderation (softena.ports.lab.PEER_RX_USECS; the bench
+# drives softena as a command and does not import it; a test keeps the two equal).
+PEER_RX_USECS = 50
+
 DEV = "sbn0"  # the bench's softena device; its lab namespace is DEV-peer, its wire link DEV-wire
 DEV_NS = f"{DEV}-peer"
 DEV_WIRE = f"{DEV}-wire"
@@ -93,6 +97,7 @@ class Lab:
     veth_xdp: bool = False
     veth_mtu: int = 1500
     veth_threaded: bool = False
+    veth_coalesced: bool = False
     owns_names: bool = False
     dev: Device | None = None
     dev_maybe_up: bool = False
@@ -159,9 +164,13 @@ class Lab:
             run(["ip", "-n", ns, "link", "set", "dev", dev, "up"])
         wait_ping(NS_A, ADDR_B)
 
-    def set_veth(self, mtu: int, xdp: bool, threaded: bool = False) -> None:
+    def set_veth(self, mtu: int, xdp: bool, threaded: bool = False, coalesced: bool = False) -> None:
         """Veth baseline at MTU, with XDP_PASS on both ends or none; THREADED:
-        both ends receive with GRO in NAPI threads, as softena's --peer-napi threaded peer."""
+        both ends receive with GRO in NAPI threads, as softena's --peer-napi threaded peer;
+        COALESCED: both ends' NAPI polls moderated as the lab peer's are (--peer-napi coalesced;
+        the XDP ends' NAPI already has GRO)."""
+        if coalesced != self.veth_coalesced:
+            self._veth_coalesce(coalesced)
         if self.veth_threaded and not threaded:
             self._veth_napi_threads(False)  # while the NAPIs still exist: veth has none without XDP or GRO
         if self.veth_xdp and (not xdp or mtu != self.veth_mtu):
@@ -183,6 +192,15 @@ class Lab:
         if threaded and not self.veth_threaded:
             self._veth_napi_threads(True)
 
+    def _veth_coalesce(self, on: bool) -> None:
+        """Software interrupt moderation at both veth ends, with softena's lab peer's
+        values (softena.ports.lab.PEER_RX_USECS), or none."""
+        for ns, dev in ((NS_A, VETH_A), (NS_B, VETH_B)):
+            for attr, value in (("gro_flush_timeout", PEER_RX_USECS * 1000 if on else 0),
+                                ("napi_defer_hard_irqs", int(on))):
+                run(["ip", "netns", "exec", ns, "sh", "-c", f"echo {value} > /sys/class/net/{dev}/{attr}"])
+        self.veth_coalesced = on
+
     def _veth_napi_threads(self, on: bool) -> None:
         """GRO and threaded NAPI on both veth ends, or neither (threads off before GRO, GRO on before threads)."""
         for ns, dev in ((NS_A, VETH_A), (NS_B, VETH_B)):
@@ -195,7 +213,7 @@ class Lab:
     # -- softena --
 
     def softena_up(self, wire: str = "lab", mtu: int = 1500, busy_poll: int = 0,
-                   peer_napi: str = "inline", host_napi: str = "auto") -> Device:
+                   peer_napi: str = "auto", host_napi: str = "auto") -> Device:
         """`softena up sbn0 --wire W --mtu M --queues Q --peer-napi P --host-napi H [--busy-poll U]`;
         returns once traffic passes."""
         if self.dev is not None:

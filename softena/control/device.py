@@ -233,7 +233,7 @@ class Device:
                 self.state.links.append(names.wire)
                 self.state.save()
                 index = lab.create_veth(names, cfg.queues, self.attrs.max_queues, cfg.mtu)
-                lab.configure_peer(names, napi_threads=cfg.peer_napi == "threaded")
+                lab.configure_peer(names, receive=cfg.peer_napi)
                 self.wire_ifname = names.wire
                 self._attach_steering(lambda: steer.attach_veth(names.netns, lab.PEER_IFNAME, self._rfs_table()))
             else:
@@ -258,7 +258,7 @@ class Device:
         tap.set_link(self.wire_name, mtu=cfg.mtu)
         if cfg.wire.lab:
             lab.move_to_peer(names, self.wire_name)
-            lab.configure_peer(names, checksum_offload=True, napi_threads=cfg.peer_napi == "threaded")
+            lab.configure_peer(names, checksum_offload=True, receive=cfg.peer_napi)
         else:
             tap.set_link(self.wire_name, state="up")
 
@@ -767,7 +767,8 @@ class Device:
             "mtu": self.config.mtu,
             "host-napi": self._host_napi_state(),
             "lab": {"netns": self.lab_names.netns, "host": [self.lab_names.host_v4, self.lab_names.host_v6],
-                    "peer": [self.lab_names.peer_v4, self.lab_names.peer_v6]} if self.config.wire.lab else None,
+                    "peer": [self.lab_names.peer_v4, self.lab_names.peer_v6],
+                    "peer-receive": self.config.peer_napi} if self.config.wire.lab else None,
             "uptime": round(time.monotonic() - self.started_at, 1),
             **self._wire_metadata(),
         }

@@ -150,8 +150,15 @@ def _run(argv: list[str]) -> None:
         raise SoftenaError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
 
 
-def configure_peer(names: LabNames, checksum_offload: bool = False, napi_threads: bool = False) -> None:
-    """Address and bring up the peer's eth0; NAPI_THREADS: see give_peer_napi_threads.
+# --peer-napi coalesced: the peer's NIC raises at most one receive interrupt
+# per 50 us under load, as Intel's 10/40G drivers do by default (rx-usecs 50,
+# 20,000 interrupts a second); veth has no interrupt to moderate, so the
+# kernel's software coalescing stands in for it (Documentation/networking/napi.rst).
+PEER_RX_USECS = 50
+
+
+def configure_peer(names: LabNames, checksum_offload: bool = False, receive: str = "inline") -> None:
+    """Address and bring up the peer's eth0; RECEIVE: how it receives (--peer-napi, resolved).
 
     Without CHECKSUM_OFFLOAD its Tx checksum offload goes off: on veth,
     offloaded frames would reach AF_XDP with incomplete checksums, which a
@@ -164,8 +171,45 @@ def configure_peer(names: LabNames, checksum_offload: bool = False, napi_threads
         ns.link("set", index=index, state="up")
     if not checksum_offload:
         run_in_netns(names.netns, ["ethtool", "-K", PEER_IFNAME, "tx", "off"])
-    if napi_threads:
+    if receive == "threaded":
         give_peer_napi_threads(names)
+    elif receive == "coalesced":
+        give_peer_coalesced_napi(names)
+
+
+def _peer_gro_on(names: LabNames) -> None:
+    """GRO at the peer's eth0, and with it veth's NAPI.
+
+    veth hands a frame to its peer's NAPI only when the sending end offers no
+    TSO (veth_skb_is_eligible_for_gro); a cable carries frames of at most the
+    MTU anyway, all AF_XDP sends.
+    """
+    if os.path.exists(f"/sys/class/net/{names.wire}"):  # a veth wire
+        _run(["ethtool", "-K", names.wire, "tso", "off"])
+    run_in_netns(names.netns, ["ethtool", "-K", PEER_IFNAME, "gro", "on"])
+
+
+def _peer_sysfs(names: LabNames, attr: str, value: int) -> None:
+    """Write VALUE to the peer eth0's /sys/class/net attribute (sysfs shows the namespace's own devices)."""
+    run_in_netns(names.netns, ["sh", "-c", f"echo {value} > /sys/class/net/{PEER_IFNAME}/{attr}"])
+
+
+def give_peer_coalesced_napi(names: LabNames) -> None:
+    """--peer-napi coalesced (the default on the lab's veth wire): the peer's
+    eth0 receives as a host's NIC does, with GRO and moderated interrupts.
+
+    Copy-mode AF_XDP transmits each frame on its own (__dev_direct_xmit()
+    enables bottom halves after every frame), so an unmoderated NAPI poll
+    holds one frame and GRO has nothing to merge: the peer's TCP takes every
+    1500-byte frame alone, and ACKs them, on our worker's CPU. With the poll
+    deferred PEER_RX_USECS after one that found work (gro_flush_timeout,
+    napi_defer_hard_irqs 1), the frames that arrive meanwhile wait in veth's
+    ring and meet in one poll, as a NIC's interrupt moderation gathers them.
+    A frame that finds the peer idle is still taken at once.
+    """
+    _peer_gro_on(names)
+    _peer_sysfs(names, "gro_flush_timeout", PEER_RX_USECS * 1000)
+    _peer_sysfs(names, "napi_defer_hard_irqs", 1)
 
 
 def give_peer_napi_threads(names: LabNames) -> None:
@@ -180,13 +224,8 @@ def give_peer_napi_threads(names: LabNames) -> None:
     microseconds, which veth's inline receive (and the bench's veth
     baselines) do not pay.
     """
-    if os.path.exists(f"/sys/class/net/{names.wire}"):
-        # A veth wire: veth hands a frame to its peer's NAPI only when the
-        # sending end offers no TSO (veth_skb_is_eligible_for_gro); a cable
-        # carries frames of at most the MTU anyway, all AF_XDP sends.
-        _run(["ethtool", "-K", names.wire, "tso", "off"])
-    run_in_netns(names.netns, ["ethtool", "-K", PEER_IFNAME, "gro", "on"])
-    run_in_netns(names.netns, ["sh", "-c", f"echo 1 > /sys/class/net/{PEER_IFNAME}/threaded"])
+    _peer_gro_on(names)
+    _peer_sysfs(names, "threaded", 1)
 
 
 def set_peer_state(names: LabNames, state: str) -> None:

@@ -207,3 +207,21 @@ def test_cost_pairs_each_rounds_cpu_with_that_rounds_throughput() -> None:
     row = next(r for r in rows if r["path"] == "softena-xdp@1500")
     assert row["cpu_s_per_gbit"] == {"process": 0.1, "q0": 0.08}  # 1.5/(5*3) and 3.0/(10*3); 1.2/15, 2.4/30
     assert row["device_cpu_pct"] == 75.0  # the median of 50% and 100%
+
+
+def test_the_bench_moderates_veth_as_softena_moderates_its_lab_peer() -> None:
+    """(b)+coalesced is (b) given the lab peer's receive; the bench names the value itself."""
+    from softena.ports.lab import PEER_RX_USECS
+
+    assert bench_module("topology").PEER_RX_USECS == PEER_RX_USECS
+
+
+def test_the_full_plan_shows_the_unmoderated_peer_and_the_moderated_baseline() -> None:
+    throughput = bench_module("throughput")
+    plan = throughput.make_plan(4, False, [])
+    assert plan.paths["softena-xdp+inline@1500"].peer_inline
+    assert plan.paths["veth+xdp+coalesced@1500"].coalesced
+    pairs = {(c.path, c.baselines) for c in plan.comparisons if c.test == "1 stream tx"}
+    assert ("softena-xdp@1500", ("veth+xdp@1500",)) in pairs  # floor 1, against (b) as it is
+    assert ("softena-xdp@1500", ("veth+xdp+coalesced@1500",)) in pairs
+    assert ("softena-xdp+inline@1500", ("veth+xdp@1500",)) in pairs

@@ -13,7 +13,8 @@ from conftest import run
 
 from softena.cli.main import build_parser
 from softena.cli.upconfig import key_lines, tomllib
-from softena.control.config import DeviceConfig
+from softena.control.config import DeviceConfig, WireSpec
+from softena.errors import SoftenaError
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "ena0.toml"
 
@@ -102,6 +103,27 @@ def test_key_lines_finds_top_level_keys_and_tables_not_text_in_strings() -> None
 
 def test_host_napi_defaults_to_auto() -> None:
     assert tomllib.loads(print_config())["host-napi"] == "auto"
+
+
+def test_peer_napi_defaults_to_auto() -> None:
+    assert tomllib.loads(print_config())["peer-napi"] == "auto"
+
+
+@pytest.mark.parametrize(("mode", "wire", "resolved"), [
+    ("auto", "lab", "coalesced"), ("auto", "tap", "inline"), ("auto", "xdp:eth1", "inline"),
+    ("auto", "tap:tap7", "inline"), ("inline", "lab", "inline"), ("threaded", "tap", "threaded")])
+def test_peer_napi_auto_moderates_the_veth_wires_peer_only(mode: str, wire: str, resolved: str) -> None:
+    """A tap wire carries TSO frames whole: its peer has nothing to merge."""
+    assert DeviceConfig(wire=WireSpec.parse(wire), peer_napi=mode).peer_napi == resolved
+
+
+@pytest.mark.parametrize(("wire", "message"), [
+    ("tap", "--peer-napi coalesced: a veth wire's mode; a tap wire carries TSO frames whole"),
+    ("xdp:eth1", "--peer-napi coalesced: only a lab wire has a peer of ours")])
+def test_peer_napi_coalesced_only_on_the_lab_veth_wire(wire: str, message: str) -> None:
+    config = DeviceConfig(wire=WireSpec.parse(wire), peer_napi="coalesced")
+    with pytest.raises(SoftenaError, match=re.escape(message)):
+        config.validate()
 
 
 @pytest.mark.parametrize(("mode", "busy_poll", "resolved"), [
