@@ -62,11 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--peer-napi", choices=PEER_NAPI_MODES, default="auto",
                     help="how a lab peer receives: coalesced, as a host's NIC does, with GRO and at most one "
                          "receive interrupt per 50 us under load (veth's NAPI with software interrupt "
-                         "coalescing; a veth wire only); inline, in the sender's transmit call frame by frame, "
-                         "as veth does by default; threaded, with GRO in NAPI threads of its own (on a small "
-                         "machine they share its CPUs: more throughput for several streams, less for one, and "
-                         "a thread wake-up more per round trip); auto (default): coalesced on the veth wire, "
-                         "inline on a tap wire, which carries TSO frames whole")
+                         "coalescing; a veth wire only; a ping pays 15-20 us more); inline, in the sender's "
+                         "transmit call frame by frame, as veth does by default; threaded, with GRO in NAPI "
+                         "threads of its own (on a small machine they share its CPUs: more throughput for "
+                         "several streams, less for one, and a thread wake-up more per round trip); auto "
+                         "(default): coalesced on the veth wire, inline on a tap wire, which carries TSO "
+                         "frames whole")
     up.add_argument("--host-napi", choices=HOST_NAPI_MODES, default="auto",
                     help="where the host receives what the device delivers: affine, in the tap's NAPI threads "
                          "with GRO, each bound to its queue's worker CPU as a NIC's queue interrupt is and "

@@ -205,7 +205,8 @@ def give_peer_coalesced_napi(names: LabNames) -> None:
     deferred PEER_RX_USECS after one that found work (gro_flush_timeout,
     napi_defer_hard_irqs 1), the frames that arrive meanwhile wait in veth's
     ring and meet in one poll, as a NIC's interrupt moderation gathers them.
-    A frame that finds the peer idle is still taken at once.
+    A frame that finds the peer idle is still taken at once, but the timer it
+    arms fires inside its round trip: a ping pays 15-20 us (docs/performance.md).
     """
     _peer_gro_on(names)
     _peer_sysfs(names, "gro_flush_timeout", PEER_RX_USECS * 1000)
