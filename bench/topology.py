@@ -69,6 +69,13 @@ char _license[] SEC("license") = "GPL";
 """
 
 
+def sysfs_write(ns: str, dev: str, **values: int) -> list[str]:
+    """The command that writes each value to DEV's /sys/class/net attribute of that
+    name, in order, in one process inside NS (which sysfs shows the devices of)."""
+    script = " && ".join(f"echo {value} > /sys/class/net/{dev}/{attr}" for attr, value in values.items())
+    return ["ip", "netns", "exec", ns, "sh", "-c", script]
+
+
 @dataclass
 class Device:
     """What is known about the running softena device."""
@@ -196,15 +203,14 @@ class Lab:
         """Software interrupt moderation at both veth ends, with softena's lab peer's
         values (softena.ports.lab.PEER_RX_USECS), or none."""
         for ns, dev in ((NS_A, VETH_A), (NS_B, VETH_B)):
-            for attr, value in (("gro_flush_timeout", PEER_RX_USECS * 1000 if on else 0),
-                                ("napi_defer_hard_irqs", int(on))):
-                run(["ip", "netns", "exec", ns, "sh", "-c", f"echo {value} > /sys/class/net/{dev}/{attr}"])
+            run(sysfs_write(ns, dev, gro_flush_timeout=PEER_RX_USECS * 1000 if on else 0,
+                            napi_defer_hard_irqs=int(on)))
         self.veth_coalesced = on
 
     def _veth_napi_threads(self, on: bool) -> None:
         """GRO and threaded NAPI on both veth ends, or neither (threads off before GRO, GRO on before threads)."""
         for ns, dev in ((NS_A, VETH_A), (NS_B, VETH_B)):
-            threads = ["ip", "netns", "exec", ns, "sh", "-c", f"echo {int(on)} > /sys/class/net/{dev}/threaded"]
+            threads = sysfs_write(ns, dev, threaded=int(on))
             gro = ["ip", "netns", "exec", ns, "ethtool", "-K", dev, "gro", "on" if on else "off"]
             for argv in (gro, threads) if on else (threads, gro):
                 run(argv)

@@ -189,9 +189,11 @@ def _peer_gro_on(names: LabNames) -> None:
     run_in_netns(names.netns, ["ethtool", "-K", PEER_IFNAME, "gro", "on"])
 
 
-def _peer_sysfs(names: LabNames, attr: str, value: int) -> None:
-    """Write VALUE to the peer eth0's /sys/class/net attribute (sysfs shows the namespace's own devices)."""
-    run_in_netns(names.netns, ["sh", "-c", f"echo {value} > /sys/class/net/{PEER_IFNAME}/{attr}"])
+def _peer_sysfs(names: LabNames, **values: int) -> None:
+    """Write each value to the peer eth0's /sys/class/net attribute of that name, in
+    order, in one process in its namespace (which sysfs shows the devices of)."""
+    script = " && ".join(f"echo {value} > /sys/class/net/{PEER_IFNAME}/{attr}" for attr, value in values.items())
+    run_in_netns(names.netns, ["sh", "-c", script])
 
 
 def give_peer_coalesced_napi(names: LabNames) -> None:
@@ -209,8 +211,7 @@ def give_peer_coalesced_napi(names: LabNames) -> None:
     arms fires inside its round trip: a ping pays 15-20 us (docs/performance.md).
     """
     _peer_gro_on(names)
-    _peer_sysfs(names, "gro_flush_timeout", PEER_RX_USECS * 1000)
-    _peer_sysfs(names, "napi_defer_hard_irqs", 1)
+    _peer_sysfs(names, gro_flush_timeout=PEER_RX_USECS * 1000, napi_defer_hard_irqs=1)
 
 
 def give_peer_napi_threads(names: LabNames) -> None:
@@ -226,7 +227,7 @@ def give_peer_napi_threads(names: LabNames) -> None:
     baselines) do not pay.
     """
     _peer_gro_on(names)
-    _peer_sysfs(names, "threaded", 1)
+    _peer_sysfs(names, threaded=1)
 
 
 def set_peer_state(names: LabNames, state: str) -> None:
