@@ -6,8 +6,9 @@ peer, in the default mode (`--host-napi auto`: affine), with aRFS on
 with `--busy-poll USECS` (auto: inline), with busy-poll plus napi-set
 defer-hard-irqs/gro-flush-timeout on each of the device's NAPIs, and in the
 default mode with `--peer-napi threaded`, `--peer-napi inline`,
-`--host-napi threaded` and `--host-napi inline` (no ceiling: what they cost
-or save).
+`--peer-napi coalesced` (the peer moderated always, not only under a
+stream as the default's adaptive peer is), `--host-napi threaded` and
+`--host-napi inline` (no ceiling: what they cost or save).
 "Added" is softena's median minus the baseline's median, per test.
 
 ping: `ping -i 0.001 -c N`, each reply's time= parsed (iputils prints
@@ -34,7 +35,7 @@ class Mode:
     name: str
     busy_poll: int = 0
     napi: bool = False
-    peer_napi: str = "auto"  # softena up --peer-napi: how the lab peer receives (auto: coalesced)
+    peer_napi: str = "auto"  # softena up --peer-napi: how the lab peer receives (auto: adaptive)
     host_napi: str = "auto"  # softena up --host-napi: where the host receives (auto: affine, inline if busy)
     arfs: bool = False  # ethtool -K ntuple on: flows go to their reader's CPU
     ceiling_us: float | None = None  # issue 10 item 4: the most this mode may add to (a)'s p50
@@ -48,9 +49,10 @@ def modes(busy_usecs: int, smoke: bool) -> list[Mode]:
             Mode(f"busy-poll {busy_usecs}", busy_poll=busy_usecs),
             Mode(f"busy-poll {busy_usecs} + napi-set", busy_poll=busy_usecs, napi=True, ceiling_us=20.0),
             # No ceiling: the price of the NAPI threads' wake-ups, beside the throughput
-            # they buy, and the lab peer without its interrupt moderation.
+            # they buy, and the lab peer without its interrupt moderation, or with it always.
             Mode("default, peer threaded", peer_napi="threaded"),
             Mode("default, peer inline", peer_napi="inline"),
+            Mode("default, peer coalesced", peer_napi="coalesced"),
             Mode("default, host threaded", host_napi="threaded"),
             Mode("default, host inline", host_napi="inline")]
 

@@ -42,7 +42,7 @@ class Path:
     xdp: bool = False
     threaded: bool = False  # softena: --peer-napi threaded; veth: both ends in NAPI threads
     peer_inline: bool = False  # softena: --peer-napi inline (the lab peer unmoderated, frame by frame)
-    coalesced: bool = False  # veth: both ends moderated as softena's lab peer is (--peer-napi coalesced)
+    coalesced: bool = False  # veth: both ends moderated as softena's lab peer is under a stream
     host_threaded: bool = False  # softena: --host-napi threaded (the host's end in the tap's NAPI threads)
     busy_poll: int = 0  # softena: --busy-poll USECS (workers poll before they sleep)
     tool: str = ""
@@ -101,7 +101,7 @@ def make_plan(parallel: int, smoke: bool, usernet_tools: Sequence[str], busy_pol
          Path("veth+xdp+threads@1500", "veth", 1500, xdp=True, threaded=True,
               description="(b) with both ends receiving in NAPI threads, with GRO"),
          Path("veth+xdp+coalesced@1500", "veth", 1500, xdp=True, coalesced=True,
-              description="(b) with both ends' NAPI moderated as softena's lab peer is"),
+              description="(b) with both ends' NAPI moderated as softena's lab peer is under a stream"),
          Path("softena-xdp@1500", "softena", 1500, description="softena up (lab veth wire, AF_XDP)"),
          Path("softena-xdp+inline@1500", "softena", 1500, peer_inline=True,
               description="softena up --peer-napi inline (the lab peer takes each frame alone, as veth does)"),

@@ -174,8 +174,8 @@ class Lab:
     def set_veth(self, mtu: int, xdp: bool, threaded: bool = False, coalesced: bool = False) -> None:
         """Veth baseline at MTU, with XDP_PASS on both ends or none; THREADED:
         both ends receive with GRO in NAPI threads, as softena's --peer-napi threaded peer;
-        COALESCED: both ends' NAPI polls moderated as the lab peer's are (--peer-napi coalesced;
-        the XDP ends' NAPI already has GRO)."""
+        COALESCED: both ends' NAPI polls moderated as the lab peer's are under a stream
+        (--peer-napi adaptive, or coalesced; the XDP ends' NAPI already has GRO)."""
         if coalesced != self.veth_coalesced:
             self._veth_coalesce(coalesced)
         if self.veth_threaded and not threaded:

@@ -1,7 +1,8 @@
 """The device process's threads: names the kernel shows, and what happens when one dies.
 
 Every long-lived thread is called softena/<dev>-<role> (ctl, link, ipwatch,
-timer, aenq, admin, wd, and the queue number for the workers), and the
+timer, aenq, admin, wd, peerdim on the lab's veth wire, and the queue number
+for the workers), and the
 kernel gets the same name, so `top -H`, `ps -L` and /proc/PID/task/*/comm tell them apart.
 
 A thread that dies of an exception must not leave the device half-alive.
@@ -16,10 +17,10 @@ device log and then applies the thread's policy:
 - down (every other thread): the daemon's done event is set, so the main
   thread tears the device down in order and the process exits non-zero. The
   wire's carrier watcher, the rtnetlink watcher, the device timer
-  (keep-alive), the AENQ, the admin queue, the watchdog, the queue workers
-  and the fault timers each hold state that only a bring-up creates
-  consistently; without one of them the device would answer but no longer
-  work.
+  (keep-alive), the AENQ, the admin queue, the watchdog, the queue workers,
+  the lab peer's moderation and the fault timers each hold state that only
+  a bring-up creates consistently; without one of them the device would
+  answer but no longer work.
 
 The control server's request threads never reach the hook: each catches
 everything around its one request and answers with an error.

@@ -31,18 +31,19 @@ MAX_BUSY_POLL_US = 1_000_000
 
 # --peer-napi: where a lab peer's receive runs (softena/ports/lab.py);
 # --host-napi: where the host's receive of our Rx runs (softena/ports/tap.py, hostnapi.py).
-PEER_NAPI_MODES = ("auto", "inline", "coalesced", "threaded")
+PEER_NAPI_MODES = ("auto", "adaptive", "inline", "coalesced", "threaded")
+VETH_PEER_MODES = ("adaptive", "coalesced")  # moderation of veth's NAPI; a tap wire's frames cross whole
 HOST_NAPI_MODES = ("auto", "inline", "threaded", "affine")
 
 
 def resolve_peer_napi(mode: str, wire: WireSpec) -> str:
-    """--peer-napi auto (the default): coalesced on the lab's veth wire, as a
-    host's NIC receives; inline on a tap wire, whose frames cross whole (TSO
-    and all, with their vnet headers), so the peer has nothing to merge, and
-    inline where the far end is not ours."""
+    """--peer-napi auto (the default): adaptive on the lab's veth wire, as a
+    host's NIC receives, moderated while a stream lasts; inline on a tap wire,
+    whose frames cross whole (TSO and all, with their vnet headers), so the
+    peer has nothing to merge, and inline where the far end is not ours."""
     if mode != "auto":
         return mode
-    return "coalesced" if wire.lab and wire.kind == "xsk" else "inline"
+    return "adaptive" if wire.lab and wire.kind == "xsk" else "inline"
 
 
 def resolve_host_napi(mode: str, busy_poll_us: int) -> str:
@@ -97,7 +98,7 @@ class DeviceConfig:
     busy_poll_us: int = 0  # --busy-poll: workers spin this long for work before they sleep
     steering: bool = True  # --no-steering: no RSS stage on a software wire (softena/ports/steer.py)
     read_group: str | None = None  # --read-group: may use the read-only control commands
-    peer_napi: str = "auto"  # --peer-napi: a lab peer receives inline, coalesced or in NAPI threads of its own
+    peer_napi: str = "auto"  # --peer-napi: a lab peer receives moderated by its load, always, inline or in threads
     host_napi: str = "auto"  # --host-napi: the host receives our Rx inline or in NAPI threads of the tap
 
     def __post_init__(self) -> None:
@@ -123,9 +124,9 @@ class DeviceConfig:
             raise SoftenaError(f"invalid --busy-poll {self.busy_poll_us}: 0..{MAX_BUSY_POLL_US} microseconds")
         if self.peer_napi not in PEER_NAPI_MODES:
             raise SoftenaError(f"invalid --peer-napi '{self.peer_napi}': {' or '.join(PEER_NAPI_MODES)}")
-        if self.peer_napi == "coalesced" and self.wire.kind == "tap":
-            raise SoftenaError("--peer-napi coalesced: a veth wire's mode; a tap wire carries TSO frames "
-                               "whole, so its peer has nothing to merge")
+        if self.peer_napi in VETH_PEER_MODES and self.wire.kind == "tap":
+            raise SoftenaError(f"--peer-napi {self.peer_napi}: a veth wire's mode; a tap wire carries TSO "
+                               "frames whole, so its peer has nothing to merge")
         if self.peer_napi != "inline" and not self.wire.lab:
             raise SoftenaError(f"--peer-napi {self.peer_napi}: only a lab wire has a peer of ours; "
                                f"wire {self.wire.describe()} has none")

@@ -49,6 +49,7 @@ from softena.netdev import genl, notify
 from softena.netdev.family import NapiSettings, NetdevFamily
 from softena.ports import hostnapi, lab, rfs, steer, tap, xsk
 from softena.ports.link import WireLink, queues_in_use
+from softena.ports.peerdim import PeerDim
 
 # Devices one machine runs at once: each takes a slot of NAPI ids below the kernel's MIN_NAPI_ID.
 MAX_DEVICES = 32
@@ -100,6 +101,7 @@ class Device:
         self.aenq: Aenq | None = None
         self.link: WireLink | None = None
         self.timer: DeviceTimer | None = None
+        self.peer_dim: PeerDim | None = None  # --peer-napi adaptive: the lab peer's moderation
         self.last_keep_alive = 0.0
         self.hostwatch: HostLinkWatcher | None = None
         self.faults = DeviceFaults(self)
@@ -373,6 +375,9 @@ class Device:
         self.hostwatch.start()
         self.timer = DeviceTimer(self.name, duties)
         self.timer.start()
+        if self.config.peer_napi == "adaptive":
+            self.peer_dim = PeerDim(self.name, self.lab_names, self.wire_name)
+            self.peer_dim.start()
         self.last_keep_alive = time.monotonic()  # the watchdog is armed from the start
         self.health = HealthMonitor(self, self.config.thresholds, self.health_stats)
         self.health.start()
@@ -403,6 +408,9 @@ class Device:
         if self.timer is not None:
             self.timer.stop()
             self.timer = None
+        if self.peer_dim is not None:
+            self.peer_dim.stop()
+            self.peer_dim = None
         if self.hostwatch is not None:
             self.hostwatch.stop()
             self.hostwatch = None
@@ -768,10 +776,18 @@ class Device:
             "host-napi": self._host_napi_state(),
             "lab": {"netns": self.lab_names.netns, "host": [self.lab_names.host_v4, self.lab_names.host_v6],
                     "peer": [self.lab_names.peer_v4, self.lab_names.peer_v6],
-                    "peer-receive": self.config.peer_napi} if self.config.wire.lab else None,
+                    "peer-receive": self.config.peer_napi,
+                    "peer-moderated": self._peer_moderated()} if self.config.wire.lab else None,
             "uptime": round(time.monotonic() - self.started_at, 1),
             **self._wire_metadata(),
         }
+
+    def _peer_moderated(self) -> bool:
+        """Whether the lab peer's receive is moderated now: always when coalesced,
+        while a stream lasts when adaptive."""
+        if self.peer_dim is not None:
+            return self.peer_dim.moderated
+        return self.config.peer_napi == "coalesced"
 
     def _host_napi_state(self) -> str:
         """Where the host receives our Rx, as the kernel has it now: inline in

@@ -309,10 +309,13 @@ def _finish_extack(err: NlError, op: Op, request: bytes) -> None:
 
 
 class NetdevGenl:
-    """A socket on the kernel's netdev family: do(), dump(), and notifications()."""
+    """A socket on the kernel's netdev family: do(), dump(), and notifications().
 
-    def __init__(self) -> None:
-        self.sock = _Socket(ext_ack=True, strict_check=True)
+    With NETNS, the socket is made in that named network namespace (pyroute2
+    forks a child there) and speaks of its devices; it keeps it alive while open."""
+
+    def __init__(self, netns: str | None = None) -> None:
+        self.sock = _Socket(ext_ack=True, strict_check=True, netns=netns)
         try:
             self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
             self.sock.bind(NETDEV.name, MESSAGES["dev"])

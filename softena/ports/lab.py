@@ -175,6 +175,8 @@ def configure_peer(names: LabNames, checksum_offload: bool = False, receive: str
         give_peer_napi_threads(names)
     elif receive == "coalesced":
         give_peer_coalesced_napi(names)
+    elif receive == "adaptive":  # GRO now; softena.ports.peerdim moderates it while a stream lasts
+        _peer_gro_on(names)
 
 
 def _peer_gro_on(names: LabNames) -> None:
@@ -228,6 +230,15 @@ def give_peer_napi_threads(names: LabNames) -> None:
     """
     _peer_gro_on(names)
     _peer_sysfs(names, threaded=1)
+
+
+def peer_ifindex(names: LabNames) -> int:
+    """The ifindex of the peer's eth0 in its namespace."""
+    with NetNS(names.netns) as ns:
+        index = link_index(ns, PEER_IFNAME)
+    if index is None:
+        raise SoftenaError(f"{names.dev}: the lab peer has no {PEER_IFNAME}")
+    return index
 
 
 def set_peer_state(names: LabNames, state: str) -> None:

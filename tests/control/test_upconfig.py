@@ -110,19 +110,21 @@ def test_peer_napi_defaults_to_auto() -> None:
 
 
 @pytest.mark.parametrize(("mode", "wire", "resolved"), [
-    ("auto", "lab", "coalesced"), ("auto", "tap", "inline"), ("auto", "xdp:eth1", "inline"),
-    ("auto", "tap:tap7", "inline"), ("inline", "lab", "inline"), ("threaded", "tap", "threaded")])
+    ("auto", "lab", "adaptive"), ("auto", "tap", "inline"), ("auto", "xdp:eth1", "inline"),
+    ("auto", "tap:tap7", "inline"), ("inline", "lab", "inline"), ("coalesced", "lab", "coalesced"),
+    ("threaded", "tap", "threaded")])
 def test_peer_napi_auto_moderates_the_veth_wires_peer_only(mode: str, wire: str, resolved: str) -> None:
     """A tap wire carries TSO frames whole: its peer has nothing to merge."""
     assert DeviceConfig(wire=WireSpec.parse(wire), peer_napi=mode).peer_napi == resolved
 
 
+@pytest.mark.parametrize("mode", ["adaptive", "coalesced"])
 @pytest.mark.parametrize(("wire", "message"), [
-    ("tap", "--peer-napi coalesced: a veth wire's mode; a tap wire carries TSO frames whole"),
-    ("xdp:eth1", "--peer-napi coalesced: only a lab wire has a peer of ours")])
-def test_peer_napi_coalesced_only_on_the_lab_veth_wire(wire: str, message: str) -> None:
-    config = DeviceConfig(wire=WireSpec.parse(wire), peer_napi="coalesced")
-    with pytest.raises(SoftenaError, match=re.escape(message)):
+    ("tap", "--peer-napi {mode}: a veth wire's mode; a tap wire carries TSO frames whole"),
+    ("xdp:eth1", "--peer-napi {mode}: only a lab wire has a peer of ours")])
+def test_peer_napi_moderation_only_on_the_lab_veth_wire(mode: str, wire: str, message: str) -> None:
+    config = DeviceConfig(wire=WireSpec.parse(wire), peer_napi=mode)
+    with pytest.raises(SoftenaError, match=re.escape(message.format(mode=mode))):
         config.validate()
 
 

@@ -6,11 +6,13 @@ import json
 import os
 
 import pytest
-from conftest import Snapshot, device_status, run
-from iperf import gbits, iperf3
+from conftest import Snapshot, device_status, run, wait_for
+from iperf import gbits, iperf3, iperf3_running
+from pyroute2 import NetNS
 from rss_ref import spreading_port_base
 
 from softena.control import privilege
+from softena.netdev.genl import NetdevGenl
 
 
 def kernel_counters(ifname: str) -> dict:
@@ -238,34 +240,79 @@ def peer_merging(netns: str) -> tuple[int, int]:
     return int(peer_read(netns, "/sys/class/net/eth0/statistics/rx_packets")), segs
 
 
+def peer_moderation(netns: str) -> list[tuple[int, int]]:
+    """(defer-hard-irqs, gro-flush-timeout) of each NAPI of the peer's eth0, as the kernel has them."""
+    with NetNS(netns) as ns:
+        ifindex = ns.link_lookup(ifname="eth0")[0]
+    with NetdevGenl(netns=netns) as genl:
+        return sorted((n["defer-hard-irqs"], n["gro-flush-timeout"])
+                      for n in genl.dump("napi-get", {"ifindex": ifindex}))
+
+
+def merging_during(dev, duration: int) -> float:
+    """Frames per TCP segment the peer took in during DURATION s of one stream to it."""
+    frames, segs = peer_merging(dev.netns)
+    assert gbits(iperf3(dev.netns, dev.peer_v4, duration=duration)) > 0.1
+    frames2, segs2 = peer_merging(dev.netns)
+    return (frames2 - frames) / max(segs2 - segs, 1)
+
+
 def test_peer_napi_coalesced_merges_what_the_wire_carries(softena_up) -> None:
-    """The lab veth wire's peer receives as a host's NIC does (the default):
-    GRO with moderated polls, so the frames AF_XDP sends one by one meet in
-    the peer's NAPI and its TCP takes them several at a time. Without the
-    moderation (--peer-napi inline, veth's own receive) each frame goes up alone."""
-    dev = softena_up("sft0", "--queues", "2")
+    """--peer-napi coalesced: the lab veth wire's peer receives as a host's NIC
+    does, with GRO and polls moderated always, so the frames AF_XDP sends one
+    by one meet in the peer's NAPI and its TCP takes them several at a time.
+    Without the moderation (--peer-napi inline, veth's own receive) each frame
+    goes up alone."""
+    dev = softena_up("sft0", "--queues", "2", "--peer-napi", "coalesced")
     assert dev.status["lab"]["peer-receive"] == "coalesced"
+    assert dev.status["lab"]["peer-moderated"] is True
     assert peer_read(dev.netns, "/sys/class/net/eth0/gro_flush_timeout").strip() == "50000"
     assert peer_read(dev.netns, "/sys/class/net/eth0/napi_defer_hard_irqs").strip() == "1"
     # A channel change gives the peer new queues: they keep the moderation.
     run(["softena", "ethtool", "-L", "sft0", "combined", "1"], check=True)
     run(["softena", "ethtool", "-L", "sft0", "combined", "2"], check=True)
-    merged = {}
-    for mode in ("coalesced", "inline"):
-        if mode == "inline":
-            run(["softena", "down", "sft0"], check=True)
-            dev = softena_up("sft0", "--queues", "2", "--peer-napi", "inline")
-            assert dev.status["lab"]["peer-receive"] == "inline"
-        frames, segs = peer_merging(dev.netns)
-        assert gbits(iperf3(dev.netns, dev.peer_v4, duration=2)) > 0.1
-        frames2, segs2 = peer_merging(dev.netns)
-        merged[mode] = (frames2 - frames) / max(segs2 - segs, 1)
+    assert peer_moderation(dev.netns) == [(1, 50000), (1, 50000)]
+    merged = {"coalesced": merging_during(dev, 2)}
+    run(["softena", "down", "sft0"], check=True)
+    dev = softena_up("sft0", "--queues", "2", "--peer-napi", "inline")
+    assert dev.status["lab"]["peer-receive"] == "inline"
+    assert dev.status["lab"]["peer-moderated"] is False
+    merged["inline"] = merging_during(dev, 2)
     # With the moderation, 45 frames a merge by hand (whole 64 KB GRO
     # packets, 616,196 frames in 13,826 segments); 1 without.
     assert merged["coalesced"] >= 4, merged
     assert merged["inline"] < 1.5, merged
     proc = run(["ping", "-c", "3", "-i", "0.2", "-W", "2", dev.peer_v6])
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_peer_napi_adaptive_moderates_a_stream_and_not_a_ping(softena_up) -> None:
+    """The default on the lab veth wire: the peer's NAPIs are moderated while
+    the wire carries it a stream, and not at a ping's rate, as a NIC's DIM
+    moderates; the kernel's own napi-get says which, and so does status."""
+    dev = softena_up("sft0", "--queues", "2")
+    assert dev.status["lab"]["peer-receive"] == "adaptive"
+    assert peer_moderation(dev.netns) == [(0, 0), (0, 0)]
+    # 1,000 frames a second, far below a stream's: no moderation to delay them.
+    proc = run(["ping", "-c", "300", "-i", "0.001", "-q", dev.peer_v4])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert peer_moderation(dev.netns) == [(0, 0), (0, 0)]
+    assert device_status("sft0")["lab"]["peer-moderated"] is False
+
+    with iperf3_running(dev.netns, dev.peer_v4, duration=6) as result:
+        wait_for(lambda: device_status("sft0")["lab"]["peer-moderated"], within=3, what="moderated under a stream")
+        assert peer_moderation(dev.netns) == [(1, 50000), (1, 50000)]
+        # The peer's eth0 down and up: veth makes its NAPIs anew, unmoderated;
+        # the device looks again within a second while the stream lasts.
+        for state in ("down", "up"):
+            run(["ip", "netns", "exec", dev.netns, "ip", "link", "set", "eth0", state], check=True)
+        wait_for(lambda: peer_moderation(dev.netns) == [(1, 50000), (1, 50000)], within=3,
+                 what="the new NAPIs moderated")
+    assert gbits(result) > 0.1
+    wait_for(lambda: peer_moderation(dev.netns) == [(0, 0), (0, 0)], within=3, what="unmoderated after the stream")
+    assert device_status("sft0")["lab"]["peer-moderated"] is False
+    # Moderated from within the first fifth of a second, the stream merges as coalesced does.
+    assert merging_during(dev, 2) >= 4
 
 
 def test_host_napi_threaded_receives_in_the_taps_own_threads(softena_up) -> None:
