@@ -312,10 +312,11 @@ class NetdevGenl:
     """A socket on the kernel's netdev family: do(), dump(), and notifications().
 
     With NETNS, the socket is made in that named network namespace (pyroute2
-    forks a child there) and speaks of its devices; it keeps it alive while open."""
+    forks a child there; a name that does not exist is an error, never made)
+    and speaks of its devices; it keeps the namespace alive while open."""
 
     def __init__(self, netns: str | None = None) -> None:
-        self.sock = _Socket(ext_ack=True, strict_check=True, netns=netns)
+        self.sock = _Socket(ext_ack=True, strict_check=True, netns=netns, flags=0)
         try:
             self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
             self.sock.bind(NETDEV.name, MESSAGES["dev"])

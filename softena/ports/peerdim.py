@@ -14,17 +14,18 @@ SAMPLE_S it reads how many frames the wire carried to the peer (the host
 end's tx_packets, one pread of sysfs), and a RateClassifier decides, with
 hysteresis, whether the peer's NAPIs should be moderated; each change is a
 napi-set on every NAPI of eth0, over a netdev netlink socket made in the
-peer's namespace. That socket keeps the namespace alive, so the thread
-closes it as soon as the namespace's name is gone (`ip netns del`, which
-must still take the veth and the carrier with it).
+peer's namespace. A socket keeps its namespace alive, and `ip netns del`
+must still take the veth and the carrier with it: so the socket is open
+only while the peer is moderated, and then closed as soon as the
+namespace's name is gone.
 
 A NAPI that veth makes anew (eth0 down and up, a channel change) starts
 with the device's values, unmoderated; while moderated, the thread looks
 at the NAPIs once every VERIFY_S and sets those that differ.
 
-Each wake-up costs this kind of guest 130-220 us of CPU; at SAMPLE_S that
-is 0.1-0.2% of a core for an idle device, the price of reacting to a
-stream within a tenth of a second.
+Each wake-up costs this kind of guest 200-300 us of CPU; at SAMPLE_S that
+is 0.2-0.3% of a core for an idle device, the price of moderating a stream
+within a tenth of a second of its start.
 """
 
 from __future__ import annotations
@@ -95,25 +96,22 @@ class PeerDim(NamedThread):
         self.dev, self.netns = dev, names.netns
         self.classifier = RateClassifier()
         self._stopping = threading.Event()
-        self._genl: NetdevGenl | None = None
+        self._genl: NetdevGenl | None = None  # open while moderated
+        self._moderated = False  # what the peer's NAPIs were last set to
+        self._ifindex = lab.peer_ifindex(names)
+        with NetdevGenl(netns=self.netns) as genl:  # fail now if this kernel cannot napi-set
+            self._apply(genl, UNMODERATED)
         self._tx_packets = os.open(f"/sys/class/net/{wire}/statistics/tx_packets", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            self._genl = NetdevGenl(netns=names.netns)
-            self._ifindex = lab.peer_ifindex(names)
-            self._apply(UNMODERATED)  # what bring-up's GRO left: say so, and fail now if napi-set cannot
-        except BaseException:
-            self._close()
-            raise
 
     @property
     def moderated(self) -> bool:
-        """Whether the peer is moderated now."""
-        return self.classifier.moderated
+        """Whether the peer's NAPIs were last set moderated."""
+        return self._moderated
 
     def run(self) -> None:
         try:
             self._sample_until_stopped()
-        except OSError as exc:  # the wire's host end is gone: nothing left to moderate for
+        except OSError as exc:  # the wire's host end or the peer's namespace is gone
             log(self.dev, "warning", f"lab peer moderation stops: {exc}")
         self._close_socket()
 
@@ -121,27 +119,32 @@ class PeerDim(NamedThread):
         last, at = self._read_tx_packets(), time.monotonic()
         verified = at
         while not self._stopping.wait(SAMPLE_S):
-            if not lab.ns_exists(self.netns):  # `ip netns del`: let the namespace and its veth go
-                log(self.dev, "info", "lab peer namespace gone: its adaptive moderation stops")
-                return
             count, now = self._read_tx_packets(), time.monotonic()
             was = self.classifier.moderated
-            if self.classifier.sample((count - last) / (now - at)) != was:
-                self._apply(MODERATED if self.classifier.moderated else UNMODERATED)
-                verified = now
-            elif self.classifier.moderated and now - verified >= VERIFY_S:
-                self._apply(MODERATED)
-                verified = now
+            moderated = self.classifier.sample((count - last) / (now - at))
             last, at = count, now
+            if moderated != was:
+                if moderated:
+                    self._genl = NetdevGenl(netns=self.netns)
+                assert self._genl is not None
+                self._apply(self._genl, MODERATED if moderated else UNMODERATED)
+                self._moderated, verified = moderated, now
+                if not moderated:
+                    self._close_socket()
+            elif moderated:
+                assert self._genl is not None
+                if not lab.ns_exists(self.netns):  # `ip netns del`: let it and its veth go
+                    log(self.dev, "info", "lab peer namespace gone: its adaptive moderation stops")
+                    return
+                if now - verified >= VERIFY_S:
+                    self._apply(self._genl, MODERATED)
+                    verified = now
 
     def _read_tx_packets(self) -> int:
         return int(os.pread(self._tx_packets, 32, 0))
 
-    def _apply(self, want: Moderation) -> None:
+    def _apply(self, genl: NetdevGenl, want: Moderation) -> None:
         """napi-set WANT on each of the peer eth0's NAPIs that has other values."""
-        genl = self._genl
-        if genl is None:
-            return
         try:
             for napi in genl.dump("napi-get", {"ifindex": self._ifindex}):
                 if (napi.get("defer-hard-irqs"), napi.get("gro-flush-timeout")) != \
@@ -151,19 +154,16 @@ class PeerDim(NamedThread):
             log(self.dev, "warning", f"lab peer moderation: napi-set: {exc}")
 
     def stop(self) -> None:
-        """Stop sampling, close the socket (the namespace may go) and wait for the thread."""
+        """Stop sampling and wait for the thread; the namespace may then go."""
         self._stopping.set()
         if self.is_alive():
             self.join(timeout=5)
-        self._close()
+        self._close_socket()
+        if self._tx_packets >= 0:
+            os.close(self._tx_packets)
+            self._tx_packets = -1
 
     def _close_socket(self) -> None:
         genl, self._genl = self._genl, None
         if genl is not None:
             genl.close()
-
-    def _close(self) -> None:
-        self._close_socket()
-        if self._tx_packets >= 0:
-            os.close(self._tx_packets)
-            self._tx_packets = -1

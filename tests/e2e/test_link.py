@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 import time
 
-from conftest import run, wait_for
+from conftest import device_status, run, wait_for
 
 from softena.control import ctlsock
 
@@ -44,6 +47,34 @@ def test_peer_namespace_disappearing_leaves_no_carrier(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "1")
     run(["ip", "netns", "del", dev.netns], check=True)
     wait_carrier("sft0", False, within=1.0)
+    assert dev.stats()["link"] == "down"
+
+
+def udp_blast(address: str, seconds: float, stop: threading.Event) -> None:
+    """Small datagrams to ADDRESS's discard port as fast as one socket sends,
+    for at most SECONDS or until STOP: well over a stream's frame rate."""
+    deadline = time.monotonic() + seconds
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        while time.monotonic() < deadline and not stop.is_set():
+            for _ in range(100):
+                with contextlib.suppress(OSError):  # no route once the carrier is gone
+                    s.sendto(b"softena", (address, 9))
+
+
+def test_peer_namespace_disappearing_while_moderated_leaves_no_carrier(softena_up) -> None:
+    """While the lab peer is moderated, the device holds a netlink socket in its
+    namespace, which keeps the namespace alive: it must let go at once."""
+    dev = softena_up("sft0", "--queues", "1")
+    stop = threading.Event()
+    blast = threading.Thread(target=udp_blast, args=(dev.peer_v4, 8.0, stop))
+    blast.start()
+    try:
+        wait_for(lambda: device_status("sft0")["lab"]["peer-moderated"], within=3, what="the peer moderated")
+        run(["ip", "netns", "del", dev.netns], check=True)
+        wait_carrier("sft0", False, within=1.5)
+    finally:
+        stop.set()
+        blast.join(timeout=10)
     assert dev.stats()["link"] == "down"
 
 
