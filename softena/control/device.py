@@ -376,11 +376,21 @@ class Device:
         self.timer = DeviceTimer(self.name, duties)
         self.timer.start()
         if self.config.peer_napi == "adaptive":
-            self.peer_dim = PeerDim(self.name, self.lab_names, self.wire_name)
-            self.peer_dim.start()
+            self._start_peer_dim()
         self.last_keep_alive = time.monotonic()  # the watchdog is armed from the start
         self.health = HealthMonitor(self, self.config.thresholds, self.health_stats)
         self.health.start()
+
+    def _start_peer_dim(self) -> None:
+        """The lab peer's adaptive moderation; moderated always where the kernel cannot adapt it."""
+        try:
+            self.peer_dim = PeerDim(self.name, self.lab_names, self.wire_name)
+        except SoftenaError as exc:
+            log(self.name, "warning", f"lab peer: no adaptive moderation ({exc}): moderated always instead")
+            lab.give_peer_coalesced_napi(self.lab_names)
+            self.config.peer_napi = "coalesced"
+            return
+        self.peer_dim.start()
 
     def _keep_alive(self) -> None:
         if not self.faults.active("keep-alive-loss"):

@@ -28,6 +28,9 @@ thread then does. A wire that carried nothing since the last sample is
 sampled every SILENT_SAMPLE_S: an idle device spends about 0.1% of a core
 here, and a stream is moderated within 0.35 s of its start, within 0.1 s
 when it starts on a wire already carrying something.
+
+Where the kernel cannot napi-set (before Linux 6.13) the device moderates
+the peer always instead (`--peer-napi coalesced`, by sysfs) and says so.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from dataclasses import dataclass
 
 from pyroute2.netlink.exceptions import NetlinkError
 
+from softena.errors import SoftenaError
 from softena.log import log
 from softena.netdev.genl import NetdevGenl
 from softena.ports import lab
@@ -102,8 +106,13 @@ class PeerDim(NamedThread):
         self._genl: NetdevGenl | None = None  # open while moderated
         self._moderated = False  # what the peer's NAPIs were last set to
         self._ifindex = lab.peer_ifindex(names)
-        with NetdevGenl(netns=self.netns) as genl:  # fail now if this kernel cannot napi-set
-            self._apply(genl, UNMODERATED)
+        try:  # fail now, not at the first stream, if this kernel cannot napi-set
+            with NetdevGenl(netns=self.netns) as genl:
+                for napi in genl.dump("napi-get", {"ifindex": self._ifindex}):
+                    genl.do("napi-set", {"id": napi["id"], **UNMODERATED.as_attrs()})
+        except NetlinkError as exc:
+            raise SoftenaError(f"napi-set on the lab peer's {lab.PEER_IFNAME}: {exc} "
+                               "(per-NAPI moderation takes Linux 6.13)") from exc
         self._tx_packets = os.open(f"/sys/class/net/{wire}/statistics/tx_packets", os.O_RDONLY | os.O_CLOEXEC)
 
     @property
@@ -123,7 +132,7 @@ class PeerDim(NamedThread):
         verified, period = at, SAMPLE_S
         while not self._stopping.wait(period):
             count, now = self._read_tx_packets(), time.monotonic()
-            period = SAMPLE_S if count != last else SILENT_SAMPLE_S
+            period = SAMPLE_S if count != last or self.classifier.moderated else SILENT_SAMPLE_S
             was = self.classifier.moderated
             moderated = self.classifier.sample((count - last) / (now - at))
             last, at = count, now
