@@ -82,6 +82,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         elif host_napi != "affine":
             console.print(f"{r['dev']}: the host receives in the tap's NAPI ({host_napi}), "
                           f"not in threads bound to the workers' CPUs")
+        lab_peer = r.get("lab")
+        if lab_peer:
+            now = "moderated now" if lab_peer.get("peer-moderated") else "not moderated now"
+            console.print(f"{r['dev']}: lab peer {lab_peer['netns']} ({lab_peer['peer'][0]}) receives "
+                          f"{lab_peer.get('peer-receive')}, {now}")
         if r.get("wire-steering", "not on this wire") != "not on this wire":
             console.print(f"{r['dev']}: wire Rx queue steering {r['wire-steering']}")
         if "wire-rx-metadata" in r:

@@ -302,6 +302,8 @@ def test_peer_napi_adaptive_moderates_a_stream_and_not_a_ping(softena_up) -> Non
     with iperf3_running(dev.netns, dev.peer_v4, duration=6) as result:
         wait_for(lambda: device_status("sft0")["lab"]["peer-moderated"], within=3, what="moderated under a stream")
         assert peer_moderation(dev.netns) == [(1, 50000), (1, 50000)]
+        assert "sft0: lab peer sft0-peer (198.18.0.2) receives adaptive, moderated now" in \
+            run(["softena", "status"], check=True).stdout
         # The peer's eth0 down and up: veth makes its NAPIs anew, unmoderated;
         # the device looks again within a second while the stream lasts.
         for state in ("down", "up"):
@@ -311,6 +313,7 @@ def test_peer_napi_adaptive_moderates_a_stream_and_not_a_ping(softena_up) -> Non
     assert gbits(result) > 0.1
     wait_for(lambda: peer_moderation(dev.netns) == [(0, 0), (0, 0)], within=3, what="unmoderated after the stream")
     assert device_status("sft0")["lab"]["peer-moderated"] is False
+    assert "receives adaptive, not moderated now" in run(["softena", "status"], check=True).stdout
     # Moderated from within the first fifth of a second, the stream merges as coalesced does.
     assert merging_during(dev, 2) >= 4
 
