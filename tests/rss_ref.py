@@ -41,10 +41,19 @@ def flow_queue(src: str, dst: str, sport: int, dport: int, num_queues: int, key:
     return toeplitz(key, data) % 128 % num_queues
 
 
+# Where the next spreading_port_base() search starts. Each call moves past the
+# ports it gave: a test's client connections stay in TIME_WAIT for a minute,
+# and the next test binding the same --cport would fail with EADDRINUSE.
+_next_port = 40000
+
+
 def spreading_port_base(peer: str, host: str, server_port: int, queues: int) -> int:
-    """A client port base whose 4 flows cover every queue, as the default RSS maps them."""
-    for base in range(40000, 41000):
+    """A client port base whose 4 flows cover every queue, as the default RSS
+    maps them; never one an earlier call in this process gave."""
+    global _next_port
+    for base in range(_next_port, _next_port + 1000):
         hit = {flow_queue(peer, host, server_port, base + i, queues) for i in range(4)}
         if hit == set(range(queues)):
+            _next_port = base + 4
             return base
     raise AssertionError("no port base spreads 4 flows")
