@@ -106,10 +106,11 @@ class PeerDim(NamedThread):
         self._genl: NetdevGenl | None = None  # open while moderated
         self._moderated = False  # what the peer's NAPIs were last set to
         self._ifindex = lab.peer_ifindex(names)
-        try:  # fail now, not at the first stream, if this kernel cannot napi-set
+        # Fail now, not at the first stream, if this kernel cannot napi-set: before
+        # 6.13 napi-get has no defer-hard-irqs, so every NAPI differs and is set.
+        try:
             with NetdevGenl(netns=self.netns) as genl:
-                for napi in genl.dump("napi-get", {"ifindex": self._ifindex}):
-                    genl.do("napi-set", {"id": napi["id"], **UNMODERATED.as_attrs()})
+                self._set(genl, UNMODERATED)
         except NetlinkError as exc:
             raise SoftenaError(f"napi-set on the lab peer's {lab.PEER_IFNAME}: {exc} "
                                "(per-NAPI moderation takes Linux 6.13)") from exc
@@ -156,13 +157,17 @@ class PeerDim(NamedThread):
     def _read_tx_packets(self) -> int:
         return int(os.pread(self._tx_packets, 32, 0))
 
-    def _apply(self, genl: NetdevGenl, want: Moderation) -> None:
+    def _set(self, genl: NetdevGenl, want: Moderation) -> None:
         """napi-set WANT on each of the peer eth0's NAPIs that has other values."""
+        for napi in genl.dump("napi-get", {"ifindex": self._ifindex}):
+            if (napi.get("defer-hard-irqs"), napi.get("gro-flush-timeout")) != \
+                    (want.defer_hard_irqs, want.gro_flush_timeout_ns):
+                genl.do("napi-set", {"id": napi["id"], **want.as_attrs()})
+
+    def _apply(self, genl: NetdevGenl, want: Moderation) -> None:
+        """_set(), a failure logged: the thread keeps sampling."""
         try:
-            for napi in genl.dump("napi-get", {"ifindex": self._ifindex}):
-                if (napi.get("defer-hard-irqs"), napi.get("gro-flush-timeout")) != \
-                        (want.defer_hard_irqs, want.gro_flush_timeout_ns):
-                    genl.do("napi-set", {"id": napi["id"], **want.as_attrs()})
+            self._set(genl, want)
         except NetlinkError as exc:  # a NAPI that went between dump and set: the next look finds its successor
             log(self.dev, "warning", f"lab peer moderation: napi-set: {exc}")
 
