@@ -85,9 +85,13 @@ fi
 stamp_file=.install-stamp
 stamp="$( (echo "${extras}"; python3 -VV; cat pyproject.toml setup.py softena/datapath/build_native.py \
     softena/datapath/native/*.[ch] bpf/*.[ch]) | sha256sum | cut -d' ' -f1)"
+# The checks run from / so that they see what is installed, not this checkout
+# (python3 -c puts the current directory first on sys.path).
+checkout="$(pwd)"
+installed() { (cd / && python3 -c "$1") 2>/dev/null; }
 if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp" ] ||
-   ! python3 -c 'import softena.datapath._native, softena.datapath._vectors' 2>/dev/null ||
-   [ "$(python3 -c 'import softena, os; print(os.path.dirname(os.path.dirname(softena.__file__)))')" != "$(pwd)" ]; then
+   ! installed 'import softena.datapath._native, softena.datapath._vectors' ||
+   [ "$(installed 'import softena, os; print(os.path.dirname(os.path.dirname(softena.__file__)))')" != "$checkout" ]; then
     PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check -e ".${extras}"
     echo "$stamp" > "$stamp_file"
 fi
@@ -124,4 +128,6 @@ install_generated() {  # MODULE DEST
 install_generated softena.cli.manpage /usr/local/share/man/man8/softena.8
 install_generated softena.cli.completion /usr/share/bash-completion/completions/softena
 
-echo "softena installed: $(softena --help >/dev/null && command -v softena)"
+# The installed command must run from anywhere; a failure here fails the install.
+(cd / && softena --help >/dev/null)
+echo "softena installed: $(command -v softena)"
