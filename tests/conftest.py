@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import pathlib
@@ -164,6 +165,49 @@ def softena_up():
 
 
 E2E_DIR = pathlib.Path(__file__).resolve().parent / "e2e"
+
+# Two test runs on one machine would bring up the same sft* names and see each
+# other's devices in their snapshots; a run that brings up devices waits for
+# the other to finish, and says so, rather than failing on what the other made.
+RUN_LOCK = "/run/lock/softena-tests.lock"
+RUN_LOCK_WAIT_S = 45 * 60
+_RUN_LOCK_KEY = pytest.StashKey[object]()
+
+
+def _needs_devices(item: pytest.Item) -> bool:
+    return E2E_DIR in item.path.resolve().parents or "softena_up" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Hold the machine-wide test lock for the session if any test brings up devices."""
+    if os.geteuid() != 0 or not any(_needs_devices(item) for item in session.items):
+        return
+    os.makedirs(os.path.dirname(RUN_LOCK), exist_ok=True)
+    lock = open(RUN_LOCK, "a+")  # noqa: SIM115 - held open until the process exits
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "?"
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = f"another softena test run holds {RUN_LOCK} (pid {holder} took it last); waiting for it"
+        if reporter:  # capture hides print() here
+            reporter.write_line(message)
+        deadline = time.monotonic() + RUN_LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.exit(f"{RUN_LOCK} still held by pid {holder} after {RUN_LOCK_WAIT_S} s", returncode=3)
+                time.sleep(1)
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    session.config.stash[_RUN_LOCK_KEY] = lock
+
 
 
 # Only the end-to-end tests need root; the C vector tests run as anyone. A
