@@ -35,6 +35,7 @@ from pyroute2.netlink.generic import AsyncGenericNetlinkSocket, GenericNetlinkSo
 from pyroute2.netlink.marshal import Marshal
 
 from softena.netdev.spec import ATTR_SETS, NETDEV, AttrSet, Op, nested_set
+from softena.netns import socket_in
 
 SOL_NETLINK = 270
 NETLINK_ADD_MEMBERSHIP = 1
@@ -311,12 +312,17 @@ def _finish_extack(err: NlError, op: Op, request: bytes) -> None:
 class NetdevGenl:
     """A socket on the kernel's netdev family: do(), dump(), and notifications().
 
-    With NETNS, the socket is made in that named network namespace (pyroute2
-    forks a child there; a name that does not exist is an error, never made)
-    and speaks of its devices; it keeps the namespace alive while open."""
+    With NETNS, the socket is made in that named network namespace (from a
+    thread there, softena.netns: no fork; a name that does not exist is an
+    error, never made) and speaks of its devices; it keeps the namespace alive
+    while open."""
 
     def __init__(self, netns: str | None = None) -> None:
-        self.sock = _Socket(ext_ack=True, strict_check=True, netns=netns, flags=0)
+        if netns is None:
+            self.sock = _Socket(ext_ack=True, strict_check=True)
+        else:
+            made = socket_in(netns, socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_GENERIC)
+            self.sock = _Socket(ext_ack=True, strict_check=True, fileno=made.detach())
         try:
             self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
             self.sock.bind(NETDEV.name, MESSAGES["dev"])

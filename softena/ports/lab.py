@@ -13,10 +13,11 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from pyroute2 import IPRoute, NetNS, netns
+from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from softena.errors import SoftenaError
+from softena.netns import iproute_in
 from softena.ports.link import queues_in_use
 
 IFA_F_NODAD = 0x02  # addresses usable at once: the lab has no duplicates
@@ -78,7 +79,7 @@ def create_netns(names: LabNames) -> None:
     if ns_exists(names.netns):
         raise SoftenaError(f"{names.dev}: namespace {names.netns} already exists")
     netns.create(names.netns)
-    with NetNS(names.netns) as ns:
+    with iproute_in(names.netns) as ns:
         ns.link("set", index=link_index(ns, "lo"), state="up")
 
 
@@ -164,7 +165,7 @@ def configure_peer(names: LabNames, checksum_offload: bool = False, receive: str
     offloaded frames would reach AF_XDP with incomplete checksums, which a
     real cable never carries. A tap wire carries vnet headers and keeps it.
     """
-    with NetNS(names.netns) as ns:
+    with iproute_in(names.netns) as ns:
         index = link_index(ns, PEER_IFNAME)
         ns.addr("add", index=index, address=names.peer_v4, prefixlen=V4_PREFIX)
         ns.addr("add", index=index, address=names.peer_v6, prefixlen=V6_PREFIX, flags=IFA_F_NODAD)
@@ -234,7 +235,7 @@ def give_peer_napi_threads(names: LabNames) -> None:
 
 def peer_ifindex(names: LabNames) -> int:
     """The ifindex of the peer's eth0 in its namespace."""
-    with NetNS(names.netns) as ns:
+    with iproute_in(names.netns) as ns:
         index = link_index(ns, PEER_IFNAME)
     if index is None:
         raise SoftenaError(f"{names.dev}: the lab peer has no {PEER_IFNAME}")
@@ -243,7 +244,7 @@ def peer_ifindex(names: LabNames) -> int:
 
 def set_peer_state(names: LabNames, state: str) -> None:
     """Set the peer's eth0 up or down."""
-    with NetNS(names.netns) as ns:
+    with iproute_in(names.netns) as ns:
         ns.link("set", index=link_index(ns, PEER_IFNAME), state=state)
 
 
@@ -252,7 +253,7 @@ def set_mtu(names: LabNames, wire: str | None, mtu: int) -> None:
     if wire is not None:
         with IPRoute() as ipr:
             ipr.link("set", index=link_index(ipr, wire), mtu=mtu)
-    with NetNS(names.netns) as ns:
+    with iproute_in(names.netns) as ns:
         ns.link("set", index=link_index(ns, PEER_IFNAME), mtu=mtu)
 
 
@@ -268,7 +269,7 @@ def move_to_peer(names: LabNames, ifname: str) -> None:
     """Move a host interface (a tap wire) into the peer namespace as eth0."""
     with IPRoute() as ipr:
         ipr.link("set", index=link_index(ipr, ifname), net_ns_fd=names.netns)
-    with NetNS(names.netns) as ns:
+    with iproute_in(names.netns) as ns:
         ns.link("set", index=link_index(ns, ifname), ifname=PEER_IFNAME)
 
 

@@ -27,8 +27,8 @@ from typing import Callable
 
 from pyroute2.netlink import NLM_F_REQUEST
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-from pyroute2.netns import create_socket
 
+from softena.netns import socket_in
 from softena.threads import NamedThread, Readable
 
 IFF_UP = 0x1
@@ -67,8 +67,9 @@ class LinkWatch(NamedThread):
         if netns is None:
             self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
                                        socket.NETLINK_ROUTE)
-        else:  # flags=0: a namespace that is gone is an error, never created anew
-            self._sock = create_socket(netns, socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE, flags=0)
+        else:  # a namespace that is gone is an error, never created anew
+            self._sock = socket_in(netns, socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                                   socket.NETLINK_ROUTE)
         self._sock.bind((0, RTMGRP_LINK))
         if multicast:
             for group in (RTNLGRP_IPV4_MCADDR, RTNLGRP_IPV6_MCADDR):

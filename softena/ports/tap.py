@@ -11,13 +11,12 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
-import threading
 
-import pyroute2.netns
 from pyroute2 import IPRoute
 from pyroute2.ethtool import Ethtool
 
 from softena.errors import SoftenaError
+from softena.netns import run_in
 
 TUN_PATH = "/dev/net/tun"
 
@@ -92,22 +91,11 @@ def resize_queues(name: str, fds: list[int], count: int, offloads: int, netns: s
 
 
 def open_queues_in(netns: str, name: str, count: int, offloads: int, napi: bool = False) -> list[int]:
-    """open_queues() from inside namespace NETNS, on a thread of its own (setns moves only the caller)."""
-    result: list = []
-
-    def opener() -> None:
-        try:
-            pyroute2.netns.setns(netns, flags=0)
-            result.append(open_queues(name, count, offloads, napi))
-        except (OSError, SoftenaError) as exc:
-            result.append(exc)
-
-    thread = threading.Thread(target=opener, name=f"softena/{name}-tapns")
-    thread.start()
-    thread.join()
-    if isinstance(result[0], Exception):
-        raise SoftenaError(f"{netns}/{name}: cannot attach to the tap: {result[0]}") from result[0]
-    return result[0]
+    """open_queues() from inside namespace NETNS, on a thread there (softena.netns)."""
+    try:
+        return run_in(netns, lambda: open_queues(name, count, offloads, napi), name=f"softena/{name}-tapns")
+    except (OSError, SoftenaError) as exc:
+        raise SoftenaError(f"{netns}/{name}: cannot attach to the tap: {exc}") from exc
 
 
 def set_link(ifname: str, **attrs) -> None:
