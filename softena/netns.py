@@ -1,14 +1,15 @@
 """Work inside a named network namespace without forking the device process.
 
 pyroute2 makes a socket in another namespace by forking a child there and
-receiving the socket back. A fork of the device process write-protects every
-page it has (the UMEM, the rings, the workers' stacks and buffers) for as
-long as the child lives, and each page a worker then writes costs it a page
-fault: a stream starting on the lab wire, which opens the peer's netdev
-socket, stalled the workers for some 16 ms and overflowed the host tap's
-queue (1,750 frames dropped at 100,000 a second). setns(2) moves only the
-thread that calls it, so a short-lived thread enters the namespace, does the
-work there, and ends; the sockets it made stay in that namespace.
+receiving the socket back. The fork of a process this size, and the child
+interpreter that enters the namespace and exits, take a CPU from the queue
+workers: a stream starting on the lab wire, which opens the peer's netdev
+socket, kept a worker from the host tap for some 16 ms, and the tap's queue
+overflowed (1,750 frames dropped at 100,000 a second). setns(2) moves only
+the thread that calls it, so a short-lived thread enters the namespace, does
+the work there, and ends; the sockets it made stay in that namespace.
+(Creating the namespace still forks, in pyroute2, at bring-up, before any
+worker runs.)
 """
 
 from __future__ import annotations
