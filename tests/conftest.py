@@ -184,30 +184,28 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     os.makedirs(os.path.dirname(RUN_LOCK), exist_ok=True)
     lock = open(RUN_LOCK, "a+")  # noqa: SIM115 - held open until the process exits
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        holder = lock.read().strip() or "?"
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        message = f"another softena test run holds {RUN_LOCK} (pid {holder} took it last); waiting for it"
-        if reporter:  # capture hides print() here
-            reporter.write_line(message)
-        deadline = time.monotonic() + RUN_LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.exit(f"{RUN_LOCK} still held by pid {holder} after {RUN_LOCK_WAIT_S} s", returncode=3)
-                time.sleep(1)
+    deadline = time.monotonic() + RUN_LOCK_WAIT_S
+    holder = None  # set once we have said that we wait
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if holder is None:
+                lock.seek(0)
+                holder = lock.read().strip() or "?"
+                reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+                if reporter:  # capture hides print() here
+                    reporter.write_line(f"another softena test run holds {RUN_LOCK} "
+                                        f"(pid {holder} took it last); waiting for it")
+            if time.monotonic() > deadline:
+                pytest.exit(f"{RUN_LOCK} still held by pid {holder} after {RUN_LOCK_WAIT_S} s", returncode=3)
+            time.sleep(1)
     lock.seek(0)
     lock.truncate()
     lock.write(f"{os.getpid()}\n")
     lock.flush()
     session.config.stash[_RUN_LOCK_KEY] = lock
-
 
 
 # Only the end-to-end tests need root; the C vector tests run as anyone. A
