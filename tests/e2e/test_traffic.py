@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 from conftest import Snapshot, device_status, run, wait_for
+from forks import forks_of
 from iperf import gbits, iperf3, iperf3_running
 from rss_ref import spreading_port_base
 
@@ -322,14 +323,17 @@ def test_peer_napi_adaptive_moderates_a_stream_and_not_a_ping(softena_up) -> Non
     assert merging_during(dev, 2) >= 4
 
 
-def test_a_flow_that_turns_the_peers_moderation_on_loses_no_frame(softena_up, tmp_path) -> None:
+def test_a_flow_that_turns_the_peers_moderation_on_forks_nothing(softena_up, tmp_path) -> None:
     """Moderating the lab peer takes a socket in its namespace. Made by a fork
     of the device process, as pyroute2 makes one, the fork and its child took
     a CPU from the workers for some 16 ms, and a flow of 100,000 small frames
-    a second, which turns moderation on, lost up to 1.5% of them at the host
-    tap, whose queue overflowed (tests/control/test_netns.py checks that no
-    fork is left). The bench's generator and counter (sendmmsg, recvmmsg)
-    leave the workers their CPUs, so only the device can lose frames here."""
+    a second, which turns moderation on, lost up to 1,500 of 200,000 at the
+    host tap, whose queue overflowed. The device process must fork nothing
+    while the flow turns moderation on, counted in the kernel. Its loss is
+    held only to a collapse's bound: on a shared machine the hypervisor takes
+    CPU time too (5-35% stolen in flows like this one) and up to 4% were lost
+    to that with no fork. The bench's generator and counter (sendmmsg,
+    recvmmsg) leave the workers their CPUs."""
     udpgen = str(tmp_path / "udpgen")
     run(["gcc", "-O2", "-o", udpgen, str(BENCH_C / "udpgen.c")], check=True)
     dev = softena_up("sft0", "--queues", "2")
@@ -343,25 +347,28 @@ def test_a_flow_that_turns_the_peers_moderation_on_loses_no_frame(softena_up, tm
                                 stdout=subprocess.PIPE, text=True)
     sender = None
     try:
-        assert receiver.stdout.readline().strip() == "ready"
-        # 18-byte payloads (64-byte frames with the FCS), 100,000 a second for 2 s.
-        sender = subprocess.Popen([udpgen, "send", dev.peer_v4, "9", "18", "2", "100000"],
-                                  stdout=subprocess.PIPE, text=True)
-        # Asked of the kernel from here: a `softena status` process a poll would
-        # take a CPU from the flow.
-        wait_for(lambda: peer_moderation(dev.netns) == [(1, 50000), (1, 50000)], within=1.5,
-                 what="the peer moderated under the flow")
-        sent = json.loads(sender.communicate(timeout=15)[0])
-        got = json.loads(receiver.communicate(timeout=15)[0].strip().splitlines()[-1])
+        with forks_of(dev.pid) as forks:
+            assert receiver.stdout.readline().strip() == "ready"
+            # 18-byte payloads (64-byte frames with the FCS), 100,000 a second for 2 s.
+            sender = subprocess.Popen([udpgen, "send", dev.peer_v4, "9", "18", "2", "100000"],
+                                      stdout=subprocess.PIPE, text=True)
+            # Asked of the kernel from here: a `softena status` process a poll would
+            # take a CPU from the flow.
+            wait_for(lambda: peer_moderation(dev.netns) == [(1, 50000), (1, 50000)], within=1.5,
+                     what="the peer moderated under the flow")
+            sent = json.loads(sender.communicate(timeout=15)[0])
+            got = json.loads(receiver.communicate(timeout=15)[0].strip().splitlines()[-1])
+            assert forks.value == 0, f"the device process forked {forks.value} times under the flow"
     finally:
         for proc in (sender, receiver):
             if proc:
                 proc.kill()
                 proc.wait(timeout=10)
     assert sent["sent"] > 150_000, sent
-    # With the fork, up to 1,500 were lost here (not in every run); without, none in 13 runs.
-    assert tap_dropped() - before <= 280, f"{tap_dropped() - before} of {sent['sent']} dropped at the host tap"
-    assert got["received"] >= sent["sent"] - 280, (sent, got)
+    collapse = sent["sent"] // 10
+    dropped = tap_dropped() - before
+    assert dropped < collapse, f"{dropped} of {sent['sent']} dropped at the host tap"
+    assert got["received"] > sent["sent"] - collapse, (sent, got)
 
 
 def test_host_napi_threaded_receives_in_the_taps_own_threads(softena_up) -> None:

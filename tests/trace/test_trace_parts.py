@@ -16,7 +16,7 @@ from softena.trace import btf, symbols
 from softena.trace.tracer import DropKey, Interface
 
 FIELDS = (("sk_buff", "dev"), ("net_device", "ifindex"), ("net_device", "nd_net.net"), ("net", "ns.inum"),
-          ("sk_buff", "skb_iif"))
+          ("sk_buff", "skb_iif"), ("task_struct", "tgid"))
 
 
 @pytest.mark.skipif(not os.path.exists(btf.VMLINUX), reason="the kernel has no BTF")
