@@ -41,6 +41,7 @@ from typing import Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import cost  # noqa: E402
 import latency  # noqa: E402
 import placement  # noqa: E402
 import smallframes  # noqa: E402
@@ -203,7 +204,7 @@ def run_once(args: argparse.Namespace, iperf3_tool: dict) -> tuple[int, dict]:
     Status is 0, 2 when the bench could not run or clean up, 130 when
     interrupted; the verdicts are in the result.
     """
-    started = time.monotonic()
+    started, stolen = time.monotonic(), cost.stolen_cpu()
     lab = Lab(softena_cmd=args.softena, queues=args.queues)
     notes: list[str] = []
     tools = []
@@ -319,7 +320,8 @@ def run_once(args: argparse.Namespace, iperf3_tool: dict) -> tuple[int, dict]:
                    "cpus": os.cpu_count(), "cpu_model": cpu_model(), "kernel": os.uname().release,
                    **host_tcp(), "iperf3": iperf3_tool,
                    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                   "elapsed_s": round(time.monotonic() - started, 1)},
+                   "elapsed_s": round(time.monotonic() - started, 1),
+                   "stolen_pct": cost.stolen_pct(stolen, cost.stolen_cpu(), time.monotonic() - started)},
         "paths": {p.name: p.description + (f" [{runner.device_info[p.name]['mode']}]"
                                            if p.name in runner.device_info else "")
                   for p in plan.paths.values() if p.name in used_paths},

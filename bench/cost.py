@@ -149,6 +149,30 @@ def used(a: CpuSnapshot, b: CpuSnapshot) -> CpuUse:
     return CpuUse(b.when - a.when, proc, workers)
 
 
+def stolen_cpu(stat: str = "/proc/stat") -> float | None:
+    """CPU seconds the hypervisor has taken from this guest's CPUs since boot
+    (the steal column of /proc/stat's "cpu" line, all CPUs together).
+
+    On a shared machine another guest's load takes time from both sides of a
+    comparison alike only if it is steady; the bench records how much each
+    run lost, so a round that lost more is seen as such.
+    """
+    try:
+        with open(stat) as f:
+            fields = f.readline().split()
+        return int(fields[8]) / CLK_TCK if fields[0] == "cpu" else None
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def stolen_pct(before: float | None, after: float | None, wall: float, cpus: int | None = None) -> float | None:
+    """The share of all CPUs' time stolen between two stolen_cpu() readings WALL s apart, in %."""
+    cpus = cpus or os.cpu_count() or 1
+    if before is None or after is None or wall <= 0:
+        return None
+    return 100.0 * (after - before) / (wall * cpus)
+
+
 def rss_bytes(pid: int | None) -> int | None:
     """Resident set size of PID."""
     if pid is None:

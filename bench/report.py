@@ -133,6 +133,9 @@ def print_report(result: dict, use_rich: bool) -> None:
     if "tcp_congestion_control" in cfg:  # results saved before it was recorded lack it
         print(f"  host TCP: congestion control {cfg['tcp_congestion_control']}, "
               f"default qdisc {cfg['default_qdisc']}")
+    if cfg.get("stolen_pct") is not None:  # likewise; None where /proc/stat has no steal column
+        print(f"  hypervisor: {cfg['stolen_pct']:.1f}% of the CPUs' time stolen during the run "
+              "(/proc/stat steal; per run in the throughput table)")
     if "iperf3" in cfg:  # likewise
         tool = cfg["iperf3"]
         streams = "a thread per -P stream" if tool["threads_per_stream"] else "every -P stream in one thread"
@@ -166,10 +169,12 @@ def print_report(result: dict, use_rich: bool) -> None:
             workers = " ".join(f"{k}={v:.3f}" for k, v in per.items() if k != "process" and v is not None)
             body.append((r["path"], r["test"], _num(r["gbps"]),
                          _num(r.get("device_cpu_pct"), ".0f") if "device_cpu_pct" in r else "-",
-                         _num(per.get("process"), ".3f") if per else "-", workers or "-"))
-        table("Throughput (iperf3 TCP, median over rounds) and device cost: CPU seconds per Gbit carried",
-              ("path", "test", "Gbit/s", "device CPU %", "CPU s/Gbit", "per worker (and host NAPI) CPU s/Gbit"),
-              body, {2, 3, 4}, use_rich)
+                         _num(per.get("process"), ".3f") if per else "-", workers or "-",
+                         _num(r.get("stolen_pct"), ".1f")))
+        table("Throughput (iperf3 TCP, median over rounds) and device cost: CPU seconds per Gbit carried; "
+              "stolen: the share of the CPUs' time the hypervisor took during the runs",
+              ("path", "test", "Gbit/s", "device CPU %", "CPU s/Gbit", "per worker (and host NAPI) CPU s/Gbit",
+               "stolen %"), body, {2, 3, 4, 6}, use_rich)
 
     lat = result.get("latency", [])
     if lat:

@@ -68,6 +68,7 @@ class Sample:
     gbps: float | None
     error: str | None = None
     cpu: cost.CpuUse | None = None
+    stolen_pct: float | None = None  # of all CPUs' time, by the hypervisor, during the run
 
 
 @dataclass
@@ -275,6 +276,7 @@ class Runner:
         import time
         error = ""
         for attempt in range(1 + self.retries):
+            stolen, started = cost.stolen_cpu(), time.monotonic()
             try:
                 gbps, cpu = self.once(path, test)
             except BenchError as exc:
@@ -284,12 +286,16 @@ class Runner:
                     self.lab.softena_down()  # up failed half way; if down fails too, the bench stops
                 time.sleep(self.pause)
                 continue
-            extra = ""
+            lost = cost.stolen_pct(stolen, cost.stolen_cpu(), time.monotonic() - started)
+            extra = []
             if cpu is not None and cpu.process_pct is not None:
-                extra = f"  (device {cpu.process_pct:.0f}% of a core)"
-            log(f"round {rnd + 1}: {path.name:<18} {test.name:<16} {gbps:7.2f} Gbit/s{extra}")
+                extra.append(f"device {cpu.process_pct:.0f}% of a core")
+            if lost is not None:
+                extra.append(f"{lost:.0f}% stolen")
+            log(f"round {rnd + 1}: {path.name:<18} {test.name:<16} {gbps:7.2f} Gbit/s"
+                + (f"  ({'; '.join(extra)})" if extra else ""))
             time.sleep(self.pause)
-            return Sample(path.name, test.name, rnd, gbps, cpu=cpu)
+            return Sample(path.name, test.name, rnd, gbps, cpu=cpu, stolen_pct=lost)
         return Sample(path.name, test.name, rnd, None, error=error)
 
 
@@ -314,6 +320,8 @@ def summarize(plan: Plan, samples: list[Sample]) -> tuple[list[dict], list[dict]
                                                                    list(plan.tests).index(kv[0][1]))):
         row: dict = {"path": pname, "test": tname, "gbps": med(pname, tname),
                      "samples_gbps": [mine[r].gbps for r in sorted(mine)],
+                     "stolen_pct": _med([mine[r].stolen_pct for r in sorted(mine)]),
+                     "samples_stolen_pct": [mine[r].stolen_pct for r in sorted(mine)],
                      "errors": [mine[r].error for r in sorted(mine) if mine[r].error]}
         # Each round's CPU with that round's throughput (a round without either is left out).
         measured = [(s.cpu, s.gbps) for s in (mine[r] for r in sorted(mine)) if s.cpu is not None and s.gbps]

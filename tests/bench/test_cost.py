@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -56,3 +57,24 @@ def test_a_process_that_is_gone_reads_none() -> None:
     pid = int(child.stdout)
     assert cost.process_cpu(pid) is None and cost.thread_cpu(f"/proc/{pid}") is None
     assert cost.snapshot(pid).process is None
+
+
+def test_stolen_cpu_reads_the_steal_column_of_proc_stat(tmp_path: pathlib.Path) -> None:
+    """The eighth time of /proc/stat's "cpu" line (steal), in seconds; this machine's own reads too."""
+    cost = cost_module()
+    stat = tmp_path / "stat"
+    ticks = os.sysconf("SC_CLK_TCK")
+    stat.write_text(f"cpu  10 0 20 300 4 0 1 {5 * ticks} 0 0\ncpu0 5 0 10 150 2 0 1 {2 * ticks} 0 0\n")
+    assert cost.stolen_cpu(str(stat)) == 5.0
+    stat.write_text("intr 1 2 3\n")
+    assert cost.stolen_cpu(str(stat)) is None
+    assert cost.stolen_cpu(str(tmp_path / "missing")) is None
+    now = cost.stolen_cpu()
+    assert now is not None and now >= 0
+
+
+def test_stolen_pct_is_a_share_of_every_cpus_time() -> None:
+    cost = cost_module()
+    assert cost.stolen_pct(10.0, 11.0, wall=5.0, cpus=2) == 10.0  # 1 s of 10 CPU-seconds
+    assert cost.stolen_pct(None, 11.0, wall=5.0, cpus=2) is None
+    assert cost.stolen_pct(10.0, 11.0, wall=0.0, cpus=2) is None

@@ -209,6 +209,27 @@ def test_cost_pairs_each_rounds_cpu_with_that_rounds_throughput() -> None:
     assert row["device_cpu_pct"] == 75.0  # the median of 50% and 100%
 
 
+def test_each_throughput_row_keeps_what_the_hypervisor_stole_in_its_rounds(tmp_path: pathlib.Path) -> None:
+    """A row's stolen share is the median of its rounds', each round's kept; the report shows it
+    beside the run's whole share in its header."""
+    throughput = bench_module("throughput")
+    plan = throughput.make_plan(4, True, [])
+    samples = [throughput.Sample("veth@1500", "1 stream tx", r, 15.0, stolen_pct=pct)
+               for r, pct in enumerate((2.0, 30.0, 4.0))]
+    rows, _ = throughput.summarize(plan, samples)
+    row = next(r for r in rows if r["path"] == "veth@1500")
+    assert row["stolen_pct"] == 4.0 and row["samples_stolen_pct"] == [2.0, 30.0, 4.0]
+    saved = tmp_path / "result.json"
+    saved.write_text(json.dumps({"config": {**BASE, "stolen_pct": 7.25}, "complete": True, "rows": [],
+                                 "throughput": rows}))
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "compare.py"), "--report", str(saved)],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert "  hypervisor: 7.2% of the CPUs' time stolen during the run" in proc.stdout
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("veth@1500"))
+    assert line.split()[-1] == "4.0"
+
+
 def test_the_bench_moderates_veth_as_softena_moderates_its_lab_peer() -> None:
     """(b)+coalesced is (b) given the lab peer's receive; the bench names the value itself."""
     from softena.ports.lab import PEER_RX_USECS
