@@ -29,12 +29,14 @@ def bench_module(name: str) -> types.ModuleType:
         sys.path.remove(str(ROOT / "bench"))
 
 
-def report(tmp_path: pathlib.Path, config: dict, rows: list[dict] | None = None) -> str:
-    """bench/compare.py --report on a saved result with CONFIG and ROWS (judged, as the bench saves them)."""
+def report(tmp_path: pathlib.Path, config: dict, rows: list[dict] | None = None,
+           throughput: list[dict] | None = None) -> str:
+    """bench/compare.py --report on a saved result with CONFIG, ROWS (judged, as the bench saves them)
+    and the THROUGHPUT table's rows."""
     rows = rows or []
     bench_module("report").judge(rows)
     saved = tmp_path / "result.json"
-    saved.write_text(json.dumps({"config": config, "complete": True, "rows": rows}))
+    saved.write_text(json.dumps({"config": config, "complete": True, "rows": rows, "throughput": throughput or []}))
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "compare.py"), "--report", str(saved)],
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
@@ -219,14 +221,9 @@ def test_each_throughput_row_keeps_what_the_hypervisor_stole_in_its_rounds(tmp_p
     rows, _ = throughput.summarize(plan, samples)
     row = next(r for r in rows if r["path"] == "veth@1500")
     assert row["stolen_pct"] == 4.0 and row["samples_stolen_pct"] == [2.0, 30.0, 4.0]
-    saved = tmp_path / "result.json"
-    saved.write_text(json.dumps({"config": {**BASE, "stolen_pct": 7.25}, "complete": True, "rows": [],
-                                 "throughput": rows}))
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "compare.py"), "--report", str(saved)],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0, proc.stderr
-    assert "  hypervisor: 7.2% of the CPUs' time stolen during the run" in proc.stdout
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("veth@1500"))
+    out = report(tmp_path, {**BASE, "stolen_pct": 7.25}, throughput=rows)
+    assert "  hypervisor: 7.2% of the CPUs' time stolen during the run" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("veth@1500"))
     assert line.split()[-1] == "4.0"
 
 
