@@ -8,7 +8,9 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
 import time
+import types
 from dataclasses import dataclass
 
 import pytest
@@ -27,6 +29,18 @@ def run(argv: list[str], timeout: float = 60, check: bool = False) -> subprocess
     if check and proc.returncode:
         raise AssertionError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc
+
+
+BENCH = pathlib.Path(__file__).resolve().parents[1] / "bench"
+
+
+def bench_module(name: str) -> types.ModuleType:
+    """Import bench/NAME.py as the bench itself runs it (its folder first on sys.path)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(BENCH))
 
 
 # Tests name their devices sft*; snapshots look only at those, so a softena

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import types
 
+from conftest import bench_module
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # Burns CPU in a thread that exits and in the main thread, prints what the
@@ -27,11 +29,7 @@ sys.stdin.read()
 
 
 def cost_module() -> types.ModuleType:
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        return __import__("cost")
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    return bench_module("cost")
 
 
 def test_process_and_thread_cpu_match_the_process_own_clocks() -> None:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from test_report import bench_module
+from conftest import bench_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "instructions.py"

@@ -9,24 +9,15 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import types
 
 import pytest
+from conftest import bench_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def read_sysctl(path: str) -> str:
     return pathlib.Path(path).read_text().strip()
-
-
-def bench_module(name: str) -> types.ModuleType:
-    """Import bench/NAME.py as the bench itself runs it (its folder first on sys.path)."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        return __import__(name)
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
 
 
 def report(tmp_path: pathlib.Path, config: dict, rows: list[dict] | None = None,

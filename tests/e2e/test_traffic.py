@@ -8,7 +8,7 @@ import pathlib
 import subprocess
 
 import pytest
-from conftest import Snapshot, device_status, run, wait_for
+from conftest import Snapshot, bench_module, device_status, run, wait_for
 from forks import forks_of
 from iperf import gbits, iperf3, iperf3_running
 from rss_ref import spreading_port_base
@@ -53,24 +53,34 @@ def peer_rx_packets(netns: str) -> int:
     return entry[0]["stats64"]["rx"]["packets"]
 
 
-def dropped_outside_the_device(dev) -> int:
-    """Frames the host's tap queue or the veth cable dropped: the kernel's, not softena's."""
-    return (kernel_counters(dev.name)["tx"]["dropped"] + kernel_counters(dev.status["wire-ifname"])["tx"]["dropped"])
+def dropped_outside_the_device(dev) -> tuple[int, int]:
+    """Frames the host's tap queue and the veth cable dropped: the kernel's, not softena's."""
+    return kernel_counters(dev.name)["tx"]["dropped"], kernel_counters(dev.status["wire-ifname"])["tx"]["dropped"]
 
 
 def test_iperf3_udp_at_one_gigabit_reaches_the_peer_without_device_drops(softena_up) -> None:
     dev = softena_up("sft0", "--queues", "2")
-    wire_before, ours_before, kernel_before = peer_rx_packets(dev.netns), dev.queue_totals(), \
+    stolen_cpu = bench_module("cost").stolen_cpu
+    wire_before, ours_before, (tap_before, cable_before) = peer_rx_packets(dev.netns), dev.queue_totals(), \
         dropped_outside_the_device(dev)
+    stolen_before = stolen_cpu() or 0.0
     result = iperf3(dev.netns, dev.peer_v4, "-u", "-b", "1G", "-l", "1200")
-    wire_after, ours_after = peer_rx_packets(dev.netns), dev.queue_totals()
-    kernel_dropped = dropped_outside_the_device(dev) - kernel_before
-    # Loss at the receiving socket is the peer's on this small machine; when
-    # the machine is loaded, the host's tap queue may overflow before softena
-    # reads it, as a NIC's queue would. Every datagram is accounted for, and
-    # softena itself lost none of those it took.
-    assert wire_after - wire_before + kernel_dropped >= result["end"]["sum"]["packets"]
-    assert kernel_dropped <= result["end"]["sum"]["packets"] // 100
+    stolen = (stolen_cpu() or 0.0) - stolen_before
+    wire_after, ours_after, (tap_after, cable_after) = peer_rx_packets(dev.netns), dev.queue_totals(), \
+        dropped_outside_the_device(dev)
+    sent, seconds = result["end"]["sum"]["packets"], result["end"]["sum"]["seconds"]
+    kernel_dropped = tap_after - tap_before + cable_after - cable_before
+    # Loss at the receiving socket is the peer's on this small machine. The
+    # host's tap queue (txqueuelen frames, 10 ms at this rate) overflows when
+    # softena's worker does not run for longer, as a NIC's ring would: every
+    # datagram is accounted for, and softena itself lost none of those it took.
+    assert wire_after - wire_before + kernel_dropped >= sent
+    # Beyond 1%, only what the datagrams sent while the hypervisor held a
+    # CPU can explain (CI once lost 3% of them on this shared guest).
+    explained = sent // 100 + int(sent / seconds * stolen)
+    assert kernel_dropped <= explained, \
+        f"{tap_after - tap_before} dropped at the tap, {cable_after - cable_before} on the cable, of {sent} " \
+        f"in {seconds:.1f} s with {stolen:.2f} CPU-s stolen"
     for counter in ("tx-hw-drops", "tx-hw-drop-errors", "rx-hw-drops"):
         # Nor any at bring-up: the wire's link rises once every queue has its socket.
         assert ours_before[counter] == 0, f"{counter} at bring-up"
